@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from merging import __version__
-from merging.cli import analyze
+from merging.cli import analyze, merge
 
-SUBCOMMANDS = (analyze,)
+SUBCOMMANDS = (analyze, merge)
 
 DESCRIPTION = """\
 paretomerge: multi-objective alignment of language models by combining models.
@@ -27,6 +27,8 @@ examples:
   paretomerge analyze studies/examples/soups_sweep.csv \\
       --objectives helpfulness:max,harmlessness:max,verbosity:min
   paretomerge analyze results.jsonl --objectives helpfulness:max,verbosity:min --json
+  paretomerge merge --base ./base --expert helpful=./helpful --expert harmless=./harmless \\
+      --family interpolation --weights 0.7,0.3 --out merged/
 
 Run 'paretomerge COMMAND --help' for the options and examples of each command."""
 
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(handler(args) or 0)
-    except (UsageError, ValueError, KeyError, FileNotFoundError, IsADirectoryError) as err:
+    except (UsageError, ValueError, KeyError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"paretomerge {args.command}: error: {message}", file=sys.stderr)
         return 2

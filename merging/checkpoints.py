@@ -1,0 +1,417 @@
+"""Checkpoints on disk and the ExpertSet: a base plus named experts that share its architecture.
+
+A checkpoint is *inspected* first (config, tensor names, shapes and dtypes read from file
+headers, tokenizer vocabulary) so that every disagreement between the experts and the base is
+reported in one error before any tensor is loaded. Three kinds are read:
+
+* Hugging Face folders: ``config.json`` with ``model.safetensors``, sharded safetensors with
+  ``model.safetensors.index.json``, or ``pytorch_model.bin``;
+* PEFT LoRA adapter folders (``adapter_config.json``): the expert's task vector is the full
+  delta ``B @ A * scale`` of every adapted weight (never A and B averaged separately), plus
+  ``modules_to_save`` weights minus the base;
+* GGUF files, dequantised through ``transformers`` (needs the ``gguf`` package).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from merging.errors import CheckpointError, ExpertMismatchError
+
+HF, LORA, GGUF = "hf", "lora", "gguf"
+MAX_LISTED_PER_EXPERT = 12
+_TORCH_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint, inspected from its headers; tensors are read only on demand."""
+
+    name: str
+    path: Path
+    kind: str
+    config: object | None
+    tensors: dict[str, TensorSpec]
+    """Full weights (``hf``, ``gguf``) or the weights an adapter changes (``lora``)."""
+    vocab: dict[str, int] | None = None
+    """Tokenizer vocabulary (token -> id, added tokens included), when the folder has one."""
+    lora: dict | None = None
+    """``adapter_config.json`` of a LoRA adapter."""
+    _files: dict[str, Path] = field(default_factory=dict, repr=False)
+    _loaded: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def architecture(self) -> str | None:
+        archs = getattr(self.config, "architectures", None) or []
+        return archs[0] if archs else None
+
+    @property
+    def vocab_size(self) -> int | None:
+        return getattr(self.config, "vocab_size", None)
+
+    def read(self, name: str) -> torch.Tensor:
+        """One tensor of an ``hf`` or ``gguf`` checkpoint, as stored."""
+        if self._loaded is not None:
+            return self._loaded[name]
+        path = self._files[name]
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return f.get_tensor(name)
+        return _torch_load(path)[name]
+
+
+def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def _safetensors_specs(paths: list[Path]) -> tuple[dict[str, TensorSpec], dict[str, Path]]:
+    from safetensors import safe_open
+
+    specs, files = {}, {}
+    for p in paths:
+        with safe_open(str(p), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                sl = f.get_slice(key)
+                specs[key] = TensorSpec(tuple(sl.get_shape()), _TORCH_DTYPES[sl.get_dtype()])
+                files[key] = p
+    return specs, files
+
+
+def _weight_files(folder: Path, stem: str) -> list[Path]:
+    """The safetensors (or .bin) files of a folder, following a shard index when present."""
+    for suffix in (".safetensors", ".bin"):
+        index = folder / f"{stem}{suffix}.index.json"
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            missing = [s for s in shards if not (folder / s).is_file()]
+            if missing:
+                raise CheckpointError(f"{folder}: shard index names missing files {missing}")
+            return [folder / s for s in shards]
+        single = folder / f"{stem}{suffix}"
+        if single.is_file():
+            return [single]
+    return []
+
+
+def _read_vocab(folder: Path, gguf_file: str | None = None) -> dict[str, int] | None:
+    tok_json = folder / "tokenizer.json"
+    if gguf_file is None and tok_json.is_file():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(tok_json)).get_vocab(with_added_tokens=True)
+    if gguf_file is not None or (folder / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
+        except (OSError, ValueError):
+            return None
+        return dict(tok.get_vocab())
+    return None
+
+
+def _needs_remote_code(config_dict: dict) -> bool:
+    return bool(config_dict.get("auto_map"))
+
+
+def _load_config(folder: Path, trust_remote_code: bool):
+    from transformers import AutoConfig
+
+    raw = json.loads((folder / "config.json").read_text())
+    if _needs_remote_code(raw) and not trust_remote_code:
+        raise CheckpointError(
+            f"{folder}: this model's config asks to run code from the checkpoint (auto_map); "
+            "refusing. Pass trust_remote_code=True (--trust-remote-code) if you trust it"
+        )
+    return AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+
+
+def inspect_checkpoint(
+    name: str, path: str | Path, *, trust_remote_code: bool = False
+) -> Checkpoint:
+    """Read what a checkpoint holds without loading its tensors (GGUF files are loaded)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"{name}: {p} does not exist")
+    if p.is_file() and p.suffix == ".gguf":
+        return _inspect_gguf(name, p, trust_remote_code)
+    if not p.is_dir():
+        raise CheckpointError(
+            f"{name}: {p} is neither a folder (Hugging Face model or LoRA adapter) nor a .gguf file"
+        )
+    if (p / "adapter_config.json").is_file():
+        return _inspect_lora(name, p)
+    if not (p / "config.json").is_file():
+        raise CheckpointError(
+            f"{name}: {p} has no config.json (Hugging Face model) or adapter_config.json "
+            "(LoRA adapter)"
+        )
+    config = _load_config(p, trust_remote_code)
+    files = _weight_files(p, "model") or _weight_files(p, "pytorch_model")
+    if not files:
+        raise CheckpointError(
+            f"{name}: {p} has no model.safetensors, sharded safetensors or pytorch_model.bin"
+        )
+    if files[0].suffix == ".safetensors":
+        specs, where = _safetensors_specs(files)
+    else:
+        specs, where = {}, {}
+        for f in files:
+            for key, t in _torch_load(f).items():
+                specs[key] = TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."))
+                where[key] = f
+    return Checkpoint(name, p, HF, config, specs, _read_vocab(p), _files=where)
+
+
+def _inspect_gguf(name: str, p: Path, trust_remote_code: bool) -> Checkpoint:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(str(p.parent), gguf_file=p.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(p.parent), gguf_file=p.name, dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
+        )  # fmt: skip
+    except ImportError as err:
+        raise CheckpointError(f"{name}: reading GGUF needs the gguf package ({err})") from None
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    specs = {
+        k: TensorSpec(tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()
+    }
+    ckpt = Checkpoint(name, p, GGUF, config, specs, _read_vocab(p.parent, p.name))
+    ckpt._loaded = state
+    return ckpt
+
+
+_LORA_KEY = re.compile(
+    r"^(?:base_model\.model\.)?(?P<module>.+?)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.weight)?$"
+)
+
+
+def _inspect_lora(name: str, p: Path) -> Checkpoint:
+    cfg = json.loads((p / "adapter_config.json").read_text())
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise CheckpointError(
+            f"{name}: {p} is a {cfg.get('peft_type')} adapter; only LoRA is supported"
+        )
+    for flag in ("use_dora", "lora_bias"):
+        if cfg.get(flag):
+            raise CheckpointError(
+                f"{name}: {p} uses {flag}, which has no plain weight delta; not supported"
+            )
+    files = _weight_files(p, "adapter_model")
+    if not files:
+        raise CheckpointError(f"{name}: {p} has no adapter_model.safetensors or adapter_model.bin")
+    if files[0].suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        raw = load_file(str(files[0]))
+    else:
+        raw = _torch_load(files[0])
+    ckpt = Checkpoint(name, p, LORA, None, {}, _read_vocab(p), lora=cfg)
+    ckpt._loaded = raw
+    for module, parts in _lora_modules(raw).items():
+        if "A" not in parts or "B" not in parts:
+            raise CheckpointError(f"{name}: {p} has lora_A or lora_B missing for {module}")
+        a, b = parts["A"], parts["B"]
+        shape = (b.shape[0], a.shape[1])
+        if parts["embedding"] or cfg.get("fan_in_fan_out"):
+            shape = shape[::-1]
+        ckpt.tensors[f"{module}.weight"] = TensorSpec(shape, "lora")
+    for key, tensor in raw.items():
+        if not _LORA_KEY.match(key):  # modules_to_save: full replacement weights
+            target = _saved_module_name(key)
+            ckpt.tensors[target] = TensorSpec(
+                tuple(tensor.shape), str(tensor.dtype).removeprefix("torch.")
+            )
+    return ckpt
+
+
+def _saved_module_name(key: str) -> str:
+    key = key.removeprefix("base_model.model.")
+    return re.sub(r"\.modules_to_save(\.[^.]+)?", "", key)
+
+
+def _lora_modules(raw: Mapping[str, torch.Tensor]) -> dict[str, dict]:
+    modules: dict[str, dict] = {}
+    for key, tensor in raw.items():
+        m = _LORA_KEY.match(key)
+        if not m:
+            continue
+        entry = modules.setdefault(m["module"], {"embedding": False})
+        entry[m["part"][-1]] = tensor
+        entry["embedding"] = entry["embedding"] or "embedding" in m["part"]
+    return modules
+
+
+def _pattern_value(patterns: Mapping[str, float], module: str, default: float) -> float:
+    for pattern, value in patterns.items():
+        if re.match(rf"^(.*\.)?{pattern}$", module):
+            return value
+    return default
+
+
+def lora_deltas(ckpt: Checkpoint, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(weight name, full delta)`` of every weight a LoRA adapter changes, in float32.
+
+    ``delta = B @ A * scale`` with ``scale = lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA, per
+    module ``rank_pattern``/``alpha_pattern`` honoured), transposed for embeddings and for
+    ``fan_in_fan_out`` layers (GPT-2's Conv1D). ``modules_to_save`` weights give
+    ``saved - base``; ``base_tensor(name)`` returns the base weight.
+    """
+    if ckpt.lora is None or ckpt._loaded is None:
+        raise ValueError(f"{ckpt.name}: not a LoRA adapter")
+    cfg = ckpt.lora
+    for module, parts in _lora_modules(ckpt._loaded).items():
+        a, b = parts["A"].float(), parts["B"].float()
+        r = a.shape[0]
+        alpha = _pattern_value(cfg.get("alpha_pattern") or {}, module, cfg.get("lora_alpha", r))
+        scale = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
+        delta = (b @ a) * scale
+        if parts["embedding"] or cfg.get("fan_in_fan_out"):
+            delta = delta.T
+        yield f"{module}.weight", delta
+    for key, tensor in ckpt._loaded.items():
+        if not _LORA_KEY.match(key):
+            target = _saved_module_name(key)
+            yield target, tensor.float() - base_tensor(target).float()
+
+
+def content_hash(ckpt: Checkpoint) -> str:
+    """sha256 over the checkpoint's weight files (or loaded tensors), for provenance."""
+    h = hashlib.sha256()
+    files = sorted(set(ckpt._files.values())) or sorted(
+        f for f in ckpt.path.glob("*") if f.suffix in {".safetensors", ".bin", ".gguf"}
+    )
+    if ckpt.path.is_file():
+        files = [ckpt.path]
+    for f in files:
+        with open(f, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+class ExpertSet:
+    """A base checkpoint plus named experts that share its architecture.
+
+    Build it with :meth:`from_paths`; construction checks everything that can be checked
+    without loading tensors and raises :class:`ExpertMismatchError` listing every difference.
+    """
+
+    def __init__(self, base: Checkpoint, experts: Mapping[str, Checkpoint]):
+        if base.kind == LORA:
+            raise CheckpointError(f"the base {base.path} is a LoRA adapter; give a full model")
+        if len(experts) < 1:
+            raise ValueError("an ExpertSet needs at least one expert")
+        self.base = base
+        self.experts = dict(experts)
+        self.validate()
+
+    @classmethod
+    def from_paths(
+        cls,
+        base: str | Path,
+        experts: Mapping[str, str | Path],
+        *,
+        trust_remote_code: bool = False,
+    ) -> ExpertSet:
+        """Inspect ``base`` and each ``name -> path`` expert, then validate them together."""
+        bad = [n for n in experts if not re.fullmatch(r"[A-Za-z0-9_.-]+", n)]
+        if bad:
+            raise ValueError(f"expert names must be letters, digits, '_', '-' or '.'; got {bad}")
+        b = inspect_checkpoint("base", base, trust_remote_code=trust_remote_code)
+        es = {
+            n: inspect_checkpoint(n, p, trust_remote_code=trust_remote_code)
+            for n, p in experts.items()
+        }
+        return cls(b, es)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.experts)
+
+    @property
+    def config(self):
+        return self.base.config
+
+    def validate(self) -> None:
+        """Raise :class:`ExpertMismatchError` naming every difference from the base."""
+        diffs: list[str] = []
+        for name, expert in self.experts.items():
+            diffs.extend(self._differences(f"expert {name!r}", expert))
+        if diffs:
+            raise ExpertMismatchError(str(self.base.path), diffs)
+
+    def _differences(self, who: str, e: Checkpoint) -> list[str]:
+        base = self.base
+        found: list[str] = []
+        if e.kind != LORA:
+            if e.architecture != base.architecture:
+                found.append(f"{who}: architecture {e.architecture}, expected {base.architecture}")
+            if e.vocab_size != base.vocab_size:
+                found.append(f"{who}: vocabulary size {e.vocab_size}, expected {base.vocab_size}")
+        if e.vocab is not None and base.vocab is not None and e.vocab != base.vocab:
+            changed = len(set(e.vocab.items()) ^ set(base.vocab.items()))
+            found.append(
+                f"{who}: tokenizer vocabulary differs from the base "
+                f"({len(e.vocab)} vs {len(base.vocab)} tokens, {changed} entries differ)"
+            )
+        tensors = []
+        for key, spec in e.tensors.items():
+            want = base.tensors.get(key)
+            if want is None:
+                tensors.append(f"{who}: tensor {key} is not in the base")
+            elif spec.shape != want.shape:
+                tensors.append(f"{who}: tensor {key} has shape {spec.shape}, expected {want.shape}")
+            elif e.kind != LORA and spec.dtype != want.dtype:
+                tensors.append(f"{who}: tensor {key} has dtype {spec.dtype}, expected {want.dtype}")
+        if e.kind != LORA:
+            tensors.extend(
+                f"{who}: tensor {key} is missing" for key in base.tensors if key not in e.tensors
+            )
+        if len(tensors) > MAX_LISTED_PER_EXPERT:
+            extra = len(tensors) - MAX_LISTED_PER_EXPERT
+            tensors = [
+                *tensors[:MAX_LISTED_PER_EXPERT],
+                f"{who}: ... and {extra} more tensor differences",
+            ]
+        return found + tensors
+
+    def expert_deltas(self, name: str, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(tensor name, theta_expert - theta_base)`` in float32, one tensor at a time.
+
+        For a LoRA expert only the adapted weights are yielded (the rest of its delta is 0).
+        Raises :class:`CheckpointError` on NaN or Inf.
+        """
+        e = self.experts[name]
+        if e.kind == LORA:
+            pairs = lora_deltas(e, base_tensor)
+        else:
+            pairs = ((k, e.read(k).float() - base_tensor(k).float()) for k in e.tensors)
+        for key, delta in pairs:
+            if not torch.isfinite(delta).all():
+                bad = int((~torch.isfinite(delta)).sum())
+                raise CheckpointError(
+                    f"expert {name!r}: tensor {key} has {bad} NaN or Inf value(s)"
+                )
+            yield key, delta

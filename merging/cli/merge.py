@@ -1,0 +1,123 @@
+"""``paretomerge merge``: merge experts for one preference and write a Hugging Face folder."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "Merge experts with one family and weight vector; write a loadable Hugging Face folder."
+
+EPILOG = """\
+weights:
+  interpolation, slerp       one weight per expert, on the simplex (they sum to 1)
+  layerwise                  one group per block, groups separated by ';'
+  task_arithmetic, ties,     one weight per expert (scaling coefficients, not normalised)
+  dare_ties
+
+examples:
+  paretomerge merge --base ./base --expert helpful=./helpful --expert harmless=./harmless \\
+      --family interpolation --weights 0.7,0.3 --out merged/
+  paretomerge merge --base ./base --expert helpful=./helpful --expert harmless=./harmless \\
+      --family layerwise --blocks 3 --weights "0.9,0.1;0.5,0.5;0.1,0.9" --out merged/
+  paretomerge merge --base ./base --expert a=./lora_a --expert b=./lora_b \\
+      --family ties --weights 0.6,0.4 --density 0.5 --out merged/"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge", help=HELP, description=HELP, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--base", required=True, help="base model: Hugging Face folder or .gguf file")
+    p.add_argument(
+        "--expert", action="append", required=True, metavar="NAME=PATH",
+        help="an expert (Hugging Face folder, LoRA adapter folder or .gguf); repeat per expert",
+    )  # fmt: skip
+    p.add_argument(
+        "--family", default="interpolation", help="merge family (default: interpolation)"
+    )
+    p.add_argument("--weights", required=True, help="weights, see below")
+    p.add_argument(
+        "--blocks", type=int, help="layerwise: number of blocks (default: from --weights)"
+    )
+    p.add_argument(
+        "--density", type=float, help="ties, dare_ties: fraction of each task vector kept"
+    )
+    p.add_argument(
+        "--scale", type=float, help="task_arithmetic, ties, dare_ties: lambda (default 1)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="dare_ties: seed of the random masks")
+    p.add_argument("--out", required=True, help="output folder (must be empty or absent)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow checkpoints that run their own code (off by default)")  # fmt: skip
+    p.set_defaults(handler=run, command="merge")
+
+
+def parse_experts(items: list[str]) -> dict[str, str]:
+    experts: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--expert {item!r} must be written NAME=PATH")
+        if name in experts:
+            raise ValueError(f"--expert {name!r} is given twice")
+        experts[name] = path
+    return experts
+
+
+def parse_weights(text: str) -> list[list[float]]:
+    groups = []
+    for group in text.split(";"):
+        try:
+            groups.append([float(v) for v in group.split(",") if v.strip()])
+        except ValueError:
+            raise ValueError(f"--weights {text!r}: every weight must be a number") from None
+    return groups
+
+
+def run(args: argparse.Namespace) -> int:
+    from merging.families import get_family, make_family
+
+    experts = parse_experts(args.expert)
+    groups = parse_weights(args.weights)
+    family_cls = get_family(args.family)
+    settings = {}
+    if args.family == "layerwise":
+        blocks = args.blocks or len(groups)
+        if len(groups) != blocks:
+            raise ValueError(f"--weights has {len(groups)} group(s) for --blocks {blocks}")
+        settings["blocks"] = blocks
+        x = groups
+    else:
+        if len(groups) != 1:
+            raise ValueError("--weights: ';' separates blocks, which only layerwise has")
+        x = groups[0]
+        if args.blocks is not None:
+            raise ValueError("--blocks applies to the layerwise family only")
+    for option in ("density", "scale"):
+        value = getattr(args, option)
+        if value is not None:
+            if option not in family_cls.settings():
+                raise ValueError(f"--{option} does not apply to the {args.family} family")
+            settings[option] = value
+    family = make_family(args.family, list(experts), **settings)
+    recipe = family.recipe(x)
+    if args.seed:
+        recipe = recipe.model_copy(update={"seed": args.seed})
+
+    from merging.checkpoints import ExpertSet
+    from merging.resident import ResidentMerger
+    from merging.save import prepare_output, save_merged
+
+    prepare_output(args.out, force=args.force)
+    print(f"checking {len(experts)} expert(s) against the base ...", flush=True)
+    expert_set = ExpertSet.from_paths(args.base, experts, trust_remote_code=args.trust_remote_code)
+    print("loading the base and the task vectors ...", flush=True)
+    merger = ResidentMerger(
+        expert_set, device=args.device, trust_remote_code=args.trust_remote_code
+    )
+    family.apply(recipe, merger)
+    out = save_merged(merger, args.out, recipe=recipe, force=args.force)
+    print(f"wrote {out} ({args.family}, weights {args.weights})")
+    return 0
