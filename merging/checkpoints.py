@@ -193,6 +193,8 @@ def _inspect_gguf(name: str, p: Path, trust_remote_code: bool) -> Checkpoint:
         )  # fmt: skip
     except ImportError as err:
         raise CheckpointError(f"{name}: reading GGUF needs the gguf package ({err})") from None
+    if not getattr(config, "architectures", None):
+        config.architectures = [type(model).__name__]
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     specs = {
         k: TensorSpec(tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (must be empty or absent)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--dtype", default="auto",
+                   help="resident dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, "
+                   "bfloat16, float16")  # fmt: skip
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow checkpoints that run their own code (off by default)")  # fmt: skip
     p.set_defaults(handler=run, command="merge")

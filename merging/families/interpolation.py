@@ -23,8 +23,7 @@ class Interpolation(Family):
 
     @staticmethod
     def apply(recipe: MergeRecipe, merger) -> None:
-        # sum_i w_i theta_i = theta_base + sum_i w_i delta_i, because sum_i w_i = 1
-        merger.set_linear(recipe.weights, base_weight=1.0)
+        merger.set_linear(recipe.weights)
 
     @staticmethod
     def mergekit_config(

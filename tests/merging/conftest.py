@@ -105,3 +105,73 @@ def run_mergekit(config: dict, out: Path) -> dict[str, torch.Tensor]:
     run_merge(cfg, str(out), MergeOptions(device="cpu", copy_tokenizer=False,
                                           write_model_card=False, quiet=True))  # fmt: skip
     return read_folder(out)
+
+
+def write_llama_gguf(folder: Path, out: Path) -> Path:
+    """Write the tiny Llama in ``folder`` as a float32 GGUF file, the way llama.cpp does.
+
+    Query and key weights are permuted as llama.cpp's converter permutes them (transformers
+    undoes it on loading); the vocabulary is the tiny word-level one.
+    """
+    import gguf
+    import numpy as np
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(folder)
+    tensors = read_folder(folder)
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+
+    def permute(w: np.ndarray, n_head: int) -> np.ndarray:
+        return (
+            w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+            .swapaxes(1, 2)
+            .reshape(w.shape)
+        )
+
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_name("tiny-llama")
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_rope_dimension_count(cfg.hidden_size // heads)
+    writer.add_rope_freq_base(float(getattr(cfg, "rope_theta", 10000.0) or 10000.0))
+    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    writer.add_vocab_size(cfg.vocab_size)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(["<pad>", "<s>", "</s>", "<unk>"]
+                          + [f"w{i}" for i in range(4, cfg.vocab_size)])  # fmt: skip
+    writer.add_token_scores([0.0] * cfg.vocab_size)
+    writer.add_token_types([3, 3, 3, 2] + [1] * (cfg.vocab_size - 4))
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    names = {
+        "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+        "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    }  # fmt: skip
+    for key, value in tensors.items():
+        w = value.float().numpy()
+        if key == "model.embed_tokens.weight":
+            name = "token_embd.weight"
+        elif key == "model.norm.weight":
+            name = "output_norm.weight"
+        elif key == "lm_head.weight":
+            name = "output.weight"
+        else:
+            _, _, layer, rest = key.split(".", 3)
+            module = rest.removesuffix(".weight")
+            name = f"blk.{layer}.{names[module]}.weight"
+            if module == "self_attn.q_proj":
+                w = permute(w, heads)
+            elif module == "self_attn.k_proj":
+                w = permute(w, kv_heads)
+        writer.add_tensor(name, np.ascontiguousarray(w))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out

@@ -168,3 +168,22 @@ def test_bad_paths_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"no config\.json"):
         inspect_checkpoint("x", tmp_path / "empty")
+
+
+def test_gguf_experts_and_base_read_through_transformers(model_zoo, tmp_path):
+    from tests.merging.conftest import write_llama_gguf
+
+    base, experts = model_zoo("llama", 2)
+    gguf_expert = write_llama_gguf(experts["e1"], tmp_path / "e1.gguf")
+    gguf_base = write_llama_gguf(base, tmp_path / "base.gguf")
+    ckpt = inspect_checkpoint("e1", gguf_expert)
+    assert ckpt.kind == "gguf"
+    assert ckpt.architecture == "LlamaForCausalLM"
+    reference = ResidentMerger(ExpertSet.from_paths(base, experts), device="cpu")
+    for b, e1 in ((base, gguf_expert), (gguf_base, experts["e1"]), (gguf_base, gguf_expert)):
+        merger = ResidentMerger(ExpertSet.from_paths(b, {"e0": experts["e0"], "e1": e1}),
+                                device="cpu")  # fmt: skip
+        merger.set_linear([0.25, 0.75])
+        reference.set_linear([0.25, 0.75])
+        for name, value in reference.state_dict().items():
+            torch.testing.assert_close(merger.state_dict()[name], value, atol=1e-6, rtol=0)

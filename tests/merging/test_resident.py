@@ -78,3 +78,22 @@ def test_one_hundred_merges_leave_memory_flat(wide):
     model_bytes = wide.numel * 4
     assert wide.flat.data_ptr() == ptr
     assert growth < 0.2 * model_bytes, f"RSS grew {growth / 2**20:.1f} MiB over 100 merges"
+
+
+def test_linear_with_a_base_weight_is_task_arithmetic(model_zoo):
+    from merging.families import make_family
+
+    base, experts = model_zoo("llama", 3)
+    merger = ResidentMerger(ExpertSet.from_paths(base, experts), device="cpu")
+    w, lam = np.array([0.3, 0.9, 0.5]), 0.8
+    ta = make_family("task_arithmetic", list(experts), scale=lam)
+    ta.apply(ta.recipe(w), merger)  # mergekit's code
+    want = {k: v.clone() for k, v in merger.state_dict().items()}
+    merger.set_linear(lam * w, base_weight=1 - lam * w.sum())
+    for name, value in merger.state_dict().items():
+        torch.testing.assert_close(value, want[name], atol=1e-6, rtol=0)
+    delta = merger.task_vector(2)
+    for name, value in delta.items():
+        torch.testing.assert_close(
+            merger.expert_state(2)[name] - merger.expert_state(0)[name], value
+        )
