@@ -34,11 +34,20 @@ def smollm2_135m_config():
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-        num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-        rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True,
-        architectures=["LlamaForCausalLM"], bos_token_id=1, eos_token_id=2,
-    )  # fmt: skip
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-5,
+        rope_theta=100000.0,
+        tie_word_embeddings=True,
+        architectures=["LlamaForCausalLM"],
+        bos_token_id=1,
+        eos_token_id=2,
+    )
 
 
 def build(root: Path, n: int) -> tuple[Path, dict[str, Path]]:
@@ -98,13 +107,16 @@ def main() -> None:
         root = Path(tmp)
         print(f"building a base and {args.experts} experts (SmolLM2-135M shape, random) ...")
         base, experts = build(root, args.experts)
-        merger = ResidentMerger(ExpertSet.from_paths(base, experts), device=args.device,
-                                dtype=args.dtype)  # fmt: skip
+        merger = ResidentMerger(
+            ExpertSet.from_paths(base, experts), device=args.device, dtype=args.dtype
+        )
         dev = merger.device
         n_params = merger.numel
         elem = merger.stack.element_size()
-        print(f"device {dev}, dtype {merger.dtype}, {n_params / 1e6:.1f}M parameters per model, "
-              f"torch threads {torch.get_num_threads()}")  # fmt: skip
+        print(
+            f"device {dev}, dtype {merger.dtype}, {n_params / 1e6:.1f}M parameters per model, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         rng = np.random.default_rng(0)
         weights = rng.dirichlet(np.ones(args.experts))
         interp = make_family("interpolation", list(experts))
@@ -124,8 +136,10 @@ def main() -> None:
         ]
         if not args.skip_mergekit:
             interp.apply(recipe, merger)
-            mine = {k: v.detach().to("cpu", torch.float32).clone()
-                    for k, v in merger.state_dict().items()}  # fmt: skip
+            mine = {
+                k: v.detach().to("cpu", torch.float32).clone()
+                for k, v in merger.state_dict().items()
+            }
             config = interp.mergekit_config(
                 recipe, str(base), {k: str(v) for k, v in experts.items()}
             )
@@ -141,9 +155,13 @@ def main() -> None:
             from mergekit.merge import MergeOptions, run_merge
 
             start = time.perf_counter()
-            run_merge(MergeConfiguration.model_validate(config), str(root / "mk_api"),
-                      MergeOptions(device="cpu", copy_tokenizer=False, write_model_card=False,
-                                   quiet=True))  # fmt: skip
+            run_merge(
+                MergeConfiguration.model_validate(config),
+                str(root / "mk_api"),
+                MergeOptions(
+                    device="cpu", copy_tokenizer=False, write_model_card=False, quiet=True
+                ),
+            )
             t_api = time.perf_counter() - start
             from safetensors.torch import load_file
 
@@ -151,8 +169,10 @@ def main() -> None:
             for f in (root / "mk_cli").glob("*.safetensors"):
                 theirs.update(load_file(str(f)))
             worst = max(float((mine[k] - theirs[k]).abs().max()) for k in mine if k in theirs)
-            rows += [("mergekit-yaml (CLI, disk to disk)", t_cli),
-                     ("mergekit run_merge (in-process)", t_api)]  # fmt: skip
+            rows += [
+                ("mergekit-yaml (CLI, disk to disk)", t_cli),
+                ("mergekit run_merge (in-process)", t_api),
+            ]
 
         print(f"\n{'what':52s} {'time':>10s} {'vs interpolation':>17s}")
         for what, t in rows:

@@ -29,9 +29,17 @@ from merging.errors import CheckpointError, ExpertMismatchError
 HF, LORA, GGUF = "hf", "lora", "gguf"
 MAX_LISTED_PER_EXPERT = 12
 _TORCH_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
-}  # fmt: skip
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -188,9 +196,11 @@ def _inspect_gguf(name: str, p: Path, trust_remote_code: bool) -> Checkpoint:
     try:
         config = AutoConfig.from_pretrained(str(p.parent), gguf_file=p.name)
         model = AutoModelForCausalLM.from_pretrained(
-            str(p.parent), gguf_file=p.name, dtype=torch.float32,
+            str(p.parent),
+            gguf_file=p.name,
+            dtype=torch.float32,
             trust_remote_code=trust_remote_code,
-        )  # fmt: skip
+        )
     except ImportError as err:
         raise CheckpointError(f"{name}: reading GGUF needs the gguf package ({err})") from None
     if not getattr(config, "architectures", None):

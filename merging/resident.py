@@ -158,8 +158,9 @@ class ResidentMerger:
     def expert_names(self) -> tuple[str, ...]:
         return self.experts.names
 
-    def _combine(self, weights: Sequence[float], base_weight: float, lo: int = 0,
-                 hi: int | None = None) -> None:  # fmt: skip
+    def _combine(
+        self, weights: Sequence[float], base_weight: float, lo: int = 0, hi: int | None = None
+    ) -> None:
         hi = self.numel if hi is None else hi
         first = 1 if base_weight == 0 else 0
         coeffs = list(weights) if first else [base_weight, *weights]

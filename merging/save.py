@@ -32,8 +32,9 @@ def stored_dtype(merger) -> torch.dtype:
     return torch.float32
 
 
-def save_merged(merger, out: str | Path, *, recipe=None, dtype: torch.dtype | None = None,
-                force: bool = False) -> Path:  # fmt: skip
+def save_merged(
+    merger, out: str | Path, *, recipe=None, dtype: torch.dtype | None = None, force: bool = False
+) -> Path:
     """Write the merger's current weights with config, tokenizer and generation config.
 
     The working model's parameters all live in one buffer, so they are copied out (in

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from merging import __version__
-from merging.cli import analyze, merge
+from merging.cli import analyze, evaluate, heads, merge
 
-SUBCOMMANDS = (analyze, merge)
+SUBCOMMANDS = (analyze, merge, evaluate, heads)
 
 DESCRIPTION = """\
 paretomerge: multi-objective alignment of language models by combining models.

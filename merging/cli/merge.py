@@ -24,18 +24,34 @@ examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "merge", help=HELP, description=HELP, epilog=EPILOG,
+        "merge",
+        help=HELP,
+        description=HELP,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    p.add_argument("--base", required=True, help="base model: Hugging Face folder or .gguf file")
+    )
+    add_policy_arguments(p, required=True)
+    p.add_argument("--out", required=True, help="output folder (must be empty or absent)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.set_defaults(handler=run, command="merge")
+
+
+def add_policy_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """The options that say which merged policy: shared by merge and evaluate."""
     p.add_argument(
-        "--expert", action="append", required=True, metavar="NAME=PATH",
+        "--base", required=required, help="base model: Hugging Face folder or .gguf file"
+    )
+    p.add_argument(
+        "--expert",
+        action="append",
+        required=required,
+        metavar="NAME=PATH",
         help="an expert (Hugging Face folder, LoRA adapter folder or .gguf); repeat per expert",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--family", default="interpolation", help="merge family (default: interpolation)"
     )
-    p.add_argument("--weights", required=True, help="weights, see below")
+    p.add_argument("--weights", required=required, help="weights, see below")
     p.add_argument(
         "--blocks", type=int, help="layerwise: number of blocks (default: from --weights)"
     )
@@ -45,16 +61,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scale", type=float, help="task_arithmetic, ties, dare_ties: lambda (default 1)"
     )
-    p.add_argument("--seed", type=int, default=0, help="dare_ties: seed of the random masks")
-    p.add_argument("--out", required=True, help="output folder (must be empty or absent)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--merge-seed", type=int, default=0, help="dare_ties: seed of the random masks")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--dtype", default="auto",
-                   help="resident dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, "
-                   "bfloat16, float16")  # fmt: skip
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow checkpoints that run their own code (off by default)")  # fmt: skip
-    p.set_defaults(handler=run, command="merge")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="resident dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16",
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow checkpoints that run their own code (off by default)",
+    )
 
 
 def parse_experts(items: list[str]) -> dict[str, str]:
@@ -79,10 +97,10 @@ def parse_weights(text: str) -> list[list[float]]:
     return groups
 
 
-def run(args: argparse.Namespace) -> int:
+def recipe_from_args(args: argparse.Namespace, experts: dict[str, str]):
+    """Check the family, weights and settings, and return the MergeRecipe they describe."""
     from merging.families import get_family, make_family
 
-    experts = parse_experts(args.expert)
     groups = parse_weights(args.weights)
     family_cls = get_family(args.family)
     settings = {}
@@ -104,23 +122,28 @@ def run(args: argparse.Namespace) -> int:
             if option not in family_cls.settings():
                 raise ValueError(f"--{option} does not apply to the {args.family} family")
             settings[option] = value
-    family = make_family(args.family, list(experts), **settings)
-    recipe = family.recipe(x)
-    if args.seed:
-        recipe = recipe.model_copy(update={"seed": args.seed})
+    recipe = make_family(args.family, list(experts), **settings).recipe(x)
+    if args.merge_seed:
+        recipe = recipe.model_copy(update={"seed": args.merge_seed})
+    return recipe
 
+
+def run(args: argparse.Namespace) -> int:
     from merging.checkpoints import ExpertSet
+    from merging.families import get_family
     from merging.resident import ResidentMerger
     from merging.save import prepare_output, save_merged
 
+    experts = parse_experts(args.expert)
+    recipe = recipe_from_args(args, experts)
     prepare_output(args.out, force=args.force)
     print(f"checking {len(experts)} expert(s) against the base ...", flush=True)
     expert_set = ExpertSet.from_paths(args.base, experts, trust_remote_code=args.trust_remote_code)
-    print("loading the base and the task vectors ...", flush=True)
+    print("loading the base and the experts ...", flush=True)
     merger = ResidentMerger(
-        expert_set, device=args.device, trust_remote_code=args.trust_remote_code
+        expert_set, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
     )
-    family.apply(recipe, merger)
+    get_family(recipe.family).apply(recipe, merger)
     out = save_merged(merger, args.out, recipe=recipe, force=args.force)
     print(f"wrote {out} ({args.family}, weights {args.weights})")
     return 0

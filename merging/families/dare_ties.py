@@ -23,9 +23,12 @@ class DareTies(MergekitFamily):
     @staticmethod
     def apply(recipe: MergeRecipe, merger) -> None:
         run_per_tensor(
-            merger, "dare_ties", (BASE_ID, *recipe.experts), sparse_parameters(recipe),
+            merger,
+            "dare_ties",
+            (BASE_ID, *recipe.experts),
+            sparse_parameters(recipe),
             seed=recipe.seed,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def mergekit_config(

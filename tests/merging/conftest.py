@@ -16,42 +16,85 @@ def tiny_config(arch: str):
 
     if arch == "llama":
         return LlamaConfig(
-            vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=5,
-            num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
-            architectures=["LlamaForCausalLM"], bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        )  # fmt: skip
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=5,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=False,
+            architectures=["LlamaForCausalLM"],
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
     if arch == "qwen2":
         return Qwen2Config(
-            vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
-            num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
-            architectures=["Qwen2ForCausalLM"], bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        )  # fmt: skip
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=True,
+            architectures=["Qwen2ForCausalLM"],
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
     if arch == "gpt2":
         return GPT2Config(
-            vocab_size=VOCAB, n_embd=32, n_layer=4, n_head=4, n_positions=64,
-            architectures=["GPT2LMHeadModel"], bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        )  # fmt: skip
+            vocab_size=VOCAB,
+            n_embd=32,
+            n_layer=4,
+            n_head=4,
+            n_positions=64,
+            architectures=["GPT2LMHeadModel"],
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
     raise ValueError(arch)
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|> "
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
+)
+
+
 def save_tokenizer(folder: Path, vocab_size: int = VOCAB) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
+    """A word-level tokenizer (``w4`` ... ``wN``) with ChatML-like turn markers."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "<|im_start|>": 4, "<|im_end|>": 5}
     for i in range(len(vocab), vocab_size):
         vocab[f"w{i}"] = i
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens([AddedToken(t, special=True) for t in ("<|im_start|>", "<|im_end|>")])
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
         unk_token="<unk>",
-    )  # fmt: skip
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(folder)
 
 
-def build_model(arch: str, folder: Path, seed: int, *, base: Path | None = None,
-                scale: float = 0.05, config=None):  # fmt: skip
+def build_model(
+    arch: str,
+    folder: Path,
+    seed: int,
+    *,
+    base: Path | None = None,
+    scale: float = 0.05,
+    config=None,
+):
     """A random model saved to ``folder``; with ``base``, the base plus a random change."""
     from transformers import AutoModelForCausalLM
 
@@ -102,8 +145,11 @@ def run_mergekit(config: dict, out: Path) -> dict[str, torch.Tensor]:
     from mergekit.merge import MergeOptions, run_merge
 
     cfg = MergeConfiguration.model_validate(json.loads(json.dumps(config)))
-    run_merge(cfg, str(out), MergeOptions(device="cpu", copy_tokenizer=False,
-                                          write_model_card=False, quiet=True))  # fmt: skip
+    run_merge(
+        cfg,
+        str(out),
+        MergeOptions(device="cpu", copy_tokenizer=False, write_model_card=False, quiet=True),
+    )
     return read_folder(out)
 
 
@@ -141,18 +187,23 @@ def write_llama_gguf(folder: Path, out: Path) -> Path:
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     writer.add_vocab_size(cfg.vocab_size)
     writer.add_tokenizer_model("llama")
-    writer.add_token_list(["<pad>", "<s>", "</s>", "<unk>"]
-                          + [f"w{i}" for i in range(4, cfg.vocab_size)])  # fmt: skip
+    specials = ["<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>"]
+    writer.add_token_list(specials + [f"w{i}" for i in range(len(specials), cfg.vocab_size)])
     writer.add_token_scores([0.0] * cfg.vocab_size)
-    writer.add_token_types([3, 3, 3, 2] + [1] * (cfg.vocab_size - 4))
+    writer.add_token_types([3, 3, 3, 2, 3, 3] + [1] * (cfg.vocab_size - len(specials)))
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     names = {
-        "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-        "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-        "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
-        "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
-    }  # fmt: skip
+        "input_layernorm": "attn_norm",
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "post_attention_layernorm": "ffn_norm",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+    }
     for key, value in tensors.items():
         w = value.float().numpy()
         if key == "model.embed_tokens.weight":

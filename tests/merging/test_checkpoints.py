@@ -24,8 +24,14 @@ def make_lora(base, folder, seed, *, r, arch, **extra):
     targets = ["c_attn", "c_fc"] if arch == "gpt2" else ["q_proj", "v_proj", "up_proj"]
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base)
-    cfg = LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, init_lora_weights=False,
-                     fan_in_fan_out=arch == "gpt2", **extra)  # fmt: skip
+    cfg = LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        target_modules=targets,
+        init_lora_weights=False,
+        fan_in_fan_out=arch == "gpt2",
+        **extra,
+    )
     peft_model = get_peft_model(model, cfg)
     peft_model.save_pretrained(folder / "adapter")
     merged = PeftModel.from_pretrained(
@@ -54,8 +60,9 @@ def test_lora_experts_equal_their_merged_forms(model_zoo, tmp_path, arch):
 
 def test_lora_with_modules_to_save(model_zoo, tmp_path):
     base, _ = model_zoo("llama", 2)
-    adapter, merged = make_lora(base, tmp_path / "a", 3, r=2, arch="llama",
-                                modules_to_save=["lm_head"])  # fmt: skip
+    adapter, merged = make_lora(
+        base, tmp_path / "a", 3, r=2, arch="llama", modules_to_save=["lm_head"]
+    )
     ckpt = inspect_checkpoint("a", adapter)
     assert "lm_head.weight" in ckpt.tensors
     lora = ResidentMerger(ExpertSet.from_paths(base, {"a": adapter}), device="cpu")
@@ -181,8 +188,9 @@ def test_gguf_experts_and_base_read_through_transformers(model_zoo, tmp_path):
     assert ckpt.architecture == "LlamaForCausalLM"
     reference = ResidentMerger(ExpertSet.from_paths(base, experts), device="cpu")
     for b, e1 in ((base, gguf_expert), (gguf_base, experts["e1"]), (gguf_base, gguf_expert)):
-        merger = ResidentMerger(ExpertSet.from_paths(b, {"e0": experts["e0"], "e1": e1}),
-                                device="cpu")  # fmt: skip
+        merger = ResidentMerger(
+            ExpertSet.from_paths(b, {"e0": experts["e0"], "e1": e1}), device="cpu"
+        )
         merger.set_linear([0.25, 0.75])
         reference.set_linear([0.25, 0.75])
         for name, value in reference.state_dict().items():

@@ -22,19 +22,36 @@ def expected_weights(base, experts, family, x, **settings):
     ("arch", "family", "weights", "x", "settings"),
     [
         ("llama", "interpolation", "0.7,0.3", [0.7, 0.3], {}),
-        ("gpt2", "layerwise", "0.9,0.1;0.5,0.5;0.1,0.9",
-         [[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]], {"blocks": 3}),
+        (
+            "gpt2",
+            "layerwise",
+            "0.9,0.1;0.5,0.5;0.1,0.9",
+            [[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]],
+            {"blocks": 3},
+        ),
         ("qwen2", "ties", "0.6,0.4", [0.6, 0.4], {"density": 0.5}),
     ],
-)  # fmt: skip
-def test_merge_writes_a_loadable_folder(model_zoo, tmp_path, capsys, arch, family, weights, x,
-                                        settings):  # fmt: skip
+)
+def test_merge_writes_a_loadable_folder(
+    model_zoo, tmp_path, capsys, arch, family, weights, x, settings
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base, experts = model_zoo(arch, 2)
     out = tmp_path / "merged"
-    argv = ["merge", "--base", str(base), "--family", family, "--weights", weights,
-            "--out", str(out), "--device", "cpu"]  # fmt: skip
+    argv = [
+        "merge",
+        "--base",
+        str(base),
+        "--family",
+        family,
+        "--weights",
+        weights,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     for name, path in experts.items():
         argv += ["--expert", f"{name}={path}"]
     if "density" in settings:
@@ -62,11 +79,13 @@ def test_merge_writes_a_loadable_folder(model_zoo, tmp_path, capsys, arch, famil
         (["--weights", "0.5,0.5", "--family", "soup"], "unknown family 'soup'"),
         (["--weights", "0.5,0.5;0.5,0.5"], "only layerwise has"),
         (["--weights", "0.5,0.5", "--density", "0.3"], "--density does not apply"),
-        (["--weights", "1,0;0,1", "--family", "layerwise", "--blocks", "3"],
-         "2 group(s) for --blocks 3"),
+        (
+            ["--weights", "1,0;0,1", "--family", "layerwise", "--blocks", "3"],
+            "2 group(s) for --blocks 3",
+        ),
         (["--weights", "0.2,0.3,0.5"], "Got 3 weights for 2 experts"),
     ],
-)  # fmt: skip
+)
 def test_merge_bad_input_exits_2_before_loading(model_zoo, tmp_path, capsys, extra, message):
     base, experts = model_zoo("llama", 2)
     argv = ["merge", "--base", str(base), "--out", str(tmp_path / "o"), *extra]

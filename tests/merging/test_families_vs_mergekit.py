@@ -72,8 +72,7 @@ def test_task_arithmetic_equals_mergekit(mergers, tmp_path, arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_ties_equals_mergekit(mergers, tmp_path, arch):
-    merge_and_compare(mergers, tmp_path, arch, "ties", [0.7, 0.4, 0.6, 0.3],
-                      density=(0.1, 0.9))  # fmt: skip
+    merge_and_compare(mergers, tmp_path, arch, "ties", [0.7, 0.4, 0.6, 0.3], density=(0.1, 0.9))
 
 
 def test_slerp_equals_mergekit(mergers, model_zoo, tmp_path):

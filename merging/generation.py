@@ -1,0 +1,129 @@
+"""Batched generation: chat template, left padding, KV cache, fixed seeds, stop at end of turn.
+
+The same model, prompts and settings give the same responses: prompts are sorted by length
+into batches (less padding), every batch reseeds the generator with ``seed + batch index``,
+and the responses are returned in the prompts' order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from merging.data import Prompt
+
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+CPU_BATCH = 16
+GPU_MAX_BATCH = 256
+
+
+class GenerationSettings(BaseModel):
+    """How responses are generated; part of every evaluation's hash."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_new_tokens: int = Field(96, ge=1, le=8192, description="tokens generated per response")
+    do_sample: bool = Field(False, description="sample (True) or decode greedily (False)")
+    temperature: float = Field(0.7, gt=0, description="sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass")
+    seed: int = Field(0, description="seed of the sampler; batch b uses seed + b")
+    batch_size: int | Literal["auto"] = Field("auto", description="prompts per batch, or auto")
+    max_prompt_tokens: int = Field(512, ge=8, description="longer prompts keep their end")
+    system_prompt: str | None = Field(None, description="system message put before each prompt")
+
+
+def render(tokenizer, prompt: Prompt, system_prompt: str | None = None) -> str:
+    """The prompt in the tokenizer's chat template, ready for the assistant's turn."""
+    messages = list(prompt.messages)
+    if system_prompt is not None and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return Prompt(tuple(messages)).text + "\n\nAssistant:"
+
+
+def stop_token_ids(tokenizer, model) -> list[int]:
+    """End-of-sequence and end-of-turn token ids known to the tokenizer."""
+    ids = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, list):
+            ids.update(source)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+    return sorted(ids)
+
+
+def auto_batch_size(
+    model, device: torch.device, n_prompts: int, settings: GenerationSettings
+) -> int:
+    """A batch size that fits: fixed on the CPU, from free memory and the KV cache on CUDA."""
+    if device.type != "cuda":
+        return max(1, min(CPU_BATCH, n_prompts))
+    cfg = model.config
+    layers = getattr(cfg, "num_hidden_layers", 24)
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 16)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    tokens = settings.max_prompt_tokens + settings.max_new_tokens
+    elem = next(model.parameters()).element_size()
+    per_sequence = 2 * layers * kv_heads * head_dim * tokens * elem
+    per_sequence += tokens * cfg.vocab_size * 4 // max(1, tokens)  # logits of the last step
+    free, _ = torch.cuda.mem_get_info(device)
+    fit = int(0.5 * free // max(1, per_sequence))
+    return max(1, min(GPU_MAX_BATCH, fit, n_prompts))
+
+
+@torch.no_grad()
+def generate(
+    model, tokenizer, prompts: Sequence[Prompt], settings: GenerationSettings, *, progress=None
+) -> list[str]:
+    """Responses of ``model`` to ``prompts``, in order (special tokens stripped)."""
+    device = next(model.parameters()).device
+    texts = [render(tokenizer, p, settings.system_prompt) for p in prompts]
+    tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    encoded = [
+        tokenizer(
+            t, add_special_tokens=False, truncation=True, max_length=settings.max_prompt_tokens
+        )["input_ids"]
+        for t in texts
+    ]
+    order = sorted(range(len(texts)), key=lambda i: (len(encoded[i]), i))
+    size = (
+        auto_batch_size(model, device, len(texts), settings)
+        if settings.batch_size == "auto"
+        else int(settings.batch_size)
+    )
+    stops = stop_token_ids(tokenizer, model)
+    responses: list[str | None] = [None] * len(texts)
+    for b, start in enumerate(range(0, len(order), size)):
+        idx = order[start : start + size]
+        batch = tokenizer.pad(
+            {"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt"
+        ).to(device)
+        torch.manual_seed(settings.seed + b)
+        kwargs = {"do_sample": settings.do_sample}
+        if settings.do_sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        out = model.generate(
+            **batch,
+            max_new_tokens=settings.max_new_tokens,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+            use_cache=True,
+            **kwargs,
+        )
+        new = out[:, batch["input_ids"].shape[1] :]
+        for i, row in zip(idx, new, strict=True):
+            responses[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+        if progress is not None:
+            progress(len(idx))
+    return [r or "" for r in responses]

@@ -1,0 +1,51 @@
+"""The RewardHead contract and its registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from merging.data import Prompt
+
+HEAD_KINDS: dict[str, type[RewardHead]] = {}
+
+
+def register(kind: str):
+    """Class decorator: make a head kind available under ``kind``."""
+
+    def wrap(cls):
+        if kind in HEAD_KINDS:
+            raise ValueError(f"reward head {kind!r} is already registered")
+        cls.kind = kind
+        HEAD_KINDS[kind] = cls
+        return cls
+
+    return wrap
+
+
+class RewardHead(ABC):
+    """Maps (prompt, response) pairs to one score each; higher means more of the quality.
+
+    Whether more is better is the objective's sense, not the head's business.
+    """
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
+        """``(n,)`` float scores."""
+
+    @abstractmethod
+    def identity(self) -> dict:
+        """What determines the scores (kind, parameters, file fingerprints): hashed into
+        every evaluation so that a changed head never reuses a cached result."""
+
+    def bind_policy(self, tokenizer) -> None:  # noqa: B027 - optional hook
+        """Called with the evaluated policy's tokenizer before scoring (length heads use it)."""
+
+    def _check(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> None:
+        if len(prompts) != len(responses):
+            raise ValueError(f"Got {len(responses)} responses for {len(prompts)} prompts")

@@ -1,0 +1,59 @@
+"""Verbosity heads: response length in tokens, and distance to a target length."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from merging.data import Prompt
+from merging.heads.base import RewardHead, register
+
+
+def count_tokens(tokenizer, responses: Sequence[str]) -> np.ndarray:
+    """Tokens per response with ``tokenizer`` (whitespace-separated words when None)."""
+    if tokenizer is None:
+        return np.array([len(r.split()) for r in responses], dtype=float)
+    ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"] if responses else []
+    return np.array([len(i) for i in ids], dtype=float)
+
+
+@register("length_tokens")
+class LengthTokens(RewardHead):
+    """Length of the response in the policy's tokens (words until a policy is bound)."""
+
+    def __init__(self, tokenizer=None):
+        self.tokenizer = tokenizer
+
+    def bind_policy(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
+        self._check(prompts, responses)
+        return count_tokens(self.tokenizer, responses)
+
+    def identity(self) -> dict:
+        name = getattr(self.tokenizer, "name_or_path", None) if self.tokenizer else "words"
+        return {"kind": self.kind, "tokenizer": str(name)}
+
+
+@register("target_length")
+class TargetLength(RewardHead):
+    """``|tokens - target|``: how far a response is from a wanted length (minimise it)."""
+
+    def __init__(self, target: float = 100, tokenizer=None):
+        if not target > 0:
+            raise ValueError(f"target_length needs a positive target; got {target}")
+        self.target = float(target)
+        self.tokenizer = tokenizer
+
+    def bind_policy(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
+        self._check(prompts, responses)
+        return np.abs(count_tokens(self.tokenizer, responses) - self.target)
+
+    def identity(self) -> dict:
+        name = getattr(self.tokenizer, "name_or_path", None) if self.tokenizer else "words"
+        return {"kind": self.kind, "target": self.target, "tokenizer": str(name)}

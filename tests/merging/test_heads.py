@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from merging.data import PreferencePair, Prompt
+from merging.heads import BTHead, HFRewardModel, LengthTokens, TargetLength, load_head
+from merging.heads.bt_head import pairwise_accuracy, train_bt_head
+from merging.heads.encoders import CausalLMEncoder, MiniLMEncoder
+from tests.merging.conftest import save_tokenizer
+
+P = Prompt(({"role": "user", "content": "w10 w11"},))
+
+
+def test_length_heads(model_zoo):
+    from transformers import AutoTokenizer
+
+    base, _ = model_zoo("llama", 2)
+    tok = AutoTokenizer.from_pretrained(base)
+    responses = ["w7 w8 w9", "", "w7 <|im_end|> w9 w10"]
+    np.testing.assert_array_equal(LengthTokens().score([P] * 3, responses), [3, 0, 4])
+    head = LengthTokens()
+    head.bind_policy(tok)
+    np.testing.assert_array_equal(head.score([P] * 3, responses), [3, 0, 4])
+    np.testing.assert_array_equal(TargetLength(2).score([P] * 3, responses), [1, 2, 2])
+    assert load_head("target_length:50").target == 50
+    with pytest.raises(ValueError, match="not one of length_tokens, target_length"):
+        load_head("no_such_head")
+    with pytest.raises(ValueError, match="Got 1 responses for 2 prompts"):
+        LengthTokens().score([P, P], ["a"])
+
+
+@pytest.fixture(scope="module")
+def seq_cls(tmp_path_factory):
+    """A tiny random GPT-2 sequence classifier (a stand-in for a reward model)."""
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("rm")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=128, num_labels=1,
+                     pad_token_id=0, architectures=["GPT2ForSequenceClassification"])  # fmt: skip
+    GPT2ForSequenceClassification(cfg).save_pretrained(folder)
+    save_tokenizer(folder)
+    return folder
+
+
+def test_hf_reward_model_scores_like_a_direct_forward(seq_cls):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    head = load_head(str(seq_cls), device="cpu")
+    assert isinstance(head, HFRewardModel)
+    responses = ["w20 w21", "w30", "w40 w41 w42 w43"]
+    scores = head.score([P] * 3, responses)
+    model = AutoModelForSequenceClassification.from_pretrained(seq_cls).eval()
+    tok = AutoTokenizer.from_pretrained(seq_cls)
+    for r, s in zip(responses, scores, strict=True):
+        text = head.text(P, r)
+        assert text.startswith("<|im_start|>user w10 w11<|im_end|>")
+        with torch.no_grad():
+            want = model(**tok(text, return_tensors="pt")).logits[0, 0].item()
+        assert s == pytest.approx(want, abs=1e-5)
+    assert head.identity()["kind"] == "hf_reward_model"
+
+
+def marker_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
+    """Pairs whose chosen response contains the word w50: learnable by any encoder."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        prompt = Prompt(({"role": "user", "content": f"w{10 + i % 40} w{60 + i % 30}"},))
+        words = [f"w{rng.randrange(6, 49)}" for _ in range(rng.randrange(2, 6))]
+        good = " ".join([*words, "w50", "w50"])
+        bad = " ".join([*words, f"w{rng.randrange(6, 49)}"])
+        pairs.append(PreferencePair(prompt, good, bad))
+    return pairs
+
+
+@pytest.mark.parametrize("architecture", ["linear", "mlp"])
+def test_bt_head_learns_and_round_trips(model_zoo, tmp_path, architecture):
+    base, _ = model_zoo("llama", 2)
+    encoder = CausalLMEncoder(base, device="cpu", max_tokens=64)
+    head, metrics = train_bt_head(marker_pairs(240), encoder, architecture=architecture)
+    assert set(metrics) >= {
+        "heldout_accuracy",
+        "length_baseline_accuracy",
+        "train_pairs",
+        "heldout_pairs",
+    }
+    assert metrics["train_pairs"] + metrics["heldout_pairs"] == 240
+    assert metrics["heldout_accuracy"] > 0.9
+    head.save(tmp_path / "head")
+    doc = json.loads((tmp_path / "head" / "head.json").read_text())
+    assert doc["encoder"]["kind"] == "causal_lm"
+    assert doc["metrics"]["heldout_accuracy"] == metrics["heldout_accuracy"]
+    loaded = load_head(str(tmp_path / "head"), device="cpu")
+    assert isinstance(loaded, BTHead)
+    prompts, responses = [P] * 3, ["w7 w50 w50", "w8", "w9 w10"]
+    np.testing.assert_allclose(
+        loaded.score(prompts, responses), head.score(prompts, responses), rtol=1e-5
+    )
+
+
+def test_minilm_encoder_from_its_package():
+    enc = MiniLMEncoder()
+    feats = enc.encode(["a short text", "another, longer text about model merging"])
+    assert feats.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+
+
+def test_pairwise_accuracy_counts_ties_as_half():
+    assert pairwise_accuracy(np.array([1.0, -1.0, 0.0, 2.0])) == pytest.approx(0.625)
