@@ -12,6 +12,7 @@ from pareto.dominance import nondominated_sort, pareto_mask
 from pareto.hypervolume import hypervolume, hypervolume_contributions
 from pareto.igd import igd_plus
 from pareto.reference import DEFAULT_MARGIN, Bounds, ideal_nadir, normalise, reference_point
+from pareto.registry import Registry
 from pareto.spaces import BlockSimplex, Box, SearchSpace, Simplex
 from pareto.summary import FrontSummary, summarize_front
 from pareto.table import ObjectiveSpec, ResultsTable, parse_objectives, read_results
@@ -26,6 +27,7 @@ __all__ = [
     "Box",
     "FrontSummary",
     "ObjectiveSpec",
+    "Registry",
     "ResultsTable",
     "SearchSpace",
     "Simplex",

@@ -9,31 +9,16 @@ from typing import ClassVar
 import numpy as np
 
 from merging.recipe import MergeRecipe
+from pareto.registry import Registry
 from pareto.spaces import SearchSpace
 
-FAMILIES: dict[str, type[Family]] = {}
-
-
-def register(name: str):
-    """Class decorator: make a family available under ``name``."""
-
-    def wrap(cls: type[Family]) -> type[Family]:
-        if name in FAMILIES:
-            raise ValueError(f"family {name!r} is already registered")
-        cls.name = name
-        FAMILIES[name] = cls
-        return cls
-
-    return wrap
+FAMILIES: Registry[Family] = Registry("family")
+register = FAMILIES.register
 
 
 def get_family(name: str) -> type[Family]:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown family {name!r}; known families: {', '.join(sorted(FAMILIES))}"
-        ) from None
+    """The family class registered as ``name`` (``ValueError`` lists the known ones)."""
+    return FAMILIES.get(name)
 
 
 def make_family(name: str, experts: Sequence[str], **settings) -> Family:

@@ -9,21 +9,10 @@ from typing import ClassVar
 import numpy as np
 
 from merging.data import Prompt
+from pareto.registry import Registry
 
-HEAD_KINDS: dict[str, type[RewardHead]] = {}
-
-
-def register(kind: str):
-    """Class decorator: make a head kind available under ``kind``."""
-
-    def wrap(cls):
-        if kind in HEAD_KINDS:
-            raise ValueError(f"reward head {kind!r} is already registered")
-        cls.kind = kind
-        HEAD_KINDS[kind] = cls
-        return cls
-
-    return wrap
+HEAD_KINDS: Registry[RewardHead] = Registry("reward head", attribute="kind")
+register = HEAD_KINDS.register
 
 
 class RewardHead(ABC):

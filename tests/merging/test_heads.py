@@ -113,3 +113,48 @@ def test_minilm_encoder_from_its_package():
 
 def test_pairwise_accuracy_counts_ties_as_half():
     assert pairwise_accuracy(np.array([1.0, -1.0, 0.0, 2.0])) == pytest.approx(0.625)
+
+
+def test_heads_cli_train_and_eval(model_zoo, tmp_path, capsys):
+    from merging.cli import main
+
+    base, _ = model_zoo("llama", 2)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(
+        json.dumps({"prompt": p.prompt.last_user, "chosen": p.chosen, "rejected": p.rejected})
+        for p in marker_pairs(200, seed=3)
+    ))  # fmt: skip
+    out = tmp_path / "head"
+    argv = ["heads", "train", "--data", str(data), "--encoder", str(base), "--out", str(out),
+            "--device", "cpu", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) >= {
+        "heldout_accuracy",
+        "length_baseline_accuracy",
+        "train_pairs",
+        "heldout_pairs",
+    }
+    assert main(argv) == 2  # the folder is not empty any more
+    assert "is not empty" in capsys.readouterr().err
+    argv = [
+        "heads",
+        "eval",
+        "--head",
+        str(out),
+        "--data",
+        str(data),
+        "--split",
+        "heldout",
+        "--json",
+    ]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pairs"] == metrics["heldout_pairs"]
+    assert result["accuracy"] == pytest.approx(metrics["heldout_accuracy"])
+    assert result["ci_low"] <= result["accuracy"] <= result["ci_high"]
+    assert main(["heads", "eval", "--head", "length_tokens", "--data", str(data), "--json"]) == 0
+    by_length = json.loads(capsys.readouterr().out)
+    assert by_length["accuracy"] > 0.9  # chosen responses carry two extra words here
+    assert main(["heads", "eval", "--head", str(out), "--data", str(data)]) == 0
+    assert "use --split heldout" in capsys.readouterr().out
