@@ -14,7 +14,6 @@ reported in one error before any tensor is loaded. Three kinds are read:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -306,21 +305,6 @@ def lora_deltas(ckpt: Checkpoint, base_tensor) -> Iterator[tuple[str, torch.Tens
         if not _LORA_KEY.match(key):
             target = _saved_module_name(key)
             yield target, tensor.float() - base_tensor(target).float()
-
-
-def content_hash(ckpt: Checkpoint) -> str:
-    """sha256 over the checkpoint's weight files (or loaded tensors), for provenance."""
-    h = hashlib.sha256()
-    files = sorted(set(ckpt._files.values())) or sorted(
-        f for f in ckpt.path.glob("*") if f.suffix in {".safetensors", ".bin", ".gguf"}
-    )
-    if ckpt.path.is_file():
-        files = [ckpt.path]
-    for f in files:
-        with open(f, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 class ExpertSet:

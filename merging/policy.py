@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from merging.device import resolve_device, resolve_dtype
-from merging.heads.encoders import fingerprint
+from merging.paths import fingerprint
 
 
 def load_tokenizer(path: str | Path):

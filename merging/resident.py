@@ -37,14 +37,33 @@ def load_base_model(experts: ExpertSet, dtype: torch.dtype, *, trust_remote_code
     base = experts.base
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if base.kind == GGUF:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(base.path.parent), gguf_file=base.path.name, **kwargs
+        model = plain_model(
+            AutoModelForCausalLM.from_pretrained(
+                str(base.path.parent), gguf_file=base.path.name, **kwargs
+            )
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(str(base.path), **kwargs)
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def plain_model(model):
+    """A GGUF-loaded model as an ordinary one (transformers marks it quantised, which forbids
+    ``save_pretrained``): same config and weights, no quantisation record."""
+    from transformers import AutoModelForCausalLM
+
+    if getattr(model, "hf_quantizer", None) is None:
+        return model
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.architectures = [type(model).__name__]
+    fresh = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
+    fresh.load_state_dict(model.state_dict())
+    fresh.generation_config = model.generation_config
+    return fresh.eval()
 
 
 class ResidentMerger:

@@ -21,7 +21,8 @@ import torch
 
 from merging.data import PreferencePair, Prompt, split_of
 from merging.heads.base import RewardHead, register
-from merging.heads.encoders import Encoder, fingerprint, make_encoder, scoring_text
+from merging.heads.encoders import Encoder, make_encoder, scoring_text
+from merging.paths import fingerprint
 
 HEAD_FILE, WEIGHTS_FILE = "head.json", "head.safetensors"
 

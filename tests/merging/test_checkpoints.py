@@ -195,3 +195,19 @@ def test_gguf_experts_and_base_read_through_transformers(model_zoo, tmp_path):
         reference.set_linear([0.25, 0.75])
         for name, value in reference.state_dict().items():
             torch.testing.assert_close(merger.state_dict()[name], value, atol=1e-6, rtol=0)
+
+
+def test_a_merge_over_a_gguf_base_can_be_saved(model_zoo, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from merging.save import save_merged
+    from tests.merging.conftest import write_llama_gguf
+
+    base, experts = model_zoo("llama", 2)
+    gguf_base = write_llama_gguf(base, tmp_path / "base.gguf")
+    merger = ResidentMerger(ExpertSet.from_paths(gguf_base, experts), device="cpu")
+    merger.set_linear([0.5, 0.5])
+    out = save_merged(merger, tmp_path / "out")
+    loaded = dict(AutoModelForCausalLM.from_pretrained(out).named_parameters())
+    for name, value in merger.state_dict().items():
+        torch.testing.assert_close(loaded[name].detach(), value, atol=0, rtol=0)
