@@ -137,16 +137,22 @@ class Evaluator:
         )
 
     def evaluate(
-        self, model, tokenizer, policy_identity: dict, *, progress=None
+        self, model, tokenizer, policy_identity: dict, *, prompt_transform=None, progress=None
     ) -> EvaluationResult:
-        """Generate, score and summarise (or read the cached result)."""
+        """Generate, score and summarise (or read the cached result).
+
+        ``prompt_transform`` rewrites each prompt before generation (rewards-in-context writes
+        the desired scores into it); heads always score against the original prompt, and the
+        transform must be part of ``policy_identity`` (a family's recipe is).
+        """
         key = self.eval_hash(policy_identity, tokenizer)
         path = self.cache_dir / f"{key}.json"
         if self.use_cache and path.is_file():
             result = EvaluationResult.model_validate_json(path.read_text())
             return result.model_copy(update={"cached": True})
         start = time.perf_counter()
-        responses = generate(model, tokenizer, self.prompts, self.settings, progress=progress)
+        shown = [prompt_transform(p) for p in self.prompts] if prompt_transform else self.prompts
+        responses = generate(model, tokenizer, shown, self.settings, progress=progress)
         generated = time.perf_counter()
         scores = {
             o.name: np.asarray(self.heads[o.name].score(self.prompts, responses), dtype=float)

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from merging import __version__
-from merging.cli import analyze, evaluate, heads, merge
+from merging.cli import analyze, evaluate, heads, merge, zoo
 
-SUBCOMMANDS = (analyze, merge, evaluate, heads)
+SUBCOMMANDS = (analyze, merge, evaluate, heads, zoo)
 
 DESCRIPTION = """\
 paretomerge: multi-objective alignment of language models by combining models.

@@ -8,6 +8,7 @@ from merging.families import (  # noqa: F401 - importing registers the families
     dare_ties,
     interpolation,
     layerwise,
+    rewards_in_context,
     slerp,
     task_arithmetic,
     ties,

@@ -89,5 +89,10 @@ class Family(ABC):
     ) -> dict:
         """A mergekit configuration (as a dict for YAML) that reproduces the recipe."""
 
+    @staticmethod
+    def prompt_transform(recipe: MergeRecipe):
+        """A function rewriting each prompt for this recipe, or None (weights-only families)."""
+        return None
+
     def _x(self, x: object) -> np.ndarray:
         return self.space.validate(x)

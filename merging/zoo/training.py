@@ -33,6 +33,14 @@ def _progress_callback(total: int, report: Callable[[int, float], None] | None):
     return Progress()
 
 
+def _quiet(trainer) -> None:
+    """No per-step log dictionaries on stdout: the zoo shows its own progress bar."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+
+
 def _lora(r: int, targets: Sequence[str]):
     from peft import LoraConfig
 
@@ -99,6 +107,7 @@ def train_dpo_expert(
         use_cpu=device == "cpu",
         bf16=False,
         dataloader_num_workers=0,
+        gradient_checkpointing=False,
     )
     trainer = DPOTrainer(
         model=model,
@@ -108,6 +117,7 @@ def train_dpo_expert(
         peft_config=_lora(lora_rank, targets),
         callbacks=[_progress_callback(steps, report)],
     )
+    _quiet(trainer)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -168,6 +178,7 @@ def train_sft_lora(
         bf16=False,
         dataloader_num_workers=0,
         packing=False,
+        gradient_checkpointing=False,
     )
     trainer = SFTTrainer(
         model=model,
@@ -177,6 +188,7 @@ def train_sft_lora(
         peft_config=_lora(lora_rank, LORA_TARGETS),
         callbacks=[_progress_callback(steps, report)],
     )
+    _quiet(trainer)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

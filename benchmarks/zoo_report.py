@@ -1,0 +1,154 @@
+"""Does each zoo expert move its own objective, and does the RiC model follow its conditioning?
+
+    python benchmarks/zoo_report.py [--preset smol] [--zoo DIR] [--data DIR] [--prompts 200]
+                                    [--ric-prompts 100] [--max-new-tokens 96]
+
+Evaluates the base and each expert of a built zoo on held-out prompts (the ``evaluation`` side
+of the prompt-hash split of HH-RLHF helpful-base and harmless-base, half from each), prints
+every objective's mean and standard error, and each expert's per-prompt paired difference from
+the base with its standard error. Then steers the rewards-in-context model through five levels
+of desired verbosity (and, separately, of harmlessness), the other rewards held at 0, and
+prints the measured objective per level with Spearman's rank correlation. Evaluations are
+cached, so a second run prints at once. Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf"
+
+
+def held_out_prompts(data: Path, n: int):
+    from merging.data import read_pairs, select_split
+    from merging.zoo.datasets import HH_FILES
+
+    out = []
+    for key in ("helpful", "harmless"):
+        pairs = select_split(read_pairs(data / HH_FILES[key]), "evaluation")
+        out += [p.prompt for p in pairs][: n // 2]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="smol")
+    parser.add_argument("--zoo", help="zoo folder (default: the user cache)")
+    parser.add_argument("--data", default=str(SHARED))
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--ric-prompts", type=int, default=100)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    from scipy.stats import spearmanr
+
+    from merging.checkpoints import ExpertSet
+    from merging.evaluate import Evaluator, parse_objective
+    from merging.families import make_family
+    from merging.generation import GenerationSettings
+    from merging.paths import fingerprint
+    from merging.policy import load_tokenizer, merged_identity
+    from merging.resident import ResidentMerger
+    from merging.zoo import load_zoo
+
+    zoo = load_zoo(args.preset, args.zoo)
+    objectives = [parse_objective(s) for s in zoo.objective_specs()]
+    names = [o.name for o in objectives]
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    prompts = held_out_prompts(Path(args.data), args.prompts)
+    tok = load_tokenizer(zoo.base)
+    evaluator = Evaluator(prompts, objectives, settings, device=args.device)
+    merger = ResidentMerger(ExpertSet.from_paths(zoo.base, zoo.experts), device=args.device)
+    experts = list(zoo.experts)
+    interp = make_family("interpolation", experts)
+
+    results = {}
+    for label, weights in [("base", None)] + [
+        (e, np.eye(len(experts))[i]) for i, e in enumerate(experts)
+    ]:
+        if weights is None:
+            merger.set_linear([0.0] * len(experts), base_weight=1.0)
+            identity = {
+                "model": "base",
+                "base": fingerprint(Path(zoo.base)),
+                "device": merger.device.type,
+                "dtype": str(merger.dtype),
+            }
+        else:
+            recipe = interp.recipe(weights)
+            interp.apply(recipe, merger)
+            identity = merged_identity(merger, recipe)
+        print(f"evaluating {label} on {len(prompts)} prompts ...", flush=True)
+        results[label] = evaluator.evaluate(merger.model, tok, identity)
+
+    print(f"\n{len(prompts)} held-out prompts, greedy, up to {args.max_new_tokens} new tokens\n")
+    header = (
+        "| policy | "
+        + " | ".join(
+            f"{n} ({'max' if o.sense == 'max' else 'min'})"
+            for n, o in zip(names, objectives, strict=True)
+        )
+        + " |"
+    )
+    print(header)
+    print("|---" * (len(names) + 1) + "|")
+    for label, r in results.items():
+        cells = [f"{r.objectives[n].mean:.3f} ± {r.objectives[n].stderr:.3f}" for n in names]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("\npaired difference from the base (mean ± standard error, z = mean / error)\n")
+    print("| expert | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    base_scores = {n: np.array(results["base"].scores[n]) for n in names}
+    for e in experts:
+        cells = []
+        for n in names:
+            d = np.array(results[e].scores[n]) - base_scores[n]
+            se = d.std(ddof=1) / np.sqrt(len(d))
+            cells.append(f"{d.mean():+.3f} ± {se:.3f} (z {d.mean() / se if se else 0:+.1f})")
+        print(f"| {e} | " + " | ".join(cells) + " |")
+    tokens = {k: r.objectives["verbosity"].mean for k, r in results.items()}
+    if "concise" in tokens:
+        fewer = 100 * (1 - tokens["concise"] / tokens["base"])
+        print(f"\nconcise expert: {fewer:.0f}% fewer tokens than the base")
+
+    if zoo.ric is None:
+        return
+    ric_prompts = (
+        prompts[: args.ric_prompts // 2]
+        + prompts[len(prompts) // 2 : len(prompts) // 2 + args.ric_prompts // 2]
+    )
+    ric_eval = Evaluator(ric_prompts, objectives, settings, device=args.device)
+    ric_merger = ResidentMerger(
+        ExpertSet.from_paths(zoo.base, {"ric": zoo.ric}), device=args.device
+    )
+    ric = make_family("rewards_in_context", names, ric=zoo.ric)
+    for target in ("verbosity", "harmlessness"):
+        i = names.index(target)
+        levels = np.round(np.linspace(ric.low[i], ric.high[i], 5), 1)
+        measured = []
+        for level in levels:
+            desired = [0.0] * len(names)
+            desired[i] = float(level)
+            recipe = ric.recipe(np.clip(desired, ric.low, ric.high))
+            ric.apply(recipe, ric_merger)
+            print(f"RiC: {target} = {level:+.1f} on {len(ric_prompts)} prompts ...", flush=True)
+            r = ric_eval.evaluate(
+                ric_merger.model,
+                tok,
+                merged_identity(ric_merger, recipe),
+                prompt_transform=ric.prompt_transform(recipe),
+            )
+            measured.append(r.objectives[target])
+        rho = spearmanr(levels, [m.mean for m in measured]).statistic
+        print(f"\n| desired {target} | measured {target} |\n|---|---|")
+        for level, m in zip(levels, measured, strict=True):
+            print(f"| {level:+.1f} | {m.mean:.3f} ± {m.stderr:.3f} |")
+        print(f"\nSpearman rank correlation: {rho:.2f}\n")
+
+
+if __name__ == "__main__":
+    main()

