@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,7 +118,9 @@ def _fit_linear(d: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
     model = LogisticRegressionCV(
         Cs=np.logspace(-4, 1, 11), cv=5, fit_intercept=False, max_iter=2000, random_state=seed
     )
-    model.fit(x, y)
+    with warnings.catch_warnings():  # scikit-learn 1.9 warns about attributes we do not use
+        warnings.simplefilter("ignore", FutureWarning)
+        model.fit(x, y)
     return {"w": torch.from_numpy(model.coef_[0].astype(np.float32))}
 
 
