@@ -87,3 +87,21 @@ def test_evaluate_cli_json(model_zoo, tmp_path, capsys, monkeypatch):
     assert main(["evaluate", "--model", str(base), "--prompts", str(prompts), "--objective",
                  "v=length_tokens:min", "--max-new-tokens", "4", "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["objectives"]["v"]["n"] == 6
+
+
+def test_prompt_transform_reaches_generation_but_not_the_heads(policy, tmp_path, monkeypatch):
+    model, tok = policy
+    seen = {}
+
+    def fake_generate(model, tokenizer, prompts, settings, progress=None):
+        seen["prompts"] = [p.last_user for p in prompts]
+        return ["w7 w8"] * len(prompts)
+
+    monkeypatch.setattr(evaluate_module, "generate", fake_generate)
+    ev = Evaluator(PROMPTS[:2], OBJECTIVES, cache_dir=tmp_path)
+    from merging.ric import condition
+
+    ev.evaluate(
+        model, tok, {"m": 1}, prompt_transform=lambda p: condition(p, ["verbosity"], [-1.0])
+    )
+    assert seen["prompts"] == [f"{p.last_user}\n\n<verbosity> -1.0" for p in PROMPTS[:2]]
