@@ -28,6 +28,7 @@ class Preset:
     dpo_steps: int
     dpo_batch: int
     dpo_learning_rate: float
+    concise_learning_rate: float
     dpo_beta: float
     max_length: int
     lora_rank: int
@@ -43,6 +44,7 @@ PRESETS = {
         dpo_steps=18,
         dpo_batch=8,
         dpo_learning_rate=1e-3,
+        concise_learning_rate=3e-4,
         dpo_beta=0.1,
         max_length=192,
         lora_rank=16,
@@ -64,6 +66,7 @@ PRESETS = {
         dpo_steps=6,
         dpo_batch=4,
         dpo_learning_rate=5e-3,
+        concise_learning_rate=5e-3,
         dpo_beta=0.1,
         max_length=64,
         lora_rank=4,
@@ -237,7 +240,7 @@ def build_zoo(
         "harmlessness": steps.run("harmlessness_head", head_step(harmless, encoder)),
     }
 
-    def expert_step(pairs_fn):
+    def expert_step(pairs_fn, learning_rate: float):
         def run(folder: Path, bar) -> dict:
             from merging.zoo.training import train_dpo_expert
 
@@ -251,7 +254,7 @@ def build_zoo(
                 folder,
                 steps=p.dpo_steps,
                 batch_size=p.dpo_batch,
-                learning_rate=p.dpo_learning_rate,
+                learning_rate=learning_rate,
                 beta=p.dpo_beta,
                 max_length=p.max_length,
                 lora_rank=p.lora_rank,
@@ -261,18 +264,38 @@ def build_zoo(
 
         return run
 
+    scores: dict[str, tuple] = {}
+
+    def scored(name: str, pairs: list[PreferencePair]):
+        """The objective head's scores of the pairs, computed once per build."""
+        if name not in scores:
+            from merging.heads import BTHead
+            from merging.zoo.datasets import pair_scores
+
+            scores[name] = pair_scores(pairs, BTHead.load(heads[name], device="cpu"))
+        return scores[name]
+
+    def agreeing(name: str, pairs: list[PreferencePair]):
+        from merging.zoo.datasets import agreeing_pairs
+
+        return lambda: agreeing_pairs(pairs, scored(name, pairs))
+
     def concise() -> list[PreferencePair]:
-        from merging.heads import BTHead
         from merging.zoo.datasets import concise_pairs
 
         if preset == "tiny":
             return _tiny_pairs("concise")
-        return concise_pairs(helpful, BTHead.load(heads["helpfulness"], device="cpu"))
+        return concise_pairs(helpful, scored("helpfulness", helpful))
 
+    lr, concise_lr = p.dpo_learning_rate, p.concise_learning_rate
     experts = {
-        "helpfulness": steps.run("helpfulness_expert", expert_step(lambda: list(helpful))),
-        "harmlessness": steps.run("harmlessness_expert", expert_step(lambda: list(harmless))),
-        "concise": steps.run("concise_expert", expert_step(concise)),
+        "helpfulness": steps.run(
+            "helpfulness_expert", expert_step(agreeing("helpfulness", helpful), lr)
+        ),
+        "harmlessness": steps.run(
+            "harmlessness_expert", expert_step(agreeing("harmlessness", harmless), lr)
+        ),
+        "concise": steps.run("concise_expert", expert_step(concise, concise_lr)),
     }
 
     def ric_step(folder: Path, bar) -> dict:

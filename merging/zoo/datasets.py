@@ -2,6 +2,10 @@
 
 * helpfulness pairs: helpful-base; harmlessness pairs: harmless-base (both: the ``train`` side
   of the prompt-hash split, the last user turn as the prompt, short enough to train on a CPU);
+* an objective's expert trains on the pairs whose human label its reward head agrees with (the
+  head scores the chosen response higher): DPO then moves the policy the way the objective is
+  measured, instead of along whatever else the raw labels carry (in helpful-base, for example,
+  many labels the head disagrees with prefer the *shorter* answer);
 * concise pairs: from the same helpfulness pairs, those where *both* responses are good (the
   helpfulness head scores each above its median over the pool) and one is at least 1.5 times
   longer than the other; the shorter is preferred. So "concise" means shorter at equal quality,
@@ -70,13 +74,28 @@ def short_pairs(path: Path, split: str = "train") -> list[PreferencePair]:
     return out
 
 
+def pair_scores(pairs: list[PreferencePair], head) -> tuple[np.ndarray, np.ndarray]:
+    """The head's scores of every chosen and every rejected response."""
+    prompts = [p.prompt for p in pairs]
+    return (
+        head.score(prompts, [p.chosen for p in pairs]),
+        head.score(prompts, [p.rejected for p in pairs]),
+    )
+
+
+def agreeing_pairs(
+    pairs: list[PreferencePair], scores: tuple[np.ndarray, np.ndarray]
+) -> list[PreferencePair]:
+    """The pairs whose chosen response the head scores higher."""
+    chosen, rejected = scores
+    return [p for p, c, r in zip(pairs, chosen, rejected, strict=True) if c > r]
+
+
 def concise_pairs(
-    pairs: list[PreferencePair], helpfulness_head, *, ratio: float = 1.5
+    pairs: list[PreferencePair], scores: tuple[np.ndarray, np.ndarray], *, ratio: float = 1.5
 ) -> list[PreferencePair]:
     """Pairs of two good responses (both above the head's median) preferring the shorter."""
-    prompts = [p.prompt for p in pairs]
-    chosen = helpfulness_head.score(prompts, [p.chosen for p in pairs])
-    rejected = helpfulness_head.score(prompts, [p.rejected for p in pairs])
+    chosen, rejected = scores
     median = float(np.median(np.concatenate([chosen, rejected])))
     out = []
     for p, c, r in zip(pairs, chosen, rejected, strict=True):

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from merging.data import PreferencePair, Prompt
-from merging.zoo.datasets import concise_pairs, locate_hh_rlhf, short_pairs
+from merging.zoo.datasets import (
+    agreeing_pairs,
+    concise_pairs,
+    locate_hh_rlhf,
+    pair_scores,
+    short_pairs,
+)
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf"
 P = Prompt(({"role": "user", "content": "q"},))
@@ -30,10 +36,19 @@ def test_concise_pairs_keep_two_good_responses_and_prefer_the_shorter():
         PreferencePair(P, "meh", "bad meh"),
         PreferencePair(P, "nope", "bad nope"),
     ]
-    out = concise_pairs(pairs, WordsHead())
+    out = concise_pairs(pairs, pair_scores(pairs, WordsHead()))
     assert [(p.chosen, p.rejected) for p in out] == [
         ("good good", "good good answer with many extra words here")
     ]
+
+
+def test_agreeing_pairs_are_those_the_head_ranks_like_the_label():
+    pairs = [
+        PreferencePair(P, "good", "bad"),
+        PreferencePair(P, "bad", "good good"),
+        PreferencePair(P, "good", "good"),
+    ]
+    assert agreeing_pairs(pairs, pair_scores(pairs, WordsHead())) == [pairs[0]]
 
 
 def test_missing_data_is_one_clear_line(tmp_path, monkeypatch):
