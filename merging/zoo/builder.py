@@ -33,6 +33,7 @@ class Preset:
     max_length: int
     lora_rank: int
     ric_steps: int
+    ric_learning_rate: float
     ric_batch: int
     ric_examples: int
     estimates: dict[str, float] = field(default_factory=dict)
@@ -48,9 +49,10 @@ PRESETS = {
         dpo_beta=0.1,
         max_length=192,
         lora_rank=16,
-        ric_steps=40,
+        ric_steps=100,
+        ric_learning_rate=1e-3,
         ric_batch=8,
-        ric_examples=640,
+        ric_examples=800,
         estimates={
             "base": 20,
             "helpfulness_head": 50,
@@ -58,7 +60,7 @@ PRESETS = {
             "helpfulness_expert": 300,
             "harmlessness_expert": 300,
             "concise_expert": 300,
-            "ric": 300,
+            "ric": 420,
         },
     ),
     "tiny": Preset(
@@ -71,6 +73,7 @@ PRESETS = {
         max_length=64,
         lora_rank=4,
         ric_steps=6,
+        ric_learning_rate=5e-3,
         ric_batch=4,
         ric_examples=48,
         estimates={
@@ -309,6 +312,7 @@ def build_zoo(
             examples,
             folder,
             steps=p.ric_steps,
+            learning_rate=p.ric_learning_rate,
             batch_size=p.ric_batch,
             max_length=p.max_length + 32,
             lora_rank=p.lora_rank,
