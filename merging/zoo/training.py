@@ -60,6 +60,61 @@ def _load(base: Path, device: str):
     return model, tok
 
 
+def _common_args(
+    out: Path,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    seed: int,
+    device: str,
+) -> dict:
+    """Trainer settings shared by DPO and SFT: constant learning rate after a short warm-up,
+    no checkpoints, no external loggers, no activation checkpointing (it costs time here)."""
+    return {
+        "output_dir": str(out / "_trainer"),
+        "per_device_train_batch_size": batch_size,
+        "max_steps": steps,
+        "learning_rate": learning_rate,
+        "lr_scheduler_type": "constant_with_warmup",
+        "warmup_steps": max(1, steps // 10),
+        "max_length": max_length,
+        "logging_steps": 1,
+        "report_to": [],
+        "save_strategy": "no",
+        "seed": seed,
+        "data_seed": seed,
+        "disable_tqdm": True,
+        "use_cpu": device == "cpu",
+        "bf16": False,
+        "dataloader_num_workers": 0,
+        "gradient_checkpointing": False,
+    }
+
+
+def _train(
+    trainer_cls, args, rows: list[dict], model, tok, out: Path, steps: int, lora, report
+) -> tuple[float, list[dict]]:
+    """Train, save the adapter and tokenizer in ``out``; return seconds and the loss logs."""
+    from datasets import Dataset
+
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=[_progress_callback(steps, report)],
+    )
+    _quiet(trainer)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    trainer.model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return seconds, [h for h in trainer.state.log_history if "loss" in h]
+
+
 def train_dpo_expert(
     base: Path,
     pairs: Sequence[PreferencePair],
@@ -77,7 +132,6 @@ def train_dpo_expert(
     report: Callable[[int, float], None] | None = None,
 ) -> dict:
     """A LoRA adapter trained with TRL's DPO on ``pairs``; returns the training metrics."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     model, tok = _load(base, device)
@@ -90,47 +144,18 @@ def train_dpo_expert(
         for p in pairs
     ]
     args = DPOConfig(
-        output_dir=str(out / "_trainer"),
-        per_device_train_batch_size=batch_size,
-        max_steps=steps,
-        learning_rate=learning_rate,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=max(1, steps // 10),
-        beta=beta,
-        max_length=max_length,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        bf16=False,
-        dataloader_num_workers=0,
-        gradient_checkpointing=False,
+        beta=beta, **_common_args(out, steps, batch_size, learning_rate, max_length, seed, device)
     )
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tok,
-        peft_config=_lora(lora_rank, targets),
-        callbacks=[_progress_callback(steps, report)],
+    seconds, logs = _train(
+        DPOTrainer, args, rows, model, tok, out, steps, _lora(lora_rank, targets), report
     )
-    _quiet(trainer)
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    trainer.model.save_pretrained(out)
-    tok.save_pretrained(out)
-    logs = [h for h in trainer.state.log_history if "loss" in h]
     last = logs[-max(1, len(logs) // 5) :]
     return {
         "steps": steps,
         "pairs": len(pairs),
         "seconds": round(seconds, 1),
         "final_loss": sum(h["loss"] for h in last) / len(last) if last else None,
-        "final_reward_accuracy": (sum(h.get("rewards/accuracies", 0) for h in last) / len(last))
+        "final_reward_accuracy": sum(h.get("rewards/accuracies", 0) for h in last) / len(last)
         if last
         else None,
     }
@@ -152,7 +177,6 @@ def train_sft_lora(
 ) -> dict:
     """A LoRA adapter trained with TRL's SFT on (prompt, response) examples (loss on the
     response only)."""
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     model, tok = _load(base, device)
@@ -161,40 +185,12 @@ def train_sft_lora(
         for p, r in examples
     ]
     args = SFTConfig(
-        output_dir=str(out / "_trainer"),
-        per_device_train_batch_size=batch_size,
-        max_steps=steps,
-        learning_rate=learning_rate,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=max(1, steps // 10),
-        max_length=max_length,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        bf16=False,
-        dataloader_num_workers=0,
         packing=False,
-        gradient_checkpointing=False,
+        **_common_args(out, steps, batch_size, learning_rate, max_length, seed, device),
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tok,
-        peft_config=_lora(lora_rank, LORA_TARGETS),
-        callbacks=[_progress_callback(steps, report)],
+    seconds, logs = _train(
+        SFTTrainer, args, rows, model, tok, out, steps, _lora(lora_rank, LORA_TARGETS), report
     )
-    _quiet(trainer)
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    trainer.model.save_pretrained(out)
-    tok.save_pretrained(out)
-    logs = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "steps": steps,
         "examples": len(examples),
