@@ -38,22 +38,17 @@ class LengthTokens(RewardHead):
 
 
 @register("target_length")
-class TargetLength(RewardHead):
+class TargetLength(LengthTokens):
     """``|tokens - target|``: how far a response is from a wanted length (minimise it)."""
 
     def __init__(self, target: float = 100, tokenizer=None):
         if not target > 0:
             raise ValueError(f"target_length needs a positive target; got {target}")
+        super().__init__(tokenizer)
         self.target = float(target)
-        self.tokenizer = tokenizer
-
-    def bind_policy(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
-        self._check(prompts, responses)
-        return np.abs(count_tokens(self.tokenizer, responses) - self.target)
+        return np.abs(super().score(prompts, responses) - self.target)
 
     def identity(self) -> dict:
-        name = getattr(self.tokenizer, "name_or_path", None) if self.tokenizer else "words"
-        return {"kind": self.kind, "target": self.target, "tokenizer": str(name)}
+        return {**super().identity(), "target": self.target}
