@@ -24,3 +24,12 @@ def fingerprint(path: Path) -> str:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
+
+
+def pretrained_source(path: str | Path) -> tuple[str, dict]:
+    """``(folder, kwargs)`` for ``from_pretrained``: a Hugging Face folder as it is, or a GGUF
+    file as its folder plus ``gguf_file``."""
+    p = Path(path)
+    if p.suffix == ".gguf":
+        return str(p.parent), {"gguf_file": p.name}
+    return str(p), {}

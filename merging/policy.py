@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from merging.device import resolve_device, resolve_dtype
-from merging.paths import fingerprint
+from merging.paths import fingerprint, pretrained_source
 
 
 def load_tokenizer(path: str | Path):
     """The tokenizer of a Hugging Face folder or a GGUF file."""
     from transformers import AutoTokenizer
 
-    p = Path(path)
-    if p.suffix == ".gguf":
-        return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-    return AutoTokenizer.from_pretrained(str(p))
+    folder, kwargs = pretrained_source(path)
+    return AutoTokenizer.from_pretrained(folder, **kwargs)
 
 
 def load_plain_policy(
@@ -31,8 +29,7 @@ def load_plain_policy(
     p = Path(path)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    kwargs = {"gguf_file": p.name} if p.suffix == ".gguf" else {}
-    folder = str(p.parent if kwargs else p)
+    folder, kwargs = pretrained_source(p)
     model = (
         AutoModelForCausalLM.from_pretrained(
             folder, dtype=dt, trust_remote_code=trust_remote_code, **kwargs

@@ -22,9 +22,10 @@ from collections.abc import Sequence
 import torch
 
 from merging.architecture import UnknownArchitectureError, layer_map
-from merging.checkpoints import GGUF, ExpertSet
+from merging.checkpoints import ExpertSet
 from merging.device import resolve_device, resolve_dtype
 from merging.errors import CheckpointError
+from merging.paths import pretrained_source
 
 LOG = logging.getLogger(__name__)
 CPU_CHUNK = 1 << 18  # values per matrix-vector call on the CPU
@@ -36,14 +37,9 @@ def load_base_model(experts: ExpertSet, dtype: torch.dtype, *, trust_remote_code
 
     base = experts.base
     kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-    if base.kind == GGUF:
-        model = plain_model(
-            AutoModelForCausalLM.from_pretrained(
-                str(base.path.parent), gguf_file=base.path.name, **kwargs
-            )
-        )
-    else:
-        model = AutoModelForCausalLM.from_pretrained(str(base.path), **kwargs)
+    folder, source = pretrained_source(base.path)
+    # a GGUF-loaded model is marked quantised; plain_model returns other models unchanged
+    model = plain_model(AutoModelForCausalLM.from_pretrained(folder, **source, **kwargs))
     model.eval()
     model.requires_grad_(False)
     return model

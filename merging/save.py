@@ -66,17 +66,16 @@ def save_merged(
 
 def copy_tokenizer(base, out: Path) -> None:
     """Save the base's tokenizer (and chat template) beside the merged weights."""
-    from transformers import AutoTokenizer
+    from merging.policy import load_tokenizer
 
     if base.kind == LORA:
         return
-    if base.kind == GGUF:
-        tok = AutoTokenizer.from_pretrained(str(base.path.parent), gguf_file=base.path.name)
-    else:
-        try:
-            tok = AutoTokenizer.from_pretrained(str(base.path))
-        except (OSError, ValueError):
-            return
+    try:
+        tok = load_tokenizer(base.path)
+    except (OSError, ValueError):
+        if base.kind == GGUF:
+            raise
+        return
     tok.save_pretrained(out)
     template = base.path / "chat_template.jinja" if base.path.is_dir() else None
     if template is not None and template.is_file() and not (out / template.name).exists():

