@@ -42,16 +42,13 @@ def main() -> None:
     parser.add_argument("--ric-prompts", type=int, default=100)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--ric-only", action="store_true", help="only the RiC sweeps")
     args = parser.parse_args()
-
-    from scipy.stats import spearmanr
 
     from merging.checkpoints import ExpertSet
     from merging.evaluate import Evaluator, parse_objective
-    from merging.families import make_family
     from merging.generation import GenerationSettings
-    from merging.paths import fingerprint
-    from merging.policy import load_tokenizer, merged_identity
+    from merging.policy import load_tokenizer
     from merging.resident import ResidentMerger
     from merging.zoo import load_zoo
 
@@ -62,10 +59,24 @@ def main() -> None:
     prompts = held_out_prompts(Path(args.data), args.prompts)
     tok = load_tokenizer(zoo.base)
     evaluator = Evaluator(prompts, objectives, settings, device=args.device)
-    merger = ResidentMerger(ExpertSet.from_paths(zoo.base, zoo.experts), device=args.device)
+    merger = (
+        None
+        if args.ric_only
+        else ResidentMerger(ExpertSet.from_paths(zoo.base, zoo.experts), device=args.device)
+    )
+
+    if not args.ric_only:
+        report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger)
+    report_ric(args, zoo, objectives, names, prompts, tok, settings)
+
+
+def report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger) -> None:
+    from merging.families import make_family
+    from merging.paths import fingerprint
+    from merging.policy import merged_identity
+
     experts = list(zoo.experts)
     interp = make_family("interpolation", experts)
-
     results = {}
     for label, weights in [("base", None)] + [
         (e, np.eye(len(experts))[i]) for i, e in enumerate(experts)
@@ -114,6 +125,16 @@ def main() -> None:
     if "concise" in tokens:
         fewer = 100 * (1 - tokens["concise"] / tokens["base"])
         print(f"\nconcise expert: {fewer:.0f}% fewer tokens than the base")
+
+
+def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
+    from scipy.stats import spearmanr
+
+    from merging.checkpoints import ExpertSet
+    from merging.evaluate import Evaluator
+    from merging.families import make_family
+    from merging.policy import merged_identity
+    from merging.resident import ResidentMerger
 
     if zoo.ric is None:
         return

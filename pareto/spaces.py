@@ -245,3 +245,26 @@ class Box(SearchSpace):
             i = int(np.argmax(outside))
             raise ValueError(f"value {i} is {v[i]:g}, outside [{self.low[i]:g}, {self.high[i]:g}]")
         return v
+
+
+def describe_space(space: SearchSpace) -> dict:
+    """A JSON-ready description of ``space`` that :func:`space_from_description` rebuilds."""
+    if isinstance(space, BlockSimplex):
+        return {"kind": "block_simplex", "blocks": space.blocks, "n": space.n}
+    if isinstance(space, Simplex):
+        return {"kind": "simplex", "n": space.n}
+    if isinstance(space, Box):
+        return {"kind": "box", "low": space.low.tolist(), "high": space.high.tolist()}
+    raise ValueError(f"cannot describe {space!r}")
+
+
+def space_from_description(description: dict) -> SearchSpace:
+    """The space that :func:`describe_space` described."""
+    kind = description.get("kind")
+    if kind == "simplex":
+        return Simplex(description["n"])
+    if kind == "block_simplex":
+        return BlockSimplex(description["blocks"], description["n"])
+    if kind == "box":
+        return Box(description["low"], description["high"])
+    raise ValueError(f"unknown space kind {kind!r}; known: simplex, block_simplex, box")

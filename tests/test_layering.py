@@ -14,7 +14,9 @@ import pareto
 PARETO_DIR = Path(pareto.__file__).parent
 
 
-@pytest.mark.parametrize("module", ["pareto", "merging.cli"])
+@pytest.mark.parametrize(
+    "module", ["pareto", "pareto.search", "pareto.store", "pareto.report", "merging.cli"]
+)
 def test_importing_does_not_load_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -33,3 +35,23 @@ def test_pareto_sources_never_import_torch_or_merging():
                 continue
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_searching_without_the_gp_sampler_does_not_load_torch(tmp_path):
+    code = f"""
+import sys
+from pareto.search import drive, sampler_for
+from pareto.spaces import Simplex, describe_space
+from pareto.store import Outcome, RunSpec, RunStore, open_storage, sqlite_url
+
+storage = open_storage(sqlite_url({str(tmp_path / "s.db")!r}))
+for driver in ("nsga2", "map", "tpe", "grid", "moead"):
+    spec = RunSpec(study="t", label=driver, family="f", experts=("a", "b"), driver=driver,
+                   budget=6, space=describe_space(Simplex(2)), objectives=("x", "y"),
+                   senses=("max", "min"))
+    run = RunStore.create_or_open(storage, spec, sampler_for(spec, 0))
+    drive(run, lambda s, x: Outcome({{"x": x[0], "y": x[0] ** 2}}, {{"x": 0.0, "y": 0.0}}))
+    assert run.counts().complete == 6
+assert "torch" not in sys.modules, "torch was imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from merging import __version__
-from merging.cli import analyze, evaluate, heads, merge, zoo
+from merging.cli import analyze, evaluate, heads, merge, quickstart, study, worker, zoo
 
-SUBCOMMANDS = (analyze, merge, evaluate, heads, zoo)
+SUBCOMMANDS = (quickstart, analyze, merge, evaluate, heads, zoo, study, worker)
 
 DESCRIPTION = """\
 paretomerge: multi-objective alignment of language models by combining models.

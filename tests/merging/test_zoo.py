@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,9 @@ from merging.zoo import build_zoo, load_zoo
 
 
 @pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("zoo")
-    return build_zoo("tiny", out=out, log=lambda _: None), out
+def tiny_zoo(tiny_zoo_cache):
+    _, manifest = tiny_zoo_cache
+    return manifest, Path(manifest.folder)
 
 
 def test_tiny_zoo_has_every_component(tiny_zoo):

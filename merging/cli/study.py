@@ -1,0 +1,187 @@
+"""``paretomerge study run`` and ``paretomerge study show``: batch merging studies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "Run a merging study from its YAML file, or show a study's fronts and hypervolumes."
+
+EPILOG = """\
+A study searches one or more merge families with a driver (pymoo: nsga2, nsga3, moead,
+smsemoa, grid, map; Optuna: tpe, optuna-nsga2, gp, random) and records every evaluation as an
+Optuna trial: by default in ./runs/NAME/study.db (SQLite). Running the same study again
+continues to the budget; evaluations already done are never repeated. Many machines can share
+a study through PostgreSQL: start 'paretomerge worker' on each.
+
+examples:
+  paretomerge study run studies/tiny.yaml
+  paretomerge study run studies/quickstart.yaml --data ../shared/data/hh-rlhf
+  paretomerge study run big.yaml --storage postgresql+psycopg://me@db:5432/studies
+  paretomerge study show tiny
+  paretomerge study show tiny --storage sqlite:///runs/tiny/study.db --json"""
+
+
+def add_heartbeat(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--heartbeat",
+        default="10,60",
+        metavar="INTERVAL,GRACE",
+        help="seconds between a running trial's heartbeats, and without one before the trial "
+        "counts as dead and is retried (default 10,60)",
+    )
+
+
+def parse_heartbeat(text: str) -> tuple[int, int]:
+    try:
+        interval, grace = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--heartbeat {text!r} must be two whole numbers: INTERVAL,GRACE"
+        ) from None
+    if interval < 1 or grace <= interval:
+        raise ValueError(f"--heartbeat {text!r}: need INTERVAL >= 1 and GRACE > INTERVAL")
+    return interval, grace
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    study = sub.add_parser(
+        "study",
+        help=HELP,
+        description=HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ss = study.add_subparsers(title="commands", metavar="COMMAND")
+    r = ss.add_parser(
+        "run",
+        help="run (or resume) a study to its budget",
+        description=HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument("study", help="the study's YAML file")
+    r.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
+    r.add_argument("--out", help="folder for the study's outputs (default: ./runs/NAME)")
+    r.add_argument("--data", help="HH-RLHF folder for the prompts (and a zoo that needs building)")
+    r.add_argument("--device", help="cpu, cuda or auto (default: the study's, else auto)")
+    add_heartbeat(r)
+    r.add_argument("--no-show", action="store_true", help="do not print the summary at the end")
+    r.set_defaults(handler=run_study_command, command="study run")
+
+    s = ss.add_parser(
+        "show",
+        help="the front, hypervolume per family and driver, and the knee",
+        description=HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("study", help="the study's name, or its YAML file")
+    s.add_argument("--storage", help="Optuna storage URL (default: sqlite:///runs/NAME/study.db)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(handler=show_command, command="study show")
+    study.set_defaults(handler=lambda args: study.print_help() or 2, command="study")
+
+
+def run_study_command(args: argparse.Namespace) -> int:
+    from merging.study import load_study_spec
+    from merging.study.runner import run_study, storage_url
+
+    spec = load_study_spec(args.study)
+    url = storage_url(spec, args.storage, args.out)
+    print(f"study {spec.name}: storage {url}", flush=True)
+    run_study(
+        spec,
+        storage_url=url,
+        data=args.data,
+        device=args.device,
+        heartbeat=parse_heartbeat(args.heartbeat),
+        log=lambda m: print(m, flush=True),
+    )
+    if not args.no_show:
+        print()
+        print_report(spec.name, url)
+    return 0
+
+
+def resolve_study(name_or_file: str, storage: str | None) -> tuple[str, str]:
+    """``(study name, storage URL)`` from a name or a YAML file and an optional URL."""
+    from merging.study import load_study_spec
+    from merging.study.runner import storage_url
+    from pareto.store import sqlite_url
+
+    if name_or_file.endswith((".yaml", ".yml")) or Path(name_or_file).is_file():
+        spec = load_study_spec(name_or_file)
+        return spec.name, storage_url(spec, storage, None)
+    if storage:
+        return name_or_file, storage
+    path = Path("runs") / name_or_file / "study.db"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {path}; pass --storage URL (or the study's YAML file) to find study "
+            f"{name_or_file!r}"
+        )
+    return name_or_file, sqlite_url(path)
+
+
+def show_command(args: argparse.Namespace) -> int:
+    name, url = resolve_study(args.study, args.storage)
+    print_report(name, url, as_json=args.json)
+    return 0
+
+
+def print_report(name: str, url: str, as_json: bool = False) -> None:
+    from pareto.report import study_report
+    from pareto.store import open_runs, open_storage
+
+    runs = open_runs(open_storage(url), name)
+    report = study_report([r.results() for r in runs])
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return
+    print(format_report(report))
+
+
+def format_report(report) -> str:
+    senses = {"max": "higher is better", "min": "lower is better"}
+    lines = [f"study {report.study}"]
+    lines.append(
+        "objectives: "
+        + ", ".join(
+            f"{n} ({senses[s]})" for n, s in zip(report.objectives, report.senses, strict=True)
+        )
+    )
+    lines.append("")
+    lines.append(f"{'run':<22}{'driver':<14}{'done':>10}{'front':>7}{'hypervolume':>13}")
+    for r in report.runs:
+        lines.append(
+            f"{r.label:<22}{r.driver:<14}{f'{r.completed}/{r.budget}':>10}{r.front_size:>7}"
+            f"{r.hypervolume:>13.4f}"
+        )
+    if report.reference_point is None:
+        lines.append("\nno completed trials yet")
+        return "\n".join(lines)
+    ref = ", ".join(f"{v:.4g}" for v in report.reference_point)
+    lines.append(
+        f"hypervolume of each objective scaled to the study's observed range, reference point "
+        f"({ref}) in the objectives' units"
+    )
+    lines.append("")
+    lines.append(f"Pareto front of the study ({len(report.front)} trials, * = knee):")
+    header = "  ".join(f"{n:>22}" for n in report.objectives)
+    lines.append(f"  {'run':<22}{'trial':>6}  {header}  x")
+    for row in report.front:
+        cells = "  ".join(
+            f"{f'{v:.4g} ± {e:.2g}':>22}" for v, e in zip(row.values, row.stderrs, strict=True)
+        )
+        mark = "*" if row.knee else " "
+        x = json.dumps(_rounded(row.x))
+        lines.append(f"{mark} {row.label:<22}{row.trial:>6}  {cells}  {x}")
+    return "\n".join(lines)
+
+
+def _rounded(x):
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return round(float(x), 3)

@@ -1,0 +1,317 @@
+"""The study runner: connects a study's search (``pareto.search``) to merging and evaluation.
+
+``StudySession`` resolves a study's models (a zoo, built or reused, or the given checkpoints),
+prompts and objectives once per process, keeps one resident merger per expert set, and
+evaluates any run's ``x``: merge in place, generate, score. ``run_study`` drives every run of
+a study to its budget; ``run_worker`` helps any process driving it, from any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from merging.study.spec import PromptSpec, StudySpec, parse_study_spec
+from pareto.spaces import describe_space
+from pareto.store import Outcome, RunSpec, RunStore, open_runs, open_storage, sqlite_url
+
+DATA_ENV = "PARETOMERGE_DATA"
+STUDY_FILE = "study.db"
+Log = Callable[[str], None]
+
+
+def default_out(spec: StudySpec) -> Path:
+    """Where a study's outputs go by default: ``./runs/NAME``."""
+    return Path("runs") / spec.name
+
+
+def storage_url(spec: StudySpec, given: str | None, out: str | Path | None) -> str:
+    """``--storage``, else the study file's ``storage``, else ``OUT/study.db`` (SQLite)."""
+    if given:
+        return given
+    if spec.storage:
+        return spec.storage
+    return sqlite_url(Path(out or default_out(spec)) / STUDY_FILE)
+
+
+def data_folder(spec: StudySpec, given: str | None) -> str | None:
+    """The HH-RLHF folder: ``--data``, the study's ``prompts.data``, ``$PARETOMERGE_DATA``."""
+    return given or spec.resolve(spec.prompts.data) or os.environ.get(DATA_ENV) or None
+
+
+def load_prompts(spec: PromptSpec, data: str | None, resolve=lambda p: p):
+    """The study's evaluation prompts, in a fixed order."""
+    from merging.data import Prompt, read_pairs, read_prompts, select_split
+
+    if spec.path is not None:
+        prompts = select_split(read_prompts(resolve(spec.path)), spec.split)
+    else:
+        from merging.zoo.datasets import locate_hh_rlhf
+
+        root = locate_hh_rlhf(data) if data else _hub_hh()
+        per_subset = -(-spec.n // len(spec.hh_rlhf))
+        prompts = []
+        for subset in spec.hh_rlhf:
+            path = root / subset / "test.jsonl.gz"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such HH-RLHF file")
+            taken = []
+            for pair in select_split(read_pairs(path), spec.split):
+                p = pair.prompt
+                if spec.last_turn:
+                    p = Prompt((p.messages[-1],))
+                if len(p.last_user) <= spec.max_chars and p not in taken:
+                    taken.append(p)
+                if len(taken) == per_subset:
+                    break
+            prompts += taken
+    if spec.last_turn:
+        prompts = [Prompt((p.messages[-1],)) for p in prompts]
+    prompts = [p for p in prompts if len(p.last_user) <= spec.max_chars][: spec.n]
+    if not prompts:
+        raise ValueError("prompts: none left after the split and length filters")
+    return prompts
+
+
+def _hub_hh():
+    from merging.zoo.datasets import locate_hh_rlhf
+
+    return locate_hh_rlhf(None)
+
+
+class StudySession:
+    """A study's models, prompts and objectives, loaded once; evaluates ``x`` of any run."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        *,
+        data: str | None = None,
+        device: str | None = None,
+        log: Log = print,
+    ):
+        from merging.evaluate import Evaluator, parse_objective
+
+        self.spec, self.log = spec, log
+        self.device = device or spec.device
+        self.data = data_folder(spec, data)
+        self.base, self.experts, self.ric, zoo_objectives = self._models()
+        objectives = list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
+        self.objectives = objectives
+        self.prompts = load_prompts(spec.prompts, self.data, spec.resolve)
+        self.evaluator = Evaluator(self.prompts, objectives, spec.generation, device=self.device)
+        self.families = {f.run_label: self._family(f) for f in spec.families}
+        self._mergers: dict[str, Any] = {}
+        self._tokenizer = None
+
+    # -- set-up --------------------------------------------------------------------------
+    def _models(self):
+        spec = self.spec
+        if spec.zoo is None:
+            return (
+                spec.resolve(spec.base),
+                {k: spec.resolve(v) for k, v in spec.experts.items()},
+                spec.resolve(spec.ric),
+                [],
+            )
+        from merging.zoo import build_zoo, load_zoo
+
+        folder = spec.resolve(spec.zoo_folder)
+        try:
+            zoo = load_zoo(spec.zoo, folder)
+        except FileNotFoundError:
+            self.log(f"building the {spec.zoo} zoo first (cached for later runs)")
+            zoo = build_zoo(spec.zoo, data=self.data, out=folder, log=self.log)
+        return zoo.base, dict(zoo.experts), zoo.ric, zoo.objective_specs()
+
+    def _family(self, f):
+        from merging.families import make_family
+
+        if f.family == "rewards_in_context":
+            if self.ric is None:
+                raise ValueError(
+                    "families: rewards_in_context needs a RiC model ('ric: FOLDER' or a zoo)"
+                )
+            from merging.ric import RiCSpec
+
+            rewards = RiCSpec.load(self.ric).rewards
+            return make_family(f.family, rewards, ric=self.ric, **f.settings)
+        return make_family(f.family, list(self.experts), **f.settings)
+
+    def run_specs(self) -> list[RunSpec]:
+        """One run per family of the study, as recorded in the store."""
+        out = []
+        for f in self.spec.families:
+            family = self.families[f.run_label]
+            search = f.search(self.spec.search)
+            out.append(
+                RunSpec(
+                    study=self.spec.name,
+                    label=f.run_label,
+                    family=f.family,
+                    family_settings=dict(f.settings.items()),
+                    experts=tuple(family.experts),
+                    driver=search.driver,
+                    driver_settings=dict(search.settings),
+                    budget=search.budget,
+                    seed=search.seed,
+                    space=describe_space(family.space),
+                    objectives=tuple(o.name for o in self.objectives),
+                    senses=tuple(o.sense for o in self.objectives),
+                    details={"study_spec": self.spec.model_dump(mode="json")},
+                )
+            )
+        return out
+
+    def _merger(self, family):
+        from merging.checkpoints import ExpertSet
+        from merging.resident import ResidentMerger
+
+        key = "ric" if family.name == "rewards_in_context" else "experts"
+        if key not in self._mergers:
+            experts = {"ric": self.ric} if key == "ric" else self.experts
+            self._mergers[key] = ResidentMerger(
+                ExpertSet.from_paths(self.base, experts), device=self.device
+            )
+        return self._mergers[key]
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from merging.policy import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.base)
+        return self._tokenizer
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(self, run: RunSpec, x: np.ndarray) -> Outcome:
+        """Merge ``x`` of ``run``'s family in place, generate and score."""
+        from merging.policy import merged_identity
+
+        family = self.families[run.label]
+        recipe = family.recipe(x)
+        merger = self._merger(family)
+        start = time.perf_counter()
+        family.apply(recipe, merger)
+        merged = time.perf_counter() - start
+        result = self.evaluator.evaluate(
+            merger.model,
+            self.tokenizer(),
+            merged_identity(merger, recipe),
+            prompt_transform=family.prompt_transform(recipe),
+        )
+        return Outcome(
+            values={n: v.mean for n, v in result.objectives.items()},
+            stderrs={n: v.stderr for n, v in result.objectives.items()},
+            attrs={
+                "timings": {"merge_s": round(merged, 4), **result.timings},
+                "eval_hash": result.eval_hash,
+                "cached": result.cached,
+                "samples": result.samples,
+                "recipe": recipe.model_dump(mode="json"),
+            },
+        )
+
+    def evaluate_base(self) -> dict:
+        """The base model's objective values and samples: the reference every trial's
+        generations are read against."""
+        from merging.paths import fingerprint
+
+        merger = self._merger(self.families[self.spec.families[0].run_label])
+        merger.set_linear([0.0] * len(merger.expert_names), base_weight=1.0)
+        identity = {
+            "model": "base",
+            "base": fingerprint(Path(self.base)),
+            "device": merger.device.type,
+            "dtype": str(merger.dtype),
+        }
+        result = self.evaluator.evaluate(merger.model, self.tokenizer(), identity)
+        return {
+            "values": [result.objectives[o.name].mean for o in self.objectives],
+            "stderr": [result.objectives[o.name].stderr for o in self.objectives],
+            "samples": result.samples,
+            "eval_hash": result.eval_hash,
+        }
+
+
+def open_study_runs(session: StudySession, storage) -> list[RunStore]:
+    from pareto.search import sampler_for
+
+    runs = []
+    for run_spec in session.run_specs():
+        run = RunStore.create_or_open(storage, run_spec, sampler_for(run_spec, run_spec.seed))
+        runs.append(run)
+    return runs
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    data: str | None = None,
+    device: str | None = None,
+    heartbeat: tuple[int, int] | None = None,
+    log: Log = print,
+) -> list[RunStore]:
+    """Run every family of ``spec`` to its budget (resuming what the storage holds)."""
+    from pareto.search import drive
+
+    storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
+    session = StudySession(spec, data=data, device=device, log=log)
+    runs = open_study_runs(session, storage)
+    for run in runs:
+        if "reference" not in run.study.user_attrs:
+            log("evaluating the base model (the reference for every trial's generations)")
+            run.study.set_user_attr("reference", session.evaluate_base())
+    for run in runs:
+        counts = run.counts()
+        log(
+            f"{run.spec.label}: {run.spec.driver}, {counts.complete}/{run.spec.budget} "
+            f"evaluations done{' (resuming)' if counts.complete else ''}"
+        )
+        drive(run, session.evaluate, log=log)
+    return runs
+
+
+def run_worker(
+    storage_url: str,
+    study: str,
+    *,
+    data: str | None = None,
+    device: str | None = None,
+    heartbeat: tuple[int, int] | None = None,
+    max_trials: int | None = None,
+    wait: float = 0.0,
+    log: Log = print,
+) -> int:
+    """Evaluate trials of ``study`` until all its runs are finished; returns how many.
+
+    ``wait`` seconds: how long to wait for the study to appear in the storage (workers may be
+    started before the process that creates it)."""
+    from pareto.search import sampler_for, work
+
+    storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            runs = open_runs(storage, study)
+            break
+        except ValueError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+    spec = parse_study_spec(runs[0].spec.details["study_spec"], f"study {study!r} (stored)")
+    session = StudySession(spec, data=data, device=device, log=log)
+    for run in runs:
+        run.use_sampler(sampler_for(run.spec, None))
+    return work(runs, session.evaluate, log=log, max_trials=max_trials)
+
+
+def _heartbeat_kwargs(heartbeat: tuple[int, int] | None) -> dict:
+    if heartbeat is None:
+        return {}
+    return {"heartbeat_interval": heartbeat[0], "grace_period": heartbeat[1]}

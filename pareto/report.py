@@ -1,0 +1,137 @@
+"""What ``study show`` and the dashboard report about a study: fronts, hypervolumes, the knee.
+
+Hypervolumes of a study's runs are comparable: all use one reference point (the nadir of every
+completed trial of the study plus 10% of each objective's range) and one normalisation (each
+objective scaled by the study's observed range), as METHODS.md asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pareto.choice import knee_point
+from pareto.dominance import pareto_mask
+from pareto.hypervolume import hypervolume
+from pareto.reference import ideal_nadir, reference_point
+from pareto.store import RunResults
+
+
+@dataclass(frozen=True)
+class RunRow:
+    label: str
+    family: str
+    driver: str
+    budget: int
+    completed: int
+    hypervolume: float
+    front_size: int
+
+
+@dataclass(frozen=True)
+class FrontRow:
+    label: str
+    trial: int
+    x: list
+    values: tuple[float, ...]
+    stderrs: tuple[float, ...]
+    knee: bool
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    study: str
+    objectives: tuple[str, ...]
+    senses: tuple[str, ...]
+    runs: tuple[RunRow, ...]
+    front: tuple[FrontRow, ...]
+    """The study's non-dominated trials over all runs, knee marked."""
+    reference_point: tuple[float, ...] | None
+    bounds: tuple[tuple[float, ...], tuple[float, ...]] | None
+    """``(low, high)`` per objective used to normalise before the hypervolume."""
+
+    def as_dict(self) -> dict:
+        return {
+            "study": self.study,
+            "objectives": [
+                {"name": n, "sense": s} for n, s in zip(self.objectives, self.senses, strict=True)
+            ],
+            "reference_point": list(self.reference_point) if self.reference_point else None,
+            "normalisation": {"low": list(self.bounds[0]), "high": list(self.bounds[1])}
+            if self.bounds
+            else None,
+            "runs": [r.__dict__ for r in self.runs],
+            "front": [
+                {**r.__dict__, "values": list(r.values), "stderrs": list(r.stderrs)}
+                for r in self.front
+            ],
+        }
+
+
+def study_report(results: list[RunResults], *, margin: float = 0.1) -> StudyReport:
+    """Summarise the completed trials of a study's runs."""
+    if not results:
+        raise ValueError("no runs to report")
+    objectives, senses = results[0].spec.objectives, results[0].spec.senses
+    for r in results:
+        if r.spec.objectives != objectives or r.spec.senses != senses:
+            raise ValueError(
+                f"run {r.spec.label!r} has objectives {r.spec.objectives}, not {objectives}"
+            )
+    study = results[0].spec.study
+    all_values = np.vstack([r.values for r in results])
+    if len(all_values) == 0:
+        runs = tuple(_row(r, 0.0, 0) for r in results)
+        return StudyReport(study, objectives, senses, runs, (), None, None)
+    ref = reference_point(all_values, senses, margin=margin)
+    ideal, nadir = ideal_nadir(all_values, senses)
+    low, high = np.minimum(ideal, nadir), np.maximum(ideal, nadir)
+    bounds = (low, high)
+    runs = []
+    for r in results:
+        if len(r.values):
+            hv = hypervolume(r.values, ref, senses, bounds=bounds)
+            size = int(pareto_mask(r.values, senses).sum())
+        else:
+            hv, size = 0.0, 0
+        runs.append(_row(r, hv, size))
+    labels = [r.spec.label for r in results for _ in range(len(r.values))]
+    trials = np.concatenate([r.numbers for r in results])
+    xs = [x for r in results for x in r.x]
+    errs = np.vstack([r.stderrs for r in results])
+    mask = pareto_mask(all_values, senses)
+    front_idx = np.flatnonzero(mask)
+    knee = int(front_idx[knee_point(all_values[front_idx], senses)])
+    front = tuple(
+        FrontRow(
+            label=labels[i],
+            trial=int(trials[i]),
+            x=np.asarray(xs[i]).tolist(),
+            values=tuple(float(v) for v in all_values[i]),
+            stderrs=tuple(float(v) for v in errs[i]),
+            knee=bool(i == knee),
+        )
+        for i in front_idx
+    )
+    return StudyReport(
+        study,
+        objectives,
+        senses,
+        tuple(runs),
+        front,
+        tuple(float(v) for v in ref),
+        (tuple(float(v) for v in low), tuple(float(v) for v in high)),
+    )
+
+
+def _row(r: RunResults, hv: float, size: int) -> RunRow:
+    return RunRow(
+        label=r.spec.label,
+        family=r.spec.family,
+        driver=r.spec.driver,
+        budget=r.spec.budget,
+        completed=len(r.values),
+        hypervolume=float(hv),
+        front_size=size,
+    )

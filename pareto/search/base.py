@@ -1,0 +1,81 @@
+"""The search-driver contract: batches of unit-cube points asked for, objective values told.
+
+A driver searches ``[0, 1]^dim``, the cube that a :class:`~pareto.spaces.SearchSpace` maps onto
+its points (the simplex, one simplex per block, a box), so a simplex-valued ``x`` is always
+proposed on the simplex: it is mapped from the cube, never rejected or renormalised.
+
+Batched drivers (pymoo's algorithms, the grid, MAP) are told every value of a batch before
+they are asked for the next one; the study loop stores each batch as one *generation* of
+waiting trials, which any worker may evaluate. Values are told in minimisation form (each
+maximised objective negated), as pymoo expects.
+
+A driver is deterministic given its seed and the values told, which is how a study resumes:
+the loop replays the stored generations through a fresh driver.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from pareto.registry import Registry
+from pareto.spaces import SearchSpace
+
+DRIVERS: Registry[Driver] = Registry("search driver")
+register = DRIVERS.register
+
+
+class Driver(ABC):
+    """Proposes batches of points of the unit cube of ``space`` and learns from their values."""
+
+    name: ClassVar[str]
+
+    def __init__(self, space: SearchSpace, n_objectives: int, budget: int, seed: int = 0):
+        if space.dim < 1:
+            raise ValueError(f"{space!r} has nothing to search (its cube has dimension 0)")
+        if int(budget) != budget or budget < 1:
+            raise ValueError(f"budget must be a positive whole number; got {budget}")
+        if n_objectives < 2:
+            raise ValueError(
+                f"a multi-objective search needs 2 or more objectives; got {n_objectives}"
+            )
+        self.space, self.n_objectives = space, int(n_objectives)
+        self.budget, self.seed = int(budget), int(seed)
+
+    @classmethod
+    def settings(cls) -> tuple[str, ...]:
+        """Names of the keyword settings the driver accepts."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters
+        return tuple(
+            p for p in params if p not in {"self", "space", "n_objectives", "budget", "seed"}
+        )
+
+    @abstractmethod
+    def ask(self) -> np.ndarray | None:
+        """The next batch, ``(k, dim)`` points of ``[0, 1]^dim``; None when it has no more."""
+
+    @abstractmethod
+    def tell(self, u: np.ndarray, f: np.ndarray) -> None:
+        """Values ``f`` (``(k, n_objectives)``, minimisation form) of the last batch ``u``."""
+
+    def annotations(self) -> list[dict]:
+        """Extra facts about each point of the last batch, recorded with its trial."""
+        return []
+
+
+def make_driver(
+    name: str, space: SearchSpace, n_objectives: int, budget: int, seed: int = 0, **settings
+) -> Driver:
+    """Build driver ``name``; an unknown setting is an error naming the allowed ones."""
+    cls = DRIVERS.get(name)
+    unknown = sorted(set(settings) - set(cls.settings()))
+    if unknown:
+        raise ValueError(
+            f"driver {name!r} has no setting(s) {unknown}; its settings are: "
+            f"{', '.join(cls.settings()) or 'none'}"
+        )
+    return cls(space, n_objectives, budget, seed, **settings)

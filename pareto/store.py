@@ -1,0 +1,428 @@
+"""The trial store: every evaluation of a study is an Optuna trial in an Optuna storage.
+
+A paretomerge study holds one Optuna study per *run* (a family searched by one driver), named
+``STUDY/LABEL``, whose directions are the objectives' senses. A trial's parameters are the
+unit-cube coordinates ``u0 ..`` (see :mod:`pareto.search.base`), its values the objective means;
+its user attributes hold ``x``, the standard errors, the family, the driver, the generation
+and slot (batched drivers), timings, the evaluation hash, sample generations and the worker
+that ran it. Study-level facts (family, driver, budget, space, objectives) are the Optuna
+study's user attribute ``paretomerge``. So Optuna's own API, dashboard and tools open it.
+
+Crashes: every running trial records a heartbeat; a trial whose heartbeat is older than the
+grace period, or whose process on this machine is gone, is marked failed and retried (Optuna's
+``RetryFailedTrialCallback`` enqueues a copy with the same parameters and attributes).
+Workers take waiting trials atomically through the storage, so no trial runs twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from pareto.spaces import SearchSpace, space_from_description
+
+ATTRIBUTE = "paretomerge"
+MAX_RETRY = 3
+HEARTBEAT_INTERVAL, GRACE_PERIOD = 10, 60
+SEPARATOR = "/"
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
+):
+    """An Optuna ``RDBStorage`` with heartbeats and retries of stale trials.
+
+    ``url`` is a SQLAlchemy URL: ``sqlite:///path/study.db`` or
+    ``postgresql+psycopg://user@host:port/db``. A SQLite file's folder is created.
+    """
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with _quiet_experimental():
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=MAX_RETRY
+            ),
+        )
+
+
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """Optuna marks heartbeats and stale-trial retries experimental; we rely on them knowingly."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+class RunSpec(BaseModel):
+    """What one run of a study is: its family, driver and budget, its space and objectives."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    study: str
+    label: str
+    family: str
+    family_settings: dict[str, Any] = {}
+    experts: tuple[str, ...]
+    driver: str
+    driver_settings: dict[str, Any] = {}
+    budget: int
+    seed: int = 0
+    space: dict[str, Any]
+    objectives: tuple[str, ...]
+    senses: tuple[str, ...]
+    details: dict[str, Any] = {}
+    """Anything else worth keeping with the run (the study file's settings, ...)."""
+
+    @property
+    def optuna_name(self) -> str:
+        return f"{self.study}{SEPARATOR}{self.label}"
+
+    def search_space(self) -> SearchSpace:
+        return space_from_description(self.space)
+
+    def identity(self) -> dict:
+        """The fields that must match when a run is opened again (budget may grow)."""
+        return self.model_dump(exclude={"budget", "details"})
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Counts:
+    complete: int = 0
+    running: int = 0
+    waiting: int = 0
+    failed: int = 0
+
+    @property
+    def scheduled(self) -> int:
+        """Trials done or on their way."""
+        return self.complete + self.running + self.waiting
+
+
+@dataclass
+class Outcome:
+    """What evaluating one ``x`` gave: objective means and standard errors, and attributes."""
+
+    values: dict[str, float]
+    stderrs: dict[str, float]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class RunStore:
+    """One run's Optuna study: create or open it, enqueue, claim, record, read back."""
+
+    def __init__(self, storage, spec: RunSpec, study):
+        self.storage, self.spec, self.study = storage, spec, study
+        self.space = spec.search_space()
+        self.study_id = storage.get_study_id_from_name(spec.optuna_name)
+
+    def trial_id(self, trial) -> int:
+        """The storage's id of a trial (``FrozenTrial`` or ``Trial``) of this run."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def create_or_open(cls, storage, spec: RunSpec, sampler=None) -> RunStore:
+        """Create the run's study, or open it when it exists with the same settings (a
+        larger budget is allowed, to extend a finished study); anything else differing is an
+        error naming the field."""
+        import optuna
+
+        directions = ["maximize" if s == "max" else "minimize" for s in spec.senses]
+        study = optuna.create_study(
+            study_name=spec.optuna_name,
+            storage=storage,
+            directions=directions,
+            sampler=sampler or optuna.samplers.RandomSampler(seed=spec.seed),
+            load_if_exists=True,
+        )
+        stored = study.user_attrs.get(ATTRIBUTE)
+        if stored is None:
+            study.set_user_attr(ATTRIBUTE, spec.model_dump(mode="json"))
+        else:
+            old = RunSpec.model_validate(stored)
+            old_id, new_id = old.identity(), spec.identity()
+            for key in new_id:
+                if old_id[key] != new_id[key]:
+                    raise ValueError(
+                        f"study {spec.optuna_name!r} already exists in this storage with "
+                        f"{key} = {old_id[key]!r}, not {new_id[key]!r}: use another study name "
+                        "or storage"
+                    )
+            if old.budget != spec.budget or old.details != spec.details:
+                study.set_user_attr(ATTRIBUTE, spec.model_dump(mode="json"))
+        return cls(storage, spec, study)
+
+    @classmethod
+    def open(cls, storage, optuna_name: str, sampler=None) -> RunStore:
+        import optuna
+
+        study = optuna.load_study(study_name=optuna_name, storage=storage, sampler=sampler)
+        stored = study.user_attrs.get(ATTRIBUTE)
+        if stored is None:
+            raise ValueError(f"Optuna study {optuna_name!r} was not written by paretomerge")
+        return cls(storage, RunSpec.model_validate(stored), study)
+
+    def refresh_spec(self) -> RunSpec:
+        """Re-read the run's settings (another process may have raised the budget)."""
+        self.spec = RunSpec.model_validate(
+            self.storage.get_study_user_attrs(self.study_id)[ATTRIBUTE]
+        )
+        return self.spec
+
+    # -- state ---------------------------------------------------------------------------
+    def trials(self, states=None) -> list:
+        return self.study.get_trials(deepcopy=False, states=states)
+
+    def counts(self) -> Counts:
+        from optuna.trial import TrialState
+
+        c = Counts()
+        for t in self.trials():
+            if t.state == TrialState.COMPLETE:
+                c.complete += 1
+            elif t.state == TrialState.RUNNING:
+                c.running += 1
+            elif t.state == TrialState.WAITING:
+                c.waiting += 1
+            elif t.state == TrialState.FAIL:
+                c.failed += 1
+        return c
+
+    def is_finished(self) -> bool:
+        """The budget is met, or the driver said it has nothing more to propose."""
+        attrs = self.storage.get_study_user_attrs(self.study_id)
+        budget = RunSpec.model_validate(attrs[ATTRIBUTE]).budget
+        return attrs.get("finished_at_budget") == budget or self.counts().complete >= budget
+
+    def mark_finished(self) -> None:
+        self.study.set_user_attr("finished_at_budget", self.spec.budget)
+
+    # -- crashes -------------------------------------------------------------------------
+    def reap(self) -> int:
+        """Fail (and so retry) running trials whose process is gone; returns how many.
+
+        Trials of this machine whose process id no longer exists fail at once; others once
+        their heartbeat is older than the storage's grace period.
+        """
+        import optuna
+        from optuna.trial import TrialState
+
+        host, reaped = socket.gethostname(), 0
+        for t in self.trials(states=(TrialState.RUNNING,)):
+            owner = str(t.user_attrs.get("worker", ""))
+            name, _, pid = owner.rpartition(":")
+            if name == host and pid.isdigit() and not _alive(int(pid)):
+                trial_id = self.trial_id(t)
+                try:
+                    self.storage.set_trial_system_attr(
+                        trial_id, "fail_reason", f"process {owner} is gone"
+                    )
+                    failed = self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # another process reaped it first
+                if failed:
+                    callback = self.storage.get_heartbeat_stale_trial_callback()
+                    if callback is not None:
+                        callback(self.study, self.storage.get_trial(trial_id))
+                    reaped += 1
+        running = {t.number for t in self.trials(states=(TrialState.RUNNING,))}
+        with _quiet_experimental():
+            optuna.storages.fail_stale_trials(self.study)
+        if running:
+            failed = {t.number for t in self.trials(states=(TrialState.FAIL,))}
+            reaped += len(running & failed)
+        return reaped
+
+    # -- trials --------------------------------------------------------------------------
+    def enqueue(self, u: np.ndarray, attrs: dict[str, Any]) -> None:
+        from pareto.search.samplers import param_name
+
+        params = {param_name(i): float(v) for i, v in enumerate(np.asarray(u, dtype=float))}
+        self.study.enqueue_trial(params, user_attrs=attrs)
+
+    def claim(self):
+        """A waiting trial taken atomically for this process (an ``optuna.Trial``), or None."""
+        import optuna
+        from optuna.trial import TrialState
+
+        for t in self.trials(states=(TrialState.WAITING,)):
+            if self.storage.set_trial_state_values(self.trial_id(t), TrialState.RUNNING):
+                trial = optuna.trial.Trial(self.study, self.trial_id(t))
+                trial.set_user_attr("worker", worker_id())
+                return trial
+        return None
+
+    def ask(self):
+        """A new trial from the run's Optuna sampler (waiting retries come first)."""
+        with warnings.catch_warnings():
+            # we record heartbeats ourselves (see heartbeat), not through Study.optimize
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = self.study.ask()
+        trial.set_user_attr("worker", worker_id())
+        return trial
+
+    def unit_point(self, trial) -> np.ndarray:
+        """The trial's unit-cube coordinates (suggested now, or fixed when enqueued)."""
+        from pareto.search.samplers import param_name
+
+        return np.array(
+            [trial.suggest_float(param_name(i), 0.0, 1.0) for i in range(self.space.dim)]
+        )
+
+    def unit_point_of(self, frozen) -> np.ndarray:
+        """The unit-cube coordinates of a stored trial."""
+        from pareto.search.samplers import param_name
+
+        return np.array([frozen.params[param_name(i)] for i in range(self.space.dim)])
+
+    def use_sampler(self, sampler) -> None:
+        """Ask new trials of this run from ``sampler`` (an Optuna sampler) in this process."""
+        if sampler is not None:
+            self.study.sampler = sampler
+
+    @contextlib.contextmanager
+    def heartbeat(self, trial) -> Iterator[None]:
+        """Record the trial's heartbeat in the background while the block runs."""
+        interval = self.storage.get_heartbeat_interval()
+        if not interval:
+            yield
+            return
+        stop, trial_id = threading.Event(), self.trial_id(trial)
+
+        def beat():
+            while not stop.is_set():
+                with contextlib.suppress(Exception):
+                    self.storage.record_heartbeat(trial_id)
+                stop.wait(interval)
+
+        thread = threading.Thread(target=beat, daemon=True, name="paretomerge-heartbeat")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def complete(self, trial, x: np.ndarray, outcome: Outcome) -> None:
+        trial.set_user_attr("x", np.asarray(x, dtype=float).tolist())
+        trial.set_user_attr("stderr", [float(outcome.stderrs[n]) for n in self.spec.objectives])
+        trial.set_user_attr("family", self.spec.family)
+        trial.set_user_attr("driver", self.spec.driver)
+        for key, value in outcome.attrs.items():
+            trial.set_user_attr(key, value)
+        self.study.tell(trial, [float(outcome.values[n]) for n in self.spec.objectives])
+
+    def fail(self, trial, error: BaseException) -> None:
+        from optuna.trial import TrialState
+
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    # -- reading -------------------------------------------------------------------------
+    def results(self) -> RunResults:
+        from optuna.trial import TrialState
+
+        done = sorted(self.trials(states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+        m = len(self.spec.objectives)
+        return RunResults(
+            spec=self.spec,
+            numbers=np.array([t.number for t in done], dtype=int),
+            values=np.array([t.values for t in done], dtype=float).reshape(len(done), m),
+            stderrs=np.array(
+                [t.user_attrs.get("stderr", [np.nan] * m) for t in done], dtype=float
+            ).reshape(len(done), m),
+            x=[np.asarray(t.user_attrs["x"]) for t in done],
+            attrs=[dict(t.user_attrs) for t in done],
+            completed_at=[t.datetime_complete for t in done],
+        )
+
+
+@dataclass
+class RunResults:
+    """A run's completed trials, in trial order."""
+
+    spec: RunSpec
+    numbers: np.ndarray
+    values: np.ndarray
+    stderrs: np.ndarray
+    x: list[np.ndarray]
+    attrs: list[dict]
+    completed_at: list
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_names(storage, study: str) -> list[str]:
+    """The Optuna study names of every run of paretomerge study ``study``, in creation order."""
+    import optuna
+
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    names = [
+        s.study_name for s in summaries if s.user_attrs.get(ATTRIBUTE, {}).get("study") == study
+    ]
+    return sorted(names, key=storage.get_study_id_from_name)
+
+
+def study_names(storage) -> list[str]:
+    """Every paretomerge study in the storage."""
+    import optuna
+
+    seen: dict[str, None] = {}
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        name = s.user_attrs.get(ATTRIBUTE, {}).get("study")
+        if name:
+            seen[name] = None
+    return list(seen)
+
+
+def open_runs(storage, study: str, samplers: Sequence | None = None) -> list[RunStore]:
+    """Every run of ``study``; raises ``ValueError`` naming the studies present if none."""
+    names = run_names(storage, study)
+    if not names:
+        known = study_names(storage)
+        raise ValueError(
+            f"no study {study!r} in this storage; studies here: {', '.join(known) or 'none'}"
+        )
+    return [RunStore.open(storage, n) for n in names]

@@ -1,0 +1,347 @@
+"""Studies on the tiny zoo: every driver, the YAML file, resume after SIGKILL, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from merging.cli import main
+from merging.study import load_study_spec
+from merging.study.runner import run_study
+from merging.study.spec import parse_study_spec
+from pareto.search import driver_names
+from pareto.spaces import BlockSimplex, Box, Simplex
+from pareto.store import open_runs, open_storage, sqlite_url
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "studies" / "tiny.yaml"
+SMALL = {
+    "zoo": "tiny",
+    "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 4},
+    "generation": {"max_new_tokens": 6},
+}
+
+
+def paretomerge(*args: str, **kwargs) -> subprocess.Popen:
+    """The installed console script's code, run as a separate process."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from merging.cli import main; sys.exit(main())", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_every_driver_on_the_tiny_zoo(tiny_zoo_cache, tmp_path):
+    """One run per driver (interpolation), plus layerwise and RiC: the budget of trials, all
+    with values and standard errors, every x on its space."""
+    drivers = driver_names()
+    families = [
+        {"family": "interpolation", "label": d, "driver": d, "driver_settings": {}} for d in drivers
+    ]
+    families += [
+        {"family": "layerwise", "settings": {"blocks": 2}, "driver": "smsemoa"},
+        {"family": "rewards_in_context", "driver": "tpe"},
+    ]
+    spec = parse_study_spec(
+        {"name": "drivers", **SMALL, "families": families, "search": {"budget": 5, "seed": 1}}
+    )
+    url = sqlite_url(tmp_path / "study.db")
+    runs = run_study(spec, storage_url=url, log=lambda _: None)
+    assert len(runs) == len(drivers) + 2
+    for run in runs:
+        results = run.results()
+        expected = 3 if run.spec.driver == "grid" else 5  # Das-Dennis of 3 experts: 3 <= 5
+        assert len(results.values) == expected, run.spec.label
+        assert np.isfinite(results.values).all()
+        assert np.isfinite(results.stderrs).all()
+        space = {"interpolation": Simplex(3), "layerwise": BlockSimplex(2, 3)}.get(run.spec.family)
+        for x, attrs in zip(results.x, results.attrs, strict=True):
+            if space is not None:
+                space.validate(x)
+            else:
+                assert isinstance(run.space, Box)
+                run.space.validate(x)
+            assert {"merge_s", "generate_s", "score_s"} <= set(attrs["timings"])
+            assert len(attrs["samples"]) >= 1
+            assert attrs["eval_hash"]
+            assert attrs["recipe"]["family"] == run.spec.family
+    assert "reference" in runs[0].study.user_attrs  # the base model, for side-by-side reading
+    # Optuna's own API reads the study
+    names = optuna.get_all_study_names(open_storage(url))
+    assert f"drivers/{drivers[0]}" in names
+
+
+def test_tiny_yaml_runs_resumes_and_shows(tiny_zoo_cache, tmp_path, capsys):
+    spec = load_study_spec(TINY)
+    assert [f.family for f in spec.families] == [
+        "interpolation",
+        "layerwise",
+        "rewards_in_context",
+    ]
+    url = sqlite_url(tmp_path / "tiny.db")
+    assert main(["study", "run", str(TINY), "--storage", url, "--no-show"]) == 0
+    runs = open_runs(open_storage(url), "tiny")
+    numbers = {r.spec.label: [t.number for t in r.trials()] for r in runs}
+    assert all(r.counts().complete == spec.search.budget for r in runs)
+    capsys.readouterr()
+    # running again evaluates nothing
+    assert main(["study", "run", str(TINY), "--storage", url, "--no-show"]) == 0
+    assert "12/12 evaluations done" in capsys.readouterr().out
+    runs = open_runs(open_storage(url), "tiny")
+    assert {r.spec.label: [t.number for t in r.trials()] for r in runs} == numbers
+    assert main(["study", "show", "tiny", "--storage", url, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in shown["runs"]] == [
+        "interpolation",
+        "layerwise",
+        "rewards_in_context",
+    ]
+    assert all(r["completed"] == 12 and r["hypervolume"] >= 0 for r in shown["runs"])
+    assert sum(r["knee"] for r in shown["front"]) == 1
+    assert len(shown["reference_point"]) == 3
+    assert main(["study", "show", "tiny", "--storage", url]) == 0
+    text = capsys.readouterr().out
+    assert "hypervolume" in text
+    assert "* " in text
+    assert "higher is better" in text
+
+
+def test_study_file_errors_name_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "zoo": "tiny", "families": ["soup"]}))
+    with pytest.raises(ValueError, match=r"families\.0\.family = 'soup': unknown family"):
+        load_study_spec(bad)
+    bad.write_text(
+        yaml.safe_dump(
+            {"name": "x", "zoo": "tiny", "families": ["layerwise"], "search": {"driver": "ga"}}
+        )
+    )
+    with pytest.raises(ValueError, match=r"search\.driver = 'ga': unknown driver 'ga'; known"):
+        load_study_spec(bad)
+    bad.write_text(yaml.safe_dump({"name": "x y", "zoo": "big", "families": []}))
+    with pytest.raises(ValueError, match="name = 'x y'") as err:
+        load_study_spec(bad)
+    assert "name = 'x y'" in str(err.value)
+    assert "zoo = 'big'" in str(err.value)
+    bad.write_text(yaml.safe_dump({"name": "x", "families": ["layerwise"], "budget": 3}))
+    with pytest.raises(ValueError, match="budget: not a field here"):
+        load_study_spec(bad)
+    assert main(["study", "run", str(bad)]) == 2
+    assert main(["study", "show", "nothing-here"]) == 2
+
+
+def _trials(url: str, study: str) -> dict:
+    """Every trial of each run of ``study`` (none before the study exists)."""
+    out = {}
+    try:
+        runs = open_runs(open_storage(url), study)
+    except ValueError:
+        return out
+    for run in runs:
+        for t in run.trials():
+            out.setdefault(run.spec.label, []).append(t)
+    return out
+
+
+def _wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
+    start = time.time()
+    while time.time() - start < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _study_file(tmp_path: Path, name: str, families: list, budget: int) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                **SMALL,
+                "families": families,
+                "search": {"driver": "nsga2", "budget": budget, "settings": {"population": 3}},
+            }
+        )
+    )
+    return path
+
+
+def test_sigkill_mid_trial_then_resume_finishes_the_budget(tiny_zoo_cache, tmp_path):
+    families = [
+        {"family": "interpolation"},
+        {"family": "layerwise", "settings": {"blocks": 2}, "driver": "tpe"},
+    ]
+    study = _study_file(tmp_path, "killed", families, budget=6)
+    url = sqlite_url(tmp_path / "killed.db")
+    proc = paretomerge("study", "run", str(study), "--storage", url, "--heartbeat", "1,3")
+
+    def running_after_some_done():
+        from optuna.trial import TrialState
+
+        try:
+            trials = [t for ts in _trials(url, "killed").values() for t in ts]
+        except Exception:
+            return False
+        done = sum(t.state == TrialState.COMPLETE for t in trials)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        return done >= 3 and running
+
+    _wait_for(running_after_some_done, what="a running trial after three complete ones")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    from optuna.trial import TrialState
+
+    before = {
+        label: {
+            t.number: (t.values, t.user_attrs["x"]) for t in ts if t.state == TrialState.COMPLETE
+        }
+        for label, ts in _trials(url, "killed").items()
+    }
+    killed = [
+        t for ts in _trials(url, "killed").values() for t in ts if t.state == TrialState.RUNNING
+    ]
+    assert len(killed) == 1
+
+    again = paretomerge("study", "run", str(study), "--storage", url, "--no-show")
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    after = _trials(url, "killed")
+    for label, trials in after.items():
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        assert len(complete) == 6, label  # the budget, exactly
+        # nothing completed before the kill was lost or changed
+        kept = {t.number: (t.values, t.user_attrs["x"]) for t in complete}
+        assert all(kept[n] == v for n, v in before.get(label, {}).items())
+        if label == "interpolation":  # batched: each (generation, slot) completed once
+            slots = [(t.user_attrs["generation"], t.user_attrs["slot"]) for t in complete]
+            assert len(set(slots)) == len(slots)
+    # the killed trial failed and its retry (same parameters) completed
+    failed = [t for ts in after.values() for t in ts if t.state == TrialState.FAIL]
+    assert [t.number for t in failed] == [killed[0].number]
+    retried = [
+        t
+        for ts in after.values()
+        for t in ts
+        if t.system_attrs.get("failed_trial") == killed[0].number
+    ]
+    assert len(retried) == 1
+    assert retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == killed[0].params
+
+
+@pytest.mark.slow
+def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
+    pytest.importorskip("psycopg")
+    from tests.postgres import find_binary, postgres_server
+
+    if not find_binary("initdb"):
+        pytest.skip("PostgreSQL is not installed")
+    from optuna.trial import TrialState
+
+    families = [
+        {"family": "interpolation"},
+        {"family": "layerwise", "settings": {"blocks": 2}, "driver": "tpe"},
+    ]
+    study = tmp_path / "shared.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "shared",
+                **SMALL,
+                "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 6},
+                "generation": {"max_new_tokens": 16},
+                "families": families,
+                "search": {"driver": "nsga2", "budget": 12, "settings": {"population": 4}},
+            }
+        )
+    )
+    with postgres_server() as url:
+        beat = ("--heartbeat", "1,4")
+        workers = [
+            paretomerge("worker", "--storage", url, "--study", "shared", "--wait", "120", *beat)
+            for _ in range(3)
+        ]
+        driver = paretomerge("study", "run", str(study), "--storage", url, *beat)
+        victim = workers[0]
+
+        def victim_running():
+            for ts in _trials(url, "shared").values():
+                for t in ts:
+                    if t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(
+                        f":{victim.pid}"
+                    ):
+                        return t
+            return None
+
+        killed = _wait_for(victim_running, timeout=180, what="a worker's running trial")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        outputs = [p.communicate(timeout=300)[0] for p in [driver, *workers[1:]]]
+        assert driver.returncode == 0, outputs[0]
+        assert all(p.returncode == 0 for p in workers[1:]), outputs
+        trials = _trials(url, "shared")
+        seen_x = set()
+        for label, ts in trials.items():
+            complete = [t for t in ts if t.state == TrialState.COMPLETE]
+            assert len(complete) >= 12, label
+            if label == "interpolation":
+                assert len(complete) == 12
+                slots = [(t.user_attrs["generation"], t.user_attrs["slot"]) for t in complete]
+                assert len(set(slots)) == 12
+            else:  # Optuna sampler in every worker: at most one extra trial per process
+                assert len(complete) <= 12 + 3
+            for t in complete:
+                seen_x.add((label, json.dumps(t.user_attrs["x"])))
+            assert not [t for t in ts if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        # every completed trial recorded once: no x evaluated twice within a run
+        assert len(seen_x) == sum(
+            sum(t.state == TrialState.COMPLETE for t in ts) for ts in trials.values()
+        )
+        workers_seen = {
+            t.user_attrs["worker"]
+            for ts in trials.values()
+            for t in ts
+            if t.state == TrialState.COMPLETE
+        }
+        assert len(workers_seen) >= 2  # the driver and at least one worker shared the work
+        state = {t.number: t.state for t in trials[_label_of(trials, killed)]}
+        assert state[killed.number] == TrialState.FAIL
+
+
+def _label_of(trials: dict, trial) -> str:
+    for label, ts in trials.items():
+        if any(t.number == trial.number and t.params == trial.params for t in ts):
+            return label
+    raise AssertionError("trial not found")
+
+
+def test_worker_help_and_quickstart_help(capsys):
+    for command in (["worker", "--help"], ["quickstart", "--help"], ["study", "run", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            main(command)
+        assert done.value.code == 0
+        assert "examples:" in capsys.readouterr().out
+
+
+def test_quickstart_study_ships_in_the_package():
+    from merging.cli.quickstart import builtin_study
+
+    spec = load_study_spec(str(builtin_study("quickstart")))
+    assert spec.zoo == "smol"
+    assert [f.family for f in spec.families] == ["interpolation", "layerwise", "rewards_in_context"]
+    assert spec.families[1].settings == {"blocks": 3}
+    assert os.path.samefile(str(builtin_study("tiny")), TINY)

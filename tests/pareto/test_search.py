@@ -1,0 +1,193 @@
+"""Search drivers and the loop on closed-form objectives, recorded in a real Optuna storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from pareto.search import OPTUNA_SAMPLERS, drive, driver_names, make_driver, sampler_for
+from pareto.search.amortized import QuadraticModel
+from pareto.search.grid import divisions_within
+from pareto.spaces import BlockSimplex, Box, Simplex, describe_space
+from pareto.store import Outcome, RunSpec, RunStore, open_storage, sqlite_url
+
+OBJECTIVES, SENSES = ("a", "b", "c"), ("max", "max", "min")
+
+
+def closed_form(spec: RunSpec, x: np.ndarray) -> Outcome:
+    """Three conflicting objectives of the mean weight vector (or of a box point)."""
+    w = np.asarray(x, dtype=float).reshape(-1, 3).mean(0)
+    values = {"a": w[0] - 0.5 * w[1] ** 2, "b": w[1] + 0.1 * w[0], "c": 10 * w[2] + w[0] ** 2}
+    return Outcome(
+        values={k: float(v) for k, v in values.items()},
+        stderrs=dict.fromkeys(values, 0.01),
+        attrs={"eval_hash": "closed-form"},
+    )
+
+
+def make_run(storage, driver: str, space, budget: int = 12, label: str | None = None, **settings):
+    spec = RunSpec(
+        study="t",
+        label=label or f"{driver}",
+        family="interpolation",
+        experts=("h", "s", "c"),
+        driver=driver,
+        driver_settings=settings,
+        budget=budget,
+        seed=3,
+        space=describe_space(space),
+        objectives=OBJECTIVES,
+        senses=SENSES,
+    )
+    return RunStore.create_or_open(storage, spec, sampler_for(spec, spec.seed))
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return open_storage(sqlite_url(tmp_path / "s.db"), heartbeat_interval=1, grace_period=3)
+
+
+SPACES = {
+    "simplex": Simplex(3),
+    "blocks": BlockSimplex(2, 3),
+    "box": Box([-1.0, 0.0, 2.0], [1.0, 0.5, 4.0]),
+}
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+@pytest.mark.parametrize("driver", driver_names())
+def test_every_driver_records_its_budget_on_the_space(storage, driver, space_name):
+    space = SPACES[space_name]
+    if driver == "gp":
+        pytest.importorskip("torch")
+    run = make_run(storage, driver, space, budget=10)
+    drive(run, closed_form)
+    counts = run.counts()
+    expected = min(10, len(space.grid(divisions_within(space, 10)))) if driver == "grid" else 10
+    assert counts.complete == expected
+    assert counts.running == counts.waiting == counts.failed == 0
+    results = run.results()
+    assert results.values.shape == (expected, 3)
+    assert np.isfinite(results.values).all()
+    for x, attrs, values in zip(results.x, results.attrs, results.values, strict=True):
+        space.validate(x)  # on the simplex (each block's), or inside the box
+        assert np.allclose(values, [closed_form(run.spec, x).values[k] for k in OBJECTIVES])
+        assert attrs["family"] == "interpolation"
+        assert attrs["driver"] == driver
+        assert len(attrs["stderr"]) == 3
+        if driver not in OPTUNA_SAMPLERS:
+            assert {"generation", "slot"} <= set(attrs)
+    # Optuna's own API opens the run
+    study = optuna.load_study(study_name="t/" + driver, storage=storage)
+    assert len(study.trials) == expected
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE", "MINIMIZE"]
+
+
+def test_grid_evaluates_exactly_the_das_dennis_points(storage):
+    run = make_run(storage, "grid", Simplex(3), budget=15)  # C(4+2, 2) = 15 points at 4 divisions
+    drive(run, closed_form)
+    got = np.array(run.results().x)
+    expected = Simplex(3).grid(4)
+    assert got.shape == expected.shape
+    assert np.allclose(np.sort(got, axis=0), np.sort(expected, axis=0), atol=1e-9)
+    assert divisions_within(Simplex(3), 14) == 3
+
+
+def test_a_batched_run_resumed_mid_way_proposes_what_an_uninterrupted_run_does(tmp_path):
+    whole = open_storage(sqlite_url(tmp_path / "whole.db"))
+    drive(make_run(whole, "nsga2", Simplex(3), budget=16, population=4), closed_form)
+
+    cut = open_storage(sqlite_url(tmp_path / "cut.db"))
+    calls = {"n": 0}
+
+    def dies_after_six(spec, x):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt  # as if the process were stopped in its 7th trial
+        return closed_form(spec, x)
+
+    with pytest.raises(KeyboardInterrupt):
+        drive(make_run(cut, "nsga2", Simplex(3), budget=16, population=4), dies_after_six)
+    resumed = make_run(cut, "nsga2", Simplex(3), budget=16, population=4)
+    assert resumed.counts().complete == 6
+    drive(resumed, closed_form)
+    a, b = make_run(whole, "nsga2", Simplex(3), 16, population=4).results(), resumed.results()
+    assert b.values.shape == (16, 3)
+
+    def by_slot(r):
+        return {(t["generation"], t["slot"]): x for t, x in zip(r.attrs, r.x, strict=True)}
+
+    assert sorted(by_slot(a)) == sorted(by_slot(b)) == [(g, s) for g in range(4) for s in range(4)]
+    for k, x in by_slot(a).items():
+        assert np.allclose(x, by_slot(b)[k])
+
+
+def test_a_trial_whose_process_is_gone_is_failed_and_retried(storage):
+    run = make_run(storage, "tpe", Simplex(3), budget=4)
+    trial = run.ask()
+    u = run.unit_point(trial)
+    trial.set_user_attr("worker", "elsewhere:1")  # another machine: only its heartbeat counts
+    run.storage.record_heartbeat(run.trial_id(trial))
+    assert run.reap() == 0  # heartbeat fresh
+    import time
+
+    time.sleep(4.5)  # SQLite keeps heartbeats to the second
+    assert run.reap() == 1
+    waiting = run.claim()
+    assert waiting is not None
+    assert np.allclose(run.unit_point(waiting), u)
+    assert run.study.trials[waiting.number].system_attrs["failed_trial"] == trial.number
+
+
+def test_a_dead_local_process_is_noticed_at_once(storage):
+    run = make_run(storage, "nsga2", Simplex(3), budget=4)
+    run.enqueue(np.array([0.5, 0.5]), {"generation": 0, "slot": 0})
+    trial = run.claim()
+    trial.set_user_attr("worker", f"{__import__('socket').gethostname()}:999999999")
+    assert run.reap() == 1
+    counts = run.counts()
+    assert (counts.failed, counts.waiting, counts.running) == (1, 1, 0)
+
+
+def test_reopening_with_other_settings_names_the_field(storage):
+    make_run(storage, "nsga2", Simplex(3), budget=4)
+    with pytest.raises(ValueError, match="driver = 'nsga2', not 'tpe'"):
+        make_run(storage, "tpe", Simplex(3), budget=4, label="nsga2")
+    # a larger budget extends the run
+    assert make_run(storage, "nsga2", Simplex(3), budget=8).spec.budget == 8
+
+
+def test_map_records_its_predictions_and_they_fit_a_quadratic(storage):
+    run = make_run(storage, "map", Simplex(3), budget=18, initial=10, batch=4)
+    drive(run, closed_form)
+    attrs = run.results().attrs
+    predicted = [a for a in attrs if "predicted" in a]
+    assert len(predicted) == 8  # two surrogate batches after 10 random points
+    # the objectives are quadratic in x: the surrogate predicts them almost exactly
+    signs = np.array([-1, -1, 1])
+    r = run.results()
+    for a, v in zip(r.attrs, r.values, strict=True):
+        if "predicted" in a:
+            assert np.allclose(np.array(a["predicted"]) * signs, v, atol=0.05)
+
+
+def test_quadratic_model_is_exact_on_a_quadratic():
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 2))
+    f = np.column_stack([1 + x[:, 0] - 2 * x[:, 1] ** 2 + x[:, 0] * x[:, 1], x[:, 1]])
+    model = QuadraticModel(x, f, ridge=1e-9)
+    test = rng.random((10, 2))
+    want = np.column_stack(
+        [1 + test[:, 0] - 2 * test[:, 1] ** 2 + test[:, 0] * test[:, 1], test[:, 1]]
+    )
+    assert np.allclose(model.predict(test), want, atol=1e-5)
+
+
+def test_driver_errors_name_what_is_allowed():
+    with pytest.raises(ValueError, match=r"known: .*nsga2"):
+        make_driver("nsga4", Simplex(3), 3, 10)
+    with pytest.raises(ValueError, match="its settings are: population"):
+        make_driver("nsga2", Simplex(3), 3, 10, pop=4)
+    with pytest.raises(ValueError, match="2 or more objectives"):
+        make_driver("nsga2", Simplex(3), 1, 10)
