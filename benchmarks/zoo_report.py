@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ric-only", action="store_true", help="only the RiC sweeps")
+    parser.add_argument(
+        "--ric-targets", default="verbosity,harmlessness", help="rewards to sweep, in order"
+    )
     args = parser.parse_args()
 
     from merging.checkpoints import ExpertSet
@@ -147,7 +150,7 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         ExpertSet.from_paths(zoo.base, {"ric": zoo.ric}), device=args.device
     )
     ric = make_family("rewards_in_context", names, ric=zoo.ric)
-    for target in ("verbosity", "harmlessness"):
+    for target in args.ric_targets.split(","):
         i = names.index(target)
         levels = np.round(np.linspace(ric.low[i], ric.high[i], 5), 1)
         measured = []

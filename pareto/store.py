@@ -95,6 +95,9 @@ class RunSpec(BaseModel):
     driver: str
     driver_settings: dict[str, Any] = {}
     budget: int
+    design_budget: int | None = None
+    """The budget when the run was created: drivers derive their defaults (population sizes,
+    MAP's first batch) from it, so that raising ``budget`` later extends the same search."""
     seed: int = 0
     space: dict[str, Any]
     objectives: tuple[str, ...]
@@ -109,9 +112,13 @@ class RunSpec(BaseModel):
     def search_space(self) -> SearchSpace:
         return space_from_description(self.space)
 
+    @property
+    def driver_budget(self) -> int:
+        return self.design_budget or self.budget
+
     def identity(self) -> dict:
         """The fields that must match when a run is opened again (budget may grow)."""
-        return self.model_dump(exclude={"budget", "details"})
+        return self.model_dump(exclude={"budget", "design_budget", "details"})
 
 
 def worker_id() -> str:
@@ -170,6 +177,7 @@ class RunStore:
         )
         stored = study.user_attrs.get(ATTRIBUTE)
         if stored is None:
+            spec = spec.model_copy(update={"design_budget": spec.design_budget or spec.budget})
             study.set_user_attr(ATTRIBUTE, spec.model_dump(mode="json"))
         else:
             old = RunSpec.model_validate(stored)
@@ -181,6 +189,7 @@ class RunStore:
                         f"{key} = {old_id[key]!r}, not {new_id[key]!r}: use another study name "
                         "or storage"
                     )
+            spec = spec.model_copy(update={"design_budget": old.driver_budget})
             if old.budget != spec.budget or old.details != spec.details:
                 study.set_user_attr(ATTRIBUTE, spec.model_dump(mode="json"))
         return cls(storage, spec, study)

@@ -24,6 +24,9 @@ explore Pareto fronts and hypervolume, and export the chosen checkpoint."""
 
 EPILOG = """\
 examples:
+  paretomerge quickstart --data ../shared/data/hh-rlhf
+  paretomerge study run studies/tiny.yaml --data ../shared/data/hh-rlhf
+  paretomerge study show tiny
   paretomerge analyze studies/examples/soups_sweep.csv \\
       --objectives helpfulness:max,harmlessness:max,verbosity:min
   paretomerge analyze results.jsonl --objectives helpfulness:max,verbosity:min --json

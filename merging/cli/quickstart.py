@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         storage_url=url,
         data=args.data,
         device=args.device,
-        log=lambda m: print(m, flush=True),
+        log=print,
     )
     print()
     print_report(spec.name, url)

@@ -97,7 +97,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         data=args.data,
         device=args.device,
         heartbeat=parse_heartbeat(args.heartbeat),
-        log=lambda m: print(m, flush=True),
+        log=print,
     )
     if not args.no_show:
         print()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from merging.study.spec import PromptSpec, StudySpec, parse_study_spec
 from pareto.spaces import describe_space
@@ -95,8 +96,11 @@ class StudySession:
         device: str | None = None,
         log: Log = print,
     ):
+        from transformers.utils import logging as hf_logging
+
         from merging.evaluate import Evaluator, parse_objective
 
+        hf_logging.disable_progress_bar()  # one line per checkpoint load is noise in a study
         self.spec, self.log = spec, log
         self.device = device or spec.device
         self.data = data_folder(spec, data)
@@ -268,12 +272,23 @@ def run_study(
             log("evaluating the base model (the reference for every trial's generations)")
             run.study.set_user_attr("reference", session.evaluate_base())
     for run in runs:
-        counts = run.counts()
-        log(
-            f"{run.spec.label}: {run.spec.driver}, {counts.complete}/{run.spec.budget} "
-            f"evaluations done{' (resuming)' if counts.complete else ''}"
-        )
-        drive(run, session.evaluate, log=log)
+        done, budget = run.counts().complete, run.spec.budget
+        state = "done" if done >= budget else "resuming" if done else "starting"
+        log(f"{run.spec.label}: {run.spec.driver}, {done}/{budget} evaluations done ({state})")
+        if done >= budget:
+            continue
+        with tqdm(
+            total=budget, initial=done, desc=run.spec.label, unit="trial", dynamic_ncols=True
+        ) as bar:
+
+            def progress(message: str, bar=bar) -> None:
+                if log is print:
+                    bar.write(message)  # above the bar, not through it
+                else:
+                    log(message)
+                bar.update(1)
+
+            drive(run, session.evaluate, log=progress)
     return runs
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from pareto._arrays import sign_vector
 from pareto.search.base import make_driver
+from pareto.search.evolutionary import default_population
 from pareto.search.samplers import is_optuna_sampler, make_sampler
 from pareto.store import MAX_RETRY, Outcome, RunSpec, RunStore
 
@@ -38,7 +39,7 @@ def sampler_for(spec: RunSpec, seed: int | None):
     if not is_optuna_sampler(spec.driver):
         return None
     settings = dict(spec.driver_settings)
-    population = settings.pop("population", None) or max(4, min(16, spec.budget // 4))
+    population = settings.pop("population", None) or default_population(spec.driver_budget)
     if settings:
         raise ValueError(
             f"driver {spec.driver!r} has no setting(s) {sorted(settings)}; its settings are: "
@@ -121,7 +122,12 @@ def _generations(run: RunStore) -> dict[int, dict[int, list]]:
 def _drive_batched(run: RunStore, evaluate: Evaluate, log: Log | None, poll: float) -> None:
     spec = run.spec
     driver = make_driver(
-        spec.driver, run.space, len(spec.objectives), spec.budget, spec.seed, **spec.driver_settings
+        spec.driver,
+        run.space,
+        len(spec.objectives),
+        spec.driver_budget,
+        spec.seed,
+        **spec.driver_settings,
     )
     signs = sign_vector(tuple(spec.senses))
     generation, scheduled = 0, 0

@@ -191,3 +191,22 @@ def test_driver_errors_name_what_is_allowed():
         make_driver("nsga2", Simplex(3), 3, 10, pop=4)
     with pytest.raises(ValueError, match="2 or more objectives"):
         make_driver("nsga2", Simplex(3), 1, 10)
+
+
+def test_raising_the_budget_extends_the_same_search(tmp_path):
+    storage = open_storage(sqlite_url(tmp_path / "grow.db"))
+    run = make_run(storage, "map", Simplex(3), budget=8)
+    drive(run, closed_form)
+    first = run.results()
+    grown = make_run(storage, "map", Simplex(3), budget=14)
+    assert grown.spec.design_budget == 8  # defaults still come from the first budget
+    drive(grown, closed_form)
+    after = grown.results()
+    assert len(after.values) == 14
+    assert np.array_equal(after.values[:8], first.values)
+    # the same points as a run that had budget 14 from the start but defaults of budget 8
+    whole = open_storage(sqlite_url(tmp_path / "whole.db"))
+    reference = make_run(whole, "map", Simplex(3), budget=8)
+    reference = make_run(whole, "map", Simplex(3), budget=14)
+    drive(reference, closed_form)
+    assert np.allclose(np.array(reference.results().x), np.array(after.x))
