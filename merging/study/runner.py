@@ -267,10 +267,12 @@ def run_study(
     storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
     session = StudySession(spec, data=data, device=device, log=log)
     runs = open_study_runs(session, storage)
-    for run in runs:
-        if "reference" not in run.study.user_attrs:
-            log("evaluating the base model (the reference for every trial's generations)")
-            run.study.set_user_attr("reference", session.evaluate_base())
+    missing = [run for run in runs if "reference" not in run.study.user_attrs]
+    if missing:
+        log("evaluating the base model (the reference for every trial's generations)")
+        reference = session.evaluate_base()
+        for run in missing:
+            run.study.set_user_attr("reference", reference)
     for run in runs:
         done, budget = run.counts().complete, run.spec.budget
         state = "done" if done >= budget else "resuming" if done else "starting"
@@ -278,7 +280,12 @@ def run_study(
         if done >= budget:
             continue
         with tqdm(
-            total=budget, initial=done, desc=run.spec.label, unit="trial", dynamic_ncols=True
+            total=budget,
+            initial=done,
+            desc=run.spec.label,
+            unit="trial",
+            dynamic_ncols=True,
+            disable=log is not print,  # callers with their own log (tests, benchmarks)
         ) as bar:
 
             def progress(message: str, bar=bar) -> None:
