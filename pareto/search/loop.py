@@ -182,7 +182,8 @@ def _complete_generation(
                     "times; see the trials' 'error' attribute"
                 )
             last = trials[-1]
-            run.enqueue(run.unit_point_of(last), dict(last.user_attrs))
+            attrs = {k: v for k, v in last.user_attrs.items() if k not in ("error", "worker")}
+            run.enqueue(run.unit_point_of(last), attrs)
         trial = run.claim()
         if trial is None:
             time.sleep(poll)

@@ -210,3 +210,27 @@ def test_raising_the_budget_extends_the_same_search(tmp_path):
     reference = make_run(whole, "map", Simplex(3), budget=14)
     drive(reference, closed_form)
     assert np.allclose(np.array(reference.results().x), np.array(after.x))
+
+
+def test_an_evaluation_error_fails_the_trial_and_a_rerun_retries_its_slot(storage):
+    run = make_run(storage, "nsga2", Simplex(3), budget=8, population=4)
+    calls = {"n": 0}
+
+    def breaks_once(spec, x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ValueError("out of memory, say")
+        return closed_form(spec, x)
+
+    with pytest.raises(ValueError, match="out of memory"):
+        drive(run, breaks_once)
+    failed = [t for t in run.trials() if t.state.name == "FAIL"]
+    assert len(failed) == 1
+    assert failed[0].user_attrs["error"] == "ValueError: out of memory, say"
+    drive(run, closed_form)
+    done = run.results()
+    assert len(done.values) == 8
+    slots = [(a["generation"], a["slot"]) for a in done.attrs]
+    assert sorted(slots) == [(g, s) for g in range(2) for s in range(4)]
+    retry = next(a for a in done.attrs if (a["generation"], a["slot"]) == (0, 2))
+    assert "error" not in retry
