@@ -140,6 +140,7 @@ def test_study_file_errors_name_the_field(tmp_path):
         load_study_spec(bad)
     assert main(["study", "run", str(bad)]) == 2
     assert main(["study", "show", "nothing-here"]) == 2
+    assert main(["study", "show", "x", "--storage", "nonsense"]) == 2
 
 
 def _trials(url: str, study: str) -> dict:

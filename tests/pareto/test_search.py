@@ -234,3 +234,10 @@ def test_an_evaluation_error_fails_the_trial_and_a_rerun_retries_its_slot(storag
     assert sorted(slots) == [(g, s) for g in range(2) for s in range(4)]
     retry = next(a for a in done.attrs if (a["generation"], a["slot"]) == (0, 2))
     assert "error" not in retry
+
+
+def test_a_bad_storage_url_is_one_clear_error():
+    with pytest.raises(ValueError, match="storage 'nonsense': cannot open it"):
+        open_storage("nonsense")
+    with pytest.raises(ValueError, match=r"postgresql\+psycopg://me:\*\*\*@127.0.0.1:1/x"):
+        open_storage("postgresql+psycopg://me:secret@127.0.0.1:1/x")
