@@ -263,8 +263,10 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
             {
                 "name": "shared",
                 **SMALL,
-                "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 6},
-                "generation": {"max_new_tokens": 16},
+                # slow enough (about 2 s a trial) that the workers, which load their models
+                # only once the study exists, get work before the driver has done it all
+                "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 8},
+                "generation": {"max_new_tokens": 40},
                 "families": families,
                 "search": {"driver": "nsga2", "budget": 12, "settings": {"population": 4}},
             }
@@ -277,23 +279,30 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
             for _ in range(3)
         ]
         driver = paretomerge("study", "run", str(study), "--storage", url, *beat)
-        victim = workers[0]
+        by_pid = {str(w.pid): w for w in workers}
 
-        def victim_running():
+        def a_worker_running():
+            """A trial running in one of the workers (not the driving process)."""
             for ts in _trials(url, "shared").values():
                 for t in ts:
-                    if t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(
-                        f":{victim.pid}"
-                    ):
+                    pid = str(t.user_attrs.get("worker", "")).rpartition(":")[2]
+                    if t.state == TrialState.RUNNING and pid in by_pid:
                         return t
             return None
 
-        killed = _wait_for(victim_running, timeout=180, what="a worker's running trial")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        outputs = [p.communicate(timeout=300)[0] for p in [driver, *workers[1:]]]
+        try:
+            killed = _wait_for(a_worker_running, timeout=180, what="a worker's running trial")
+            victim = by_pid[killed.user_attrs["worker"].rpartition(":")[2]]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            survivors = [w for w in workers if w is not victim]
+            outputs = [p.communicate(timeout=300)[0] for p in [driver, *survivors]]
+        finally:
+            for p in [driver, *workers]:
+                if p.poll() is None:
+                    p.kill()
         assert driver.returncode == 0, outputs[0]
-        assert all(p.returncode == 0 for p in workers[1:]), outputs
+        assert all(p.returncode == 0 for p in survivors), outputs
         trials = _trials(url, "shared")
         seen_x = set()
         for label, ts in trials.items():
