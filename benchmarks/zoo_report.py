@@ -75,8 +75,7 @@ def main() -> None:
 
 def report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger) -> None:
     from merging.families import make_family
-    from merging.paths import fingerprint
-    from merging.policy import merged_identity
+    from merging.policy import merged_identity, use_base
 
     experts = list(zoo.experts)
     interp = make_family("interpolation", experts)
@@ -85,13 +84,7 @@ def report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger
         (e, np.eye(len(experts))[i]) for i, e in enumerate(experts)
     ]:
         if weights is None:
-            merger.set_linear([0.0] * len(experts), base_weight=1.0)
-            identity = {
-                "model": "base",
-                "base": fingerprint(Path(zoo.base)),
-                "device": merger.device.type,
-                "dtype": str(merger.dtype),
-            }
+            identity = use_base(merger)
         else:
             recipe = interp.recipe(weights)
             interp.apply(recipe, merger)

@@ -56,3 +56,14 @@ def merged_identity(merger, recipe) -> dict:
         "device": merger.device.type,
         "dtype": str(merger.dtype),
     }
+
+
+def use_base(merger) -> dict:
+    """Set the merger to the base model (every expert weight 0) and return its identity."""
+    merger.set_linear([0.0] * len(merger.expert_names), base_weight=1.0)
+    return {
+        "model": "base",
+        "base": fingerprint(merger.experts.base.path),
+        "device": merger.device.type,
+        "dtype": str(merger.dtype),
+    }

@@ -46,43 +46,37 @@ def data_folder(spec: StudySpec, given: str | None) -> str | None:
 
 
 def load_prompts(spec: PromptSpec, data: str | None, resolve=lambda p: p):
-    """The study's evaluation prompts, in a fixed order."""
+    """The study's evaluation prompts, in a fixed order: HH-RLHF subsets in equal shares (or a
+    prompts file), one split, cut to the last user turn if asked, long and repeated ones left
+    out."""
     from merging.data import Prompt, read_pairs, read_prompts, select_split
+    from merging.zoo.datasets import locate_hh_rlhf
+
+    def usable(prompts) -> list:
+        out = []
+        for p in prompts:
+            if spec.last_turn:
+                p = Prompt((p.messages[-1],))
+            if len(p.last_user) <= spec.max_chars and p not in out:
+                out.append(p)
+        return out
 
     if spec.path is not None:
-        prompts = select_split(read_prompts(resolve(spec.path)), spec.split)
+        prompts = usable(select_split(read_prompts(resolve(spec.path)), spec.split))
     else:
-        from merging.zoo.datasets import locate_hh_rlhf
-
-        root = locate_hh_rlhf(data) if data else _hub_hh()
+        root = locate_hh_rlhf(data)
         per_subset = -(-spec.n // len(spec.hh_rlhf))
         prompts = []
         for subset in spec.hh_rlhf:
             path = root / subset / "test.jsonl.gz"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such HH-RLHF file")
-            taken = []
-            for pair in select_split(read_pairs(path), spec.split):
-                p = pair.prompt
-                if spec.last_turn:
-                    p = Prompt((p.messages[-1],))
-                if len(p.last_user) <= spec.max_chars and p not in taken:
-                    taken.append(p)
-                if len(taken) == per_subset:
-                    break
-            prompts += taken
-    if spec.last_turn:
-        prompts = [Prompt((p.messages[-1],)) for p in prompts]
-    prompts = [p for p in prompts if len(p.last_user) <= spec.max_chars][: spec.n]
+            pairs = select_split(read_pairs(path), spec.split)
+            prompts += usable(pair.prompt for pair in pairs)[:per_subset]
+    prompts = prompts[: spec.n]
     if not prompts:
         raise ValueError("prompts: none left after the split and length filters")
     return prompts
-
-
-def _hub_hh():
-    from merging.zoo.datasets import locate_hh_rlhf
-
-    return locate_hh_rlhf(None)
 
 
 class StudySession:
@@ -223,16 +217,10 @@ class StudySession:
     def evaluate_base(self) -> dict:
         """The base model's objective values and samples: the reference every trial's
         generations are read against."""
-        from merging.paths import fingerprint
+        from merging.policy import use_base
 
         merger = self._merger(self.families[self.spec.families[0].run_label])
-        merger.set_linear([0.0] * len(merger.expert_names), base_weight=1.0)
-        identity = {
-            "model": "base",
-            "base": fingerprint(Path(self.base)),
-            "device": merger.device.type,
-            "dtype": str(merger.dtype),
-        }
+        identity = use_base(merger)
         result = self.evaluator.evaluate(merger.model, self.tokenizer(), identity)
         return {
             "values": [result.objectives[o.name].mean for o in self.objectives],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -173,6 +174,9 @@ def _study_file(tmp_path: Path, name: str, families: list, budget: int) -> Path:
             {
                 "name": name,
                 **SMALL,
+                # about a second a trial: room to kill the process while one runs
+                "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 8},
+                "generation": {"max_new_tokens": 40},
                 "families": families,
                 "search": {"driver": "nsga2", "budget": budget, "settings": {"population": 3}},
             }
@@ -198,8 +202,14 @@ def test_sigkill_mid_trial_then_resume_finishes_the_budget(tiny_zoo_cache, tmp_p
         except Exception:
             return False
         done = sum(t.state == TrialState.COMPLETE for t in trials)
-        running = [t for t in trials if t.state == TrialState.RUNNING]
-        return done >= 3 and running
+        now = datetime.datetime.now()
+        # a trial that started a moment ago: most of it is still to run when the kill lands
+        fresh = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and (now - t.datetime_start).total_seconds() < 0.3
+        ]
+        return done >= 3 and fresh
 
     _wait_for(running_after_some_done, what="a running trial after three complete ones")
     proc.send_signal(signal.SIGKILL)
