@@ -18,7 +18,7 @@ import yaml
 
 from merging.cli import main
 from merging.study import load_study_spec
-from merging.study.runner import run_study
+from merging.study.runner import StudySession, open_study_runs, run_study
 from merging.study.spec import parse_study_spec
 from pareto.search import driver_names
 from pareto.spaces import BlockSimplex, Box, Simplex
@@ -284,11 +284,15 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
     )
     with postgres_server() as url:
         beat = ("--heartbeat", "1,4")
+        # The study exists before any process starts, so the workers start asking their
+        # Optuna sampler (the layerwise run) at once: which process gets work does not depend
+        # on how fast each one loads its models.
+        session = StudySession(load_study_spec(study), log=lambda _: None)
+        open_study_runs(session, open_storage(url))
         workers = [
-            paretomerge("worker", "--storage", url, "--study", "shared", "--wait", "120", *beat)
-            for _ in range(3)
+            paretomerge("worker", "--storage", url, "--study", "shared", *beat) for _ in range(3)
         ]
-        driver = paretomerge("study", "run", str(study), "--storage", url, *beat)
+        driver = None
         by_pid = {str(w.pid): w for w in workers}
 
         def a_worker_running():
@@ -306,10 +310,11 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
             victim.send_signal(signal.SIGKILL)
             victim.wait()
             survivors = [w for w in workers if w is not victim]
+            driver = paretomerge("study", "run", str(study), "--storage", url, *beat)
             outputs = [p.communicate(timeout=300)[0] for p in [driver, *survivors]]
         finally:
             for p in [driver, *workers]:
-                if p.poll() is None:
+                if p is not None and p.poll() is None:
                     p.kill()
         assert driver.returncode == 0, outputs[0]
         assert all(p.returncode == 0 for p in survivors), outputs
