@@ -349,7 +349,8 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
 
 def _label_of(trials: dict, trial) -> str:
     for label, ts in trials.items():
-        if any(t.number == trial.number and t.params == trial.params for t in ts):
+        worker = trial.user_attrs.get("worker")
+        if any(t.number == trial.number and t.user_attrs.get("worker") == worker for t in ts):
             return label
     raise AssertionError("trial not found")
 
