@@ -55,7 +55,7 @@ def main() -> None:
     from merging.study.runner import run_study
     from merging.study.spec import parse_study_spec
     from pareto.hypervolume import hypervolume
-    from pareto.reference import ideal_nadir, reference_point
+    from pareto.reference import reference_point
 
     families = args.families.split(",")
     divisions = [int(d) for d in args.divisions.split(",")]
@@ -106,8 +106,7 @@ def main() -> None:
         mine = {k: v for k, v in results.items() if k.startswith(f"{family}.")}
         every = np.vstack([r.values for r in mine.values()])
         ref = reference_point(every, senses)
-        ideal, nadir = ideal_nadir(every, senses)
-        bounds = (np.minimum(ideal, nadir), np.maximum(ideal, nadir))
+        bounds = (every.min(axis=0), every.max(axis=0))  # the observed range
         grid = mine[f"{family}.grid"]
         grid_hv = hypervolume(grid.values, ref, senses, bounds=bounds)
         print(

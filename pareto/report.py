@@ -14,7 +14,7 @@ import numpy as np
 from pareto.choice import knee_point
 from pareto.dominance import pareto_mask
 from pareto.hypervolume import hypervolume
-from pareto.reference import ideal_nadir, reference_point
+from pareto.reference import reference_point
 from pareto.store import RunResults
 
 
@@ -85,8 +85,7 @@ def study_report(results: list[RunResults], *, margin: float = 0.1) -> StudyRepo
         runs = tuple(_row(r, 0.0, 0) for r in results)
         return StudyReport(study, objectives, senses, runs, (), None, None)
     ref = reference_point(all_values, senses, margin=margin)
-    ideal, nadir = ideal_nadir(all_values, senses)
-    low, high = np.minimum(ideal, nadir), np.maximum(ideal, nadir)
+    low, high = all_values.min(axis=0), all_values.max(axis=0)  # the observed range
     bounds = (low, high)
     runs = []
     for r in results:
