@@ -134,3 +134,31 @@ def _row(r: RunResults, hv: float, size: int) -> RunRow:
         hypervolume=float(hv),
         front_size=size,
     )
+
+
+def hypervolume_history(
+    values: object,
+    reference: object,
+    senses,
+    *,
+    bounds: tuple | None = None,
+    points: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hypervolume of the first ``k`` evaluations, for up to ``points`` values of ``k``.
+
+    ``values`` are in evaluation order. The counts ``k`` are spread evenly over ``1..n`` and
+    always include ``n``, so a convergence curve of any length costs at most ``points``
+    hypervolume computations.
+
+    Returns:
+        ``(counts, hypervolumes)``, both of length ``min(n, points)``.
+    """
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    if points < 1:
+        raise ValueError(f"points must be >= 1; got {points}")
+    counts = np.unique(np.linspace(1, n, min(n, points)).round().astype(int))
+    hvs = np.array([hypervolume(v[:k], reference, senses, bounds=bounds) for k in counts])
+    return counts, hvs

@@ -379,10 +379,14 @@ class RunStore:
         self.study.tell(trial, state=TrialState.FAIL)
 
     # -- reading -------------------------------------------------------------------------
-    def results(self) -> RunResults:
+    def results(self, trials: Sequence | None = None) -> RunResults:
+        """The run's completed trials; ``trials`` (all of the run's, already read) saves a
+        second read of the storage."""
         from optuna.trial import TrialState
 
-        done = sorted(self.trials(states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+        if trials is None:
+            trials = self.trials(states=(TrialState.COMPLETE,))
+        done = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
         m = len(self.spec.objectives)
         return RunResults(
             spec=self.spec,
@@ -422,21 +426,16 @@ def _alive(pid: int) -> bool:
 
 def run_names(storage, study: str) -> list[str]:
     """The Optuna study names of every run of paretomerge study ``study``, in creation order."""
-    import optuna
-
-    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-    names = [
-        s.study_name for s in summaries if s.user_attrs.get(ATTRIBUTE, {}).get("study") == study
-    ]
-    return sorted(names, key=storage.get_study_id_from_name)
+    studies = sorted(storage.get_all_studies())  # FrozenStudy orders by creation
+    return [s.study_name for s in studies if s.user_attrs.get(ATTRIBUTE, {}).get("study") == study]
 
 
 def study_names(storage) -> list[str]:
-    """Every paretomerge study in the storage."""
-    import optuna
+    """Every paretomerge study in the storage, in creation order.
 
+    Reads the studies' attributes only (``get_all_study_summaries`` would read every trial)."""
     seen: dict[str, None] = {}
-    for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+    for s in sorted(storage.get_all_studies()):  # FrozenStudy orders by creation
         name = s.user_attrs.get(ATTRIBUTE, {}).get("study")
         if name:
             seen[name] = None

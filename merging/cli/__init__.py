@@ -12,9 +12,19 @@ import sys
 from collections.abc import Sequence
 
 from merging import __version__
-from merging.cli import analyze, evaluate, heads, merge, quickstart, study, worker, zoo
+from merging.cli import (
+    analyze,
+    dashboard,
+    evaluate,
+    heads,
+    merge,
+    quickstart,
+    study,
+    worker,
+    zoo,
+)
 
-SUBCOMMANDS = (quickstart, analyze, merge, evaluate, heads, zoo, study, worker)
+SUBCOMMANDS = (quickstart, analyze, merge, evaluate, heads, zoo, study, worker, dashboard)
 
 DESCRIPTION = """\
 paretomerge: multi-objective alignment of language models by combining models.
@@ -27,6 +37,7 @@ examples:
   paretomerge quickstart --data ../shared/data/hh-rlhf
   paretomerge study run studies/tiny.yaml --data ../shared/data/hh-rlhf
   paretomerge study show tiny
+  paretomerge dashboard
   paretomerge analyze studies/examples/soups_sweep.csv \\
       --objectives helpfulness:max,harmlessness:max,verbosity:min
   paretomerge analyze results.jsonl --objectives helpfulness:max,verbosity:min --json

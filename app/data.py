@@ -1,0 +1,296 @@
+"""What the dashboard shows, read from a study's Optuna storage into plain tables.
+
+No Streamlit here: pages cache these functions, tests call them directly. One row per
+completed trial of every run of a study, with the study-wide Pareto analysis attached
+(front membership and rank, the knee, the probability of being non-dominated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pareto.dominance import nondominated_sort, pareto_mask
+from pareto.report import StudyReport, hypervolume_history, study_report
+from pareto.store import RunResults, open_runs, open_storage, sqlite_url, study_names
+from pareto.uncertainty import dominance_probability
+
+RESERVED = (
+    "key",
+    "run",
+    "family",
+    "driver",
+    "trial",
+    "evaluation",
+    "completed_at",
+    "rank",
+    "on_front",
+    "knee",
+    "p_nondominated",
+)
+"""Columns of :attr:`StudyData.trials` besides the objectives and their ``_stderr``."""
+
+DOMINANCE_DRAWS = 1000
+
+
+def discover_storages(folder: str | Path = ".") -> list[str]:
+    """SQLite URLs of the studies run in ``folder`` (``runs/*/study.db``, the default place)."""
+    return [sqlite_url(p) for p in sorted(Path(folder).glob("runs/*/study.db"))]
+
+
+def storage_label(url: str) -> str:
+    """A short name for a storage: the SQLite file's folder, or the URL without password."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return f"{path.parent.name}/{path.name}"
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """A study in a storage; ``id`` is what the dashboard keeps in its URL."""
+
+    storage: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name} @ {storage_label(self.storage)}"
+
+
+def list_studies(storages: list[str]) -> list[StudyRef]:
+    """Every paretomerge study in the given storages, in storage order then creation order."""
+    return [StudyRef(url, name) for url in storages for name in study_names(open_storage(url))]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    label: str
+    family: str
+    driver: str
+    experts: tuple[str, ...]
+    budget: int
+    complete: int
+    running: int
+    waiting: int
+    failed: int
+    hypervolume: float
+    front_size: int
+    last_update: datetime | None
+
+
+@dataclass
+class StudyData:
+    """A study's completed trials and what the pages derive from them."""
+
+    ref: StudyRef
+    objectives: tuple[str, ...]
+    senses: tuple[str, ...]
+    runs: tuple[RunSummary, ...]
+    trials: pd.DataFrame
+    """One row per completed trial; columns ``RESERVED``, each objective, ``{obj}_stderr``."""
+    details: dict[str, dict] = field(default_factory=dict)
+    """Per trial key: ``x``, ``recipe``, ``samples``, ``timings`` and the other attributes."""
+    experts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per run label: the names of the experts (or conditioned rewards) ``x`` refers to."""
+    reference: dict | None = None
+    """The base model's ``values``, ``stderr`` and ``samples``, when the study recorded them."""
+    report: StudyReport | None = None
+    history: pd.DataFrame | None = None
+    """Hypervolume after each number of evaluations, per run (columns run, driver,
+    evaluations, hypervolume)."""
+
+    @property
+    def last_update(self) -> datetime | None:
+        times = [r.last_update for r in self.runs if r.last_update is not None]
+        return max(times) if times else None
+
+    def sense_of(self, objective: str) -> str:
+        return self.senses[self.objectives.index(objective)]
+
+
+def trial_key(label: str, number: int) -> str:
+    return f"{label}#{number}"
+
+
+def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
+    """Read every run of ``ref`` and analyse the study's front."""
+    from optuna.trial import TrialState
+
+    runs = open_runs(open_storage(ref.storage), ref.name)
+    trials_of = [r.trials() for r in runs]  # one read per run, for results and counts
+    results = [r.results(t) for r, t in zip(runs, trials_of, strict=True)]
+    objectives, senses = results[0].spec.objectives, results[0].spec.senses
+    clash = set(RESERVED) & {*objectives, *(f"{o}_stderr" for o in objectives)}
+    if clash:
+        raise ValueError(f"objective names {sorted(clash)} clash with the dashboard's columns")
+    report = study_report(results)
+    hv = {row.label: row for row in report.runs}
+
+    summaries, frames, details, experts = [], [], {}, {}
+    reference = None
+    for run, res, all_trials in zip(runs, results, trials_of, strict=True):
+        spec = run.spec
+        experts[spec.label] = tuple(spec.experts)
+        if reference is None:
+            reference = run.study.user_attrs.get("reference")
+        states = [t.state for t in all_trials]
+        stamps = [t.datetime_complete or t.datetime_start for t in all_trials if t.datetime_start]
+        summaries.append(
+            RunSummary(
+                label=spec.label,
+                family=spec.family,
+                driver=spec.driver,
+                experts=tuple(spec.experts),
+                budget=spec.budget,
+                complete=states.count(TrialState.COMPLETE),
+                running=states.count(TrialState.RUNNING),
+                waiting=states.count(TrialState.WAITING),
+                failed=states.count(TrialState.FAIL),
+                hypervolume=hv[spec.label].hypervolume,
+                front_size=hv[spec.label].front_size,
+                last_update=max(stamps) if stamps else None,
+            )
+        )
+        frames.append(_run_frame(res))
+        for number, x, attrs in zip(res.numbers, res.x, res.attrs, strict=True):
+            details[trial_key(spec.label, int(number))] = {**attrs, "x": np.asarray(x).tolist()}
+
+    trials = pd.concat(frames, ignore_index=True)
+    _analyse(trials, objectives, senses, report, draws)
+    history = _history(results, report)
+    return StudyData(
+        ref=ref,
+        objectives=tuple(objectives),
+        senses=tuple(senses),
+        runs=tuple(summaries),
+        trials=trials,
+        details=details,
+        experts=experts,
+        reference=reference,
+        report=report,
+        history=history,
+    )
+
+
+def _run_frame(res: RunResults) -> pd.DataFrame:
+    spec = res.spec
+    frame = pd.DataFrame(
+        {
+            "key": [trial_key(spec.label, int(n)) for n in res.numbers],
+            "run": spec.label,
+            "family": spec.family,
+            "driver": spec.driver,
+            "trial": res.numbers.astype(int),
+            "evaluation": np.arange(1, len(res.numbers) + 1),
+            "completed_at": pd.to_datetime(res.completed_at),
+        }
+    )
+    for j, name in enumerate(spec.objectives):
+        frame[name] = res.values[:, j]
+        frame[f"{name}_stderr"] = res.stderrs[:, j]
+    return frame
+
+
+def _analyse(trials: pd.DataFrame, objectives, senses, report: StudyReport, draws: int) -> None:
+    """Add front membership, rank, knee and P(non-dominated) to ``trials`` in place."""
+    n = len(trials)
+    values = trials[list(objectives)].to_numpy(float)
+    errs = np.nan_to_num(trials[[f"{o}_stderr" for o in objectives]].to_numpy(float))
+    trials["rank"] = nondominated_sort(values, senses) if n else []
+    trials["on_front"] = pareto_mask(values, senses) if n else []
+    knee = {trial_key(r.label, r.trial) for r in report.front if r.knee}
+    trials["knee"] = trials["key"].isin(knee)
+    trials["p_nondominated"] = (
+        dominance_probability(values, errs, senses, n_samples=draws, seed=0) if n else []
+    )
+
+
+HISTORY_POINTS = 200
+
+
+def _history(results: list[RunResults], report: StudyReport) -> pd.DataFrame:
+    rows = []
+    if report.reference_point is None:
+        return pd.DataFrame(columns=["run", "driver", "evaluations", "hypervolume"])
+    for res in results:
+        if not len(res.values):
+            continue
+        counts, hvs = hypervolume_history(
+            res.values,
+            report.reference_point,
+            res.spec.senses,
+            bounds=report.bounds,
+            points=HISTORY_POINTS,
+        )
+        rows += [
+            {"run": res.spec.label, "driver": res.spec.driver, "evaluations": c, "hypervolume": h}
+            for c, h in zip(counts, hvs, strict=True)
+        ]
+    return pd.DataFrame(rows, columns=["run", "driver", "evaluations", "hypervolume"])
+
+
+def pair_front(frame: pd.DataFrame, x: str, y: str, senses: tuple[str, str]) -> pd.DataFrame:
+    """The trials non-dominated in objectives ``x`` and ``y`` alone, sorted along ``x``."""
+    if frame.empty:
+        return frame
+    mask = pareto_mask(frame[[x, y]].to_numpy(float), list(senses))
+    return frame[mask].sort_values([x, y])
+
+
+def x_table(details: dict, experts: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`x_rows` as a table with columns ``group``, ``name``, ``value``."""
+    return pd.DataFrame(x_rows(details, experts), columns=["group", "name", "value"])
+
+
+def x_rows(details: dict, experts: tuple[str, ...]) -> list[tuple[str, str, float]]:
+    """``x`` the way its family means it, as rows ``(group, name, value)``.
+
+    ``layerwise``: one row per block and expert; ``rewards_in_context``: the desired reward per
+    objective; weight families: the weight per expert, then any searched method parameter.
+    """
+    recipe = details.get("recipe") or {}
+    rows: list[tuple[str, str, float]] = []
+    if recipe.get("block_weights"):
+        for b, weights in enumerate(recipe["block_weights"]):
+            rows += [(f"block {b}", e, float(w)) for e, w in zip(experts, weights, strict=True)]
+    elif recipe.get("family") == "rewards_in_context":
+        params = recipe.get("parameters", {})
+        rows += [("desired reward", e, float(params[f"desired.{e}"])) for e in experts]
+        if recipe.get("weights"):
+            rows += [
+                ("preference", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)
+            ]
+    elif recipe.get("weights"):
+        rows += [("weight", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)]
+        rows += [("parameter", k, float(v)) for k, v in recipe.get("parameters", {}).items()]
+    else:  # no recipe recorded: show the raw coordinates
+        rows += [("x", f"x{i}", float(v)) for i, v in enumerate(details.get("x", []))]
+    return rows
+
+
+def samples_table(details: dict, reference: dict | None, objectives) -> pd.DataFrame:
+    """The trial's sample generations beside the base model's for the same prompts."""
+    base = {s["prompt"]: s for s in (reference or {}).get("samples", [])}
+    rows = []
+    for s in details.get("samples", []):
+        b = base.get(s["prompt"], {})
+        row = {"prompt": s["prompt"], "response": s["response"], "base response": b.get("response")}
+        for o in objectives:
+            row[o] = s.get("scores", {}).get(o)
+            row[f"base {o}"] = b.get("scores", {}).get(o)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_value(value: float, stderr: float | None) -> str:
+    if stderr is None or not math.isfinite(stderr):
+        return f"{value:.4g}"
+    return f"{value:.4g} ± {stderr:.2g}"

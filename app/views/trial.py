@@ -1,0 +1,108 @@
+"""Trial detail: x as its family means it, objectives against the base, sample generations."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, state
+from app.data import format_value, samples_table, x_table
+
+st.title("Trial detail")
+ref = state.current_study()
+if ref is None:
+    st.info("No study yet: see the Studies page.")
+    st.stop()
+data = state.cached_study(ref)
+if data.trials.empty:
+    st.info(f"Study {ref.name} has no completed trial yet.")
+    st.stop()
+
+key = state.trial_picker(data, state.selected_trial(data))
+row = data.trials.set_index("key").loc[key]
+details = data.details[key]
+base = (data.reference or {}).get("values")
+base_err = (data.reference or {}).get("stderr")
+
+st.markdown(
+    f"**{key}** · family **{row['family']}** · driver **{row['driver']}** · "
+    f"front rank **{row['rank']}**"
+    + (" · **knee of the front**" if row["knee"] else "")
+    + f" · P(non-dominated) **{row['p_nondominated']:.2f}**"
+)
+columns = st.columns(len(data.objectives))
+for col, o, s in zip(columns, data.objectives, data.senses, strict=True):
+    delta = None if base is None else row[o] - base[data.objectives.index(o)]
+    col.metric(
+        f"{o} ({'higher' if s == 'max' else 'lower'} is better)",
+        format_value(row[o], row[f"{o}_stderr"]),
+        delta=None if delta is None else f"{delta:+.4g} vs base",
+        delta_color="normal" if s == "max" else "inverse",
+    )
+if base is not None:
+    st.caption(
+        "Base model: "
+        + ", ".join(
+            f"{o} {format_value(v, e)}"
+            for o, v, e in zip(data.objectives, base, base_err or [None] * len(base), strict=True)
+        )
+    )
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("x")
+    experts = data.experts[row["run"]]
+    table = x_table(details, experts)
+    meaning = {
+        "layerwise": "weights per block of layers (rows) and expert (columns)",
+        "rewards_in_context": "the rewards written in the prompt of the RiC model",
+    }.get(row["family"], "weights per expert")
+    st.caption(f"{row['family']}: {meaning}")
+    st.altair_chart(charts.x_chart(table), width="stretch")
+with right:
+    st.subheader("Evaluation")
+    timings = details.get("timings") or {}
+    facts = {
+        "trial number": int(row["trial"]),
+        "evaluation in its run": int(row["evaluation"]),
+        "completed": str(row["completed_at"]),
+        "worker": details.get("worker", "—"),
+        "from cache": details.get("cached", False),
+        "evaluation hash": str(details.get("eval_hash", "—"))[:16],
+        **{f"{k} (s)": round(float(v), 2) for k, v in timings.items()},
+    }
+    st.dataframe(
+        pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}),
+        hide_index=True,
+        width="stretch",
+    )
+    st.button(
+        "Export this trial",
+        icon=":material/download:",
+        disabled=True,
+        help="Coming with 'paretomerge export': a Hugging Face folder, a mergekit YAML that "
+        "reproduces the weights, and a model card with these scores.",
+    )
+    st.caption(
+        "Export is coming with `paretomerge export`: this trial as a Hugging Face folder, a "
+        "`mergekit_config.yml` that reproduces its weights, and a model card with its scores."
+    )
+
+st.subheader("Sample generations, beside the base model's")
+samples = samples_table(details, data.reference, data.objectives)
+if samples.empty:
+    st.info("This trial recorded no sample generations.")
+for i, s in samples.iterrows():
+    with st.expander(f"Prompt {i + 1}: {s['prompt'][:100]}", expanded=i == 0):
+        st.markdown(f"> {s['prompt']}")
+        a, b = st.columns(2)
+        scores = ", ".join(f"{o} {s[o]:.3g}" for o in data.objectives if s[o] is not None)
+        a.markdown(f"**This trial** · {scores}")
+        a.text(s["response"])
+        b.markdown(
+            "**Base model** · "
+            + ", ".join(
+                f"{o} {s[f'base {o}']:.3g}" for o in data.objectives if pd.notna(s[f"base {o}"])
+            )
+        )
+        b.text(s["base response"] if isinstance(s["base response"], str) else "(not recorded)")

@@ -1,0 +1,153 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium``, driven by
+Playwright with its executable path set; nothing downloads a browser) on the tiny study.
+
+Skipped when no Chromium is installed, unless ``PARETOMERGE_REQUIRE_BROWSER=1`` (CI sets it,
+after installing Debian's ``chromium``): then a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app.data import list_studies, load_study
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(os.environ.get("PARETOMERGE_SCREENSHOTS", "")) or None
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser_path() -> str:
+    path = chromium()
+    if path is None:
+        if os.environ.get("PARETOMERGE_REQUIRE_BROWSER") == "1":
+            pytest.fail("PARETOMERGE_REQUIRE_BROWSER=1 but no chromium is installed")
+        pytest.skip("no chromium installed (Debian: apt-get install chromium)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tiny_study, tmp_path):
+    """``paretomerge dashboard`` (the installed console script) on a free localhost port."""
+    exe = shutil.which("paretomerge") or str(Path(sys.executable).parent / "paretomerge")
+    port = free_port()
+    log = (tmp_path / "dashboard.log").open("w")
+    proc = subprocess.Popen(
+        [exe, "dashboard", "--storage", tiny_study, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp_path / "dashboard.log").read_text())
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _shown(key: str) -> re.Pattern:
+    """What the trial picker shows for ``key``: the key, then its rank and probability."""
+    return re.compile(rf"^{re.escape(key)}\s")
+
+
+def _centre(box: dict) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_front_chart_select_a_trial_and_read_its_detail(browser_path, served, tiny_study, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    data = load_study(list_studies([tiny_study])[0])
+    knee = data.trials.loc[data.trials["knee"], "key"].iloc[0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(f"{served}/front", wait_until="domcontentloaded")
+        first = page.locator('[data-testid="stVegaLiteChart"]').first
+        points = first.locator("g.trials_marks path")
+        expect(points).to_have_count(len(data.trials), timeout=90_000)
+        front = int(data.trials["on_front"].sum())
+        expect(first.locator("g.front_marks path")).to_have_count(front)
+        picker = page.get_by_role("combobox", name="Selected trial")
+        expect(picker).to_have_value(_shown(knee))
+
+        # a point with no other within 12 px (so the click cannot land on a neighbour)
+        boxes = [points.nth(i).bounding_box() for i in range(points.count())]
+        labels = [points.nth(i).get_attribute("aria-label") for i in range(points.count())]
+        keys = [re.search(r"trial: ([^;]+)", label).group(1) for label in labels]
+        centres = [_centre(b) for b in boxes]
+        lonely = [
+            i
+            for i, (x, y) in enumerate(centres)
+            if keys[i] != knee
+            and all(abs(x - u) + abs(y - v) > 12 for j, (u, v) in enumerate(centres) if j != i)
+        ]
+        assert lonely, "no isolated point to click"
+        target = lonely[0]
+        page.mouse.click(*centres[target])
+        expect(picker).to_have_value(_shown(keys[target]), timeout=60_000)
+        # the selection is drawn on the chart clicked and on the others
+        ring = first.locator("g.selected_marks path")
+        expect(ring).to_have_count(1)
+        rx, ry = _centre(ring.bounding_box())
+        assert abs(rx - centres[target][0]) < 2
+        assert abs(ry - centres[target][1]) < 2
+        others = page.locator('[data-testid="stVegaLiteChart"]').nth(1)
+        expect(others.locator("g.selected_marks path")).to_have_count(1)
+        shot = tmp_path / "front.png"
+        page.screenshot(path=str(shot))
+
+        # its detail: the same trial, x, samples beside the base model's
+        page.get_by_role("link", name=f"Open trial {keys[target]}").click()
+        expect(page.get_by_role("heading", name="Trial detail")).to_be_visible(timeout=60_000)
+        main = page.get_by_role("main")
+        expect(picker).to_have_value(_shown(keys[target]))
+        expect(main).to_contain_text(f"{keys[target]} · family")
+        expect(main).to_contain_text("Sample generations, beside the base model's")
+        expect(main).to_contain_text("Base model ·")
+        page.screenshot(path=str(tmp_path / "trial.png"), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000
+    if SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, SCREENSHOTS / "front.png")
+        shutil.copy(tmp_path / "trial.png", SCREENSHOTS / "trial.png")

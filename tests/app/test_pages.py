@@ -1,0 +1,181 @@
+"""The dashboard's pages, run headless with Streamlit's AppTest on the tiny study."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import app
+from app.data import list_studies, load_study
+
+from .conftest import storages_env
+
+TIMEOUT = 180
+
+
+@pytest.fixture
+def dashboard(monkeypatch, tiny_study):
+    def make(*urls: str) -> AppTest:
+        for k, v in storages_env(*(urls or (tiny_study,))).items():
+            monkeypatch.setenv(k, v)
+        return AppTest.from_file(str(app.MAIN), default_timeout=TIMEOUT)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_study):
+    return load_study(list_studies([tiny_study])[0])
+
+
+def charts(at: AppTest) -> list:
+    return list(at.get("vega_lite_chart"))
+
+
+def layer_rows(chart, name: str) -> pa.Table:
+    """The rows of the chart's layer called ``name`` (from the data Streamlit sends)."""
+    spec = json.loads(chart.proto.spec)
+    datasets = {d.name: d.data.data for d in chart.proto.datasets}
+    for layer in spec.get("layer", [spec]):
+        if layer.get("name") == name:
+            return pa.ipc.open_stream(datasets[layer["data"]["name"]]).read_all()
+    raise KeyError(f"no layer {name!r}")
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    if page != "studies":
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, at.exception
+    return at
+
+
+def test_studies_page_lists_runs_with_counts_and_hypervolumes(dashboard, tiny):
+    at = open_page(dashboard(), "studies")
+    assert at.title[0].value == "Studies"
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["interpolation", "layerwise", "rewards_in_context"]
+    assert set(table["trials"]) == {"12 / 12"}
+    assert list(table["hypervolume"]) == pytest.approx([r.hypervolume for r in tiny.runs])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["completed trials"] == "36"
+    assert metrics["Pareto-optimal"] == str(int(tiny.trials["on_front"].sum()))
+    assert at.sidebar.selectbox[0].value == "tiny @ tiny/study.db"
+
+
+def test_front_explorer_draws_every_pair_with_the_front_and_the_selection(dashboard, tiny):
+    at = open_page(dashboard(), "front")
+    pairs = charts(at)[:3]  # then the scatter matrix and parallel coordinates
+    knee = tiny.trials.loc[tiny.trials["knee"], "key"].iloc[0]
+    front = set(tiny.trials.loc[tiny.trials["on_front"], "key"])
+    for chart in pairs:
+        rows = layer_rows(chart, "trials")
+        assert rows.num_rows == 36
+        keys, flags = rows["key"].to_pylist(), rows["on_front"].to_pylist()
+        ringed = {k for k, f in zip(keys, flags, strict=True) if f}
+        assert ringed == front
+        [ring] = [la for la in json.loads(chart.proto.spec)["layer"] if la.get("name") == "front"]
+        assert ring["transform"] == [{"filter": "datum.on_front"}]
+        assert layer_rows(chart, "selected")["key"].to_pylist() == [knee]  # the default
+    titles = [
+        [la["encoding"]["x"]["title"], la["encoding"]["y"]["title"]]
+        for chart in pairs
+        for la in json.loads(chart.proto.spec)["layer"]
+        if la.get("name") == "trials"
+    ]
+    assert sorted(titles) == [  # two columns: the order on the page is by column
+        ["harmlessness (higher is better)", "verbosity (lower is better)"],
+        ["helpfulness (higher is better)", "harmlessness (higher is better)"],
+        ["helpfulness (higher is better)", "verbosity (lower is better)"],
+    ]
+    assert len(charts(at)) == 5
+    assert at.selectbox(key="trial_picker|tiny @ tiny/study.db").value == knee
+    # the table of Pareto-optimal trials shows P(non-dominated)
+    table = at.dataframe[0].value
+    assert set(table["key"]) == front
+    assert table["P(non-dominated)"].between(0, 1).all()
+
+    # choosing another trial selects it on every chart
+    other = tiny.trials.loc[tiny.trials["run"] == "layerwise", "key"].iloc[3]
+    at.selectbox(key="trial_picker|tiny @ tiny/study.db").set_value(other).run()
+    assert not at.exception
+    assert at.session_state["trial"] == other
+    assert at.query_params["trial"] == [other] or at.query_params["trial"] == other
+    for chart in charts(at)[:3]:
+        assert layer_rows(chart, "selected")["key"].to_pylist() == [other]
+
+
+def test_trial_detail_shows_x_by_family_and_samples_beside_the_base(dashboard, tiny):
+    at = dashboard()
+    at.run()
+    for run, mark, rows in (
+        ("layerwise", "rect", 6),
+        ("rewards_in_context", "bar", 3),
+        ("interpolation", "bar", 3),
+    ):
+        key = tiny.trials.loc[tiny.trials["run"] == run, "key"].iloc[-1]
+        at.session_state["trial"] = key
+        at.switch_page("views/trial.py").run()
+        assert not at.exception, at.exception
+        assert key in at.markdown[0].value
+        [chart] = charts(at)
+        spec = json.loads(chart.proto.spec)
+        marks = json.dumps(spec)
+        assert f'"type": "{mark}"' in marks
+        data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all()
+        assert data.num_rows == rows
+        if run == "rewards_in_context":
+            assert set(data["part"].to_pylist()) == {"desired reward"}
+        details = tiny.details[key]
+        assert len(at.expander) == len(details["samples"])
+        texts = [t.value for t in at.text]
+        assert details["samples"][0]["response"] in texts
+        base = {s["prompt"]: s["response"] for s in tiny.reference["samples"]}
+        assert base[details["samples"][0]["prompt"]] in texts
+        labels = [m.label for m in at.metric]
+        assert labels == [
+            "helpfulness (higher is better)",
+            "harmlessness (higher is better)",
+            "verbosity (lower is better)",
+        ]
+        [export] = [b for b in at.button if b.label == "Export this trial"]
+        assert export.disabled  # until 'paretomerge export' exists
+
+
+def test_convergence_page_plots_hypervolume_per_evaluation_and_overlays(dashboard, tiny):
+    at = open_page(dashboard(), "convergence")
+    hv_chart, overlay = charts(at)
+    data = pa.ipc.open_stream(hv_chart.proto.datasets[0].data.data).read_all()
+    assert data.num_rows == 36  # 12 evaluations x 3 runs
+    assert set(data["run"].to_pylist()) == {"interpolation", "layerwise", "rewards_in_context"}
+    fronts = pa.ipc.open_stream(overlay.proto.datasets[0].data.data).read_all()
+    assert set(fronts["source"].to_pylist()) == {
+        "tiny / interpolation",
+        "tiny / layerwise",
+        "tiny / rewards_in_context",
+    }
+
+
+def test_switching_study_keeps_each_selection_consistent(dashboard, tiny_study, large_study):
+    at = open_page(dashboard(tiny_study, large_study), "front")
+    ids = at.sidebar.selectbox[0].options
+    assert ids == ["tiny @ tiny/study.db", "large @ " + ids[1].split(" @ ")[1]]
+    at.sidebar.selectbox[0].set_value(ids[1]).run()
+    assert not at.exception, at.exception
+    # more than 5,000 trials: every chart gets all of them (Altair's row limit is off)
+    for chart in charts(at)[:3]:
+        assert layer_rows(chart, "trials").num_rows == 6000
+    assert at.session_state["trial"].startswith("interpolation#")
+
+
+def test_no_study_gives_a_hint_not_an_error(dashboard, tmp_path):
+    from pareto.store import open_storage, sqlite_url
+
+    url = sqlite_url(tmp_path / "empty.db")
+    open_storage(url)
+    at = open_page(dashboard(url), "studies")
+    assert "paretomerge quickstart" in at.info[0].value
