@@ -15,7 +15,8 @@ PARETO_DIR = Path(pareto.__file__).parent
 
 
 @pytest.mark.parametrize(
-    "module", ["pareto", "pareto.search", "pareto.store", "pareto.report", "merging.cli"]
+    "module",
+    ["pareto", "pareto.search", "pareto.store", "pareto.report", "merging.cli", "app.data"],
 )
 def test_importing_does_not_load_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
@@ -55,3 +56,35 @@ for driver in ("nsga2", "map", "tpe", "grid", "moead"):
 assert "torch" not in sys.modules, "torch was imported"
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+APP_DIR = PARETO_DIR.parent / "app"
+MERGING_DIR = PARETO_DIR.parent / "merging"
+
+
+def _imports(folder: Path):
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                yield path, [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                yield path, [node.module or ""]
+
+
+def test_only_the_app_imports_streamlit_and_nothing_imports_the_app():
+    for folder in (PARETO_DIR, MERGING_DIR):
+        for path, names in _imports(folder):
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in {"app", "streamlit", "altair"}, f"{path.name} imports {name}"
+
+
+def test_the_app_imports_pareto_merging_and_its_ui_libraries_only():
+    allowed_third_party = {"streamlit", "altair", "pandas", "numpy", "pyarrow", "sqlalchemy"}
+    allowed_third_party.add("optuna")  # trial states, as the store reads them
+    for path, names in _imports(APP_DIR):
+        for name in names:
+            top = name.split(".")[0]
+            if top in {"app", "pareto", "merging"} or top in sys.stdlib_module_names:
+                continue
+            assert top in allowed_third_party, f"{path.name} imports {name}"

@@ -179,3 +179,16 @@ def test_no_study_gives_a_hint_not_an_error(dashboard, tmp_path):
     open_storage(url)
     at = open_page(dashboard(url), "studies")
     assert "paretomerge quickstart" in at.info[0].value
+
+
+def test_what_the_browser_sends_only_chooses_among_known_studies(dashboard, tiny):
+    at = dashboard()
+    at.query_params["study"] = "../../etc/passwd"
+    at.query_params["trial"] = "/etc/shadow"
+    at.run()
+    assert not at.exception
+    assert at.session_state["study"] == "tiny @ tiny/study.db"
+    at.switch_page("views/trial.py").run()
+    assert not at.exception
+    knee = tiny.trials.loc[tiny.trials["knee"], "key"].iloc[0]
+    assert at.session_state["trial"] == knee  # unknown values fall back, never open files
