@@ -14,7 +14,9 @@ import pandas as pd
 from app.data import pair_front, x_rows
 
 SELECTION = "pick"
-SELECTED_COLOUR = "#d62728"
+LEGEND = alt.Legend(orient="bottom", direction="horizontal")
+"""Legends below the plots: side legends would take a third of a half-width column."""
+SELECTED_COLOUR = "#e6007e"  # magenta: not a colour of the tableau10 family scheme
 
 
 def sense_title(name: str, sense: str) -> str:
@@ -37,14 +39,19 @@ def _colour(colour_by: str, objectives: tuple[str, ...], senses: tuple[str, ...]
     if colour_by in objectives:
         sense = senses[objectives.index(colour_by)]
         scheme = alt.Scale(scheme="viridis", reverse=sense == "min")
-        return alt.Color(f"{colour_by}:Q", scale=scheme, title=sense_title(colour_by, sense))
+        return alt.Color(
+            f"{colour_by}:Q", scale=scheme, title=sense_title(colour_by, sense), legend=LEGEND
+        )
     if colour_by == "p_nondominated":
         return alt.Color(
             "p_nondominated:Q",
             scale=alt.Scale(scheme="blues", domain=[0, 1]),
             title="P(non-dominated)",
+            legend=LEGEND,
         )
-    return alt.Color(f"{colour_by}:N", title=colour_by, scale=alt.Scale(scheme="tableau10"))
+    return alt.Color(
+        f"{colour_by}:N", title=colour_by, scale=alt.Scale(scheme="tableau10"), legend=LEGEND
+    )
 
 
 def _tooltip(objectives: tuple[str, ...]) -> list[alt.Tooltip]:
@@ -69,10 +76,10 @@ def front_scatter(
     colour_by: str = "family",
     selected: str | None = None,
     error_bars: bool = True,
-    height: int = 340,
+    height: int = 420,
 ) -> alt.LayerChart:
     """All trials in objectives ``x`` and ``y``: standard-error bars, the study's Pareto-optimal
-    trials ringed, the front of this pair joined by a step line, the selected trial in red."""
+    trials ringed, the front of this pair joined by a step line, the selected trial in magenta."""
     sx, sy = senses[objectives.index(x)], senses[objectives.index(y)]
     cols = ["key", "family", "driver", "rank", "on_front", "knee", "p_nondominated"]
     cols += [*objectives, *(f"{o}_stderr" for o in objectives)]
@@ -128,7 +135,7 @@ def front_scatter(
             .encode(x=ex, y=ey)
             .properties(name="selected")
         )
-    return alt.layer(*layers).properties(height=height)
+    return alt.layer(*layers).properties(height=height, width="container")
 
 
 def scatter_matrix(
@@ -239,7 +246,8 @@ def _padded(x: list, n: int) -> list:
 def x_chart(table: pd.DataFrame) -> alt.Chart:
     """``x`` as its family means it: a blocks-by-experts heatmap when there are blocks, bars
     otherwise (weights per expert, desired rewards per objective, method parameters)."""
-    data = table.rename(columns={"group": "part"})
+    # "group" and "value" are names Vega itself uses in expressions: renamed to be safe
+    data = table.rename(columns={"group": "part", "value": "amount"})
     if data["part"].str.startswith("block").all():
         base = alt.Chart(data).encode(
             x=alt.X("name:N", title="expert", sort=None, axis=alt.Axis(labelAngle=0)),
@@ -248,26 +256,26 @@ def x_chart(table: pd.DataFrame) -> alt.Chart:
         return (
             base.mark_rect().encode(
                 color=alt.Color(
-                    "value:Q", title="weight", scale=alt.Scale(domain=[0, 1], scheme="blues")
+                    "amount:Q", title="weight", scale=alt.Scale(domain=[0, 1], scheme="blues")
                 ),
-                tooltip=["part", "name", alt.Tooltip("value:Q", format=".3f")],
+                tooltip=["part", "name", alt.Tooltip("amount:Q", format=".3f")],
             )
             + base.mark_text(fontSize=14).encode(
-                text=alt.Text("value:Q", format=".2f"),
-                color=alt.condition("datum.value > 0.6", alt.value("white"), alt.value("black")),
+                text=alt.Text("amount:Q", format=".2f"),
+                color=alt.condition("datum.amount > 0.6", alt.value("white"), alt.value("black")),
             )
         ).properties(height=alt.Step(48), width="container")
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("value:Q", title=None),
+            x=alt.X("amount:Q", title=None),
             y=alt.Y("name:N", title=None, sort=None),
             color=alt.Color("part:N", title=None, scale=alt.Scale(scheme="tableau10")),
             row=alt.Row(
                 "part:N", title=None, sort=None, header=alt.Header(labelAngle=0, labelAlign="left")
             ),
-            tooltip=["part", "name", alt.Tooltip("value:Q", format=".3f")],
+            tooltip=["part", "name", alt.Tooltip("amount:Q", format=".3f")],
         )
         .resolve_scale(y="independent")
         .properties(height=alt.Step(26))

@@ -41,7 +41,7 @@ trials = data.trials[data.trials["run"].isin(runs)]
 st.caption(
     f"{len(trials)} trials; ringed: the study's Pareto-optimal trials over all "
     f"{len(objs)} objectives ({int(trials['on_front'].sum())}); grey staircase: the front of "
-    "the pair shown; red: the selected trial. Hover for values and P(non-dominated), the "
+    "the pair shown; magenta: the selected trial. Hover for values and P(non-dominated), the "
     "probability that the trial is non-dominated given its standard errors. Click a point "
     "to select its trial on every chart."
 )

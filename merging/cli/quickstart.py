@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print_report(spec.name, url)
+    dashboard = "paretomerge dashboard" + ("" if args.storage is None else f" --storage {url}")
     print(
-        f"\nquickstart finished in {time.perf_counter() - start:.0f} s. Next: "
+        f"\nquickstart finished in {time.perf_counter() - start:.0f} s. Next: '{dashboard}' "
+        "explores the fronts and the generations in your browser; "
         f"'paretomerge study show {spec.name}' prints this again."
     )
     return 0
