@@ -7,6 +7,8 @@ field ``key``; the pages turn a click into the trial selected everywhere.
 
 from __future__ import annotations
 
+import warnings
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -61,7 +63,7 @@ def _tooltip(objectives: tuple[str, ...]) -> list[alt.Tooltip]:
         alt.Tooltip("driver:N"),
         *[alt.Tooltip(f"{o}:Q", format=".4g") for o in objectives],
         *[alt.Tooltip(f"{o}_stderr:Q", title=f"{o} stderr", format=".2g") for o in objectives],
-        alt.Tooltip("rank:Q", title="front rank"),
+        alt.Tooltip("rank:Q", title="front rank (1 = Pareto-optimal)"),
         alt.Tooltip("p_nondominated:Q", title="P(non-dominated)", format=".2f"),
     ]
 
@@ -146,30 +148,48 @@ def scatter_matrix(
     colour_by: str = "family",
     selected: str | None = None,
     size: int = 170,
-) -> alt.RepeatChart:
-    """Every objective against every other; Pareto-optimal trials opaque, the selected large."""
+) -> alt.VConcatChart:
+    """Every objective against every other; Pareto-optimal trials opaque, the selected large.
+
+    Built as rows of concatenated cells sharing one selection (Streamlit reports selections
+    of concatenated views, not of ``repeat`` charts)."""
     cols = ["key", "family", "driver", "rank", "on_front", "p_nondominated"]
     data = trials[[*cols, *objectives, *(f"{o}_stderr" for o in objectives)]].copy()
     data["selected"] = data["key"] == selected
-    return (
-        alt.Chart(data)
-        .mark_point(filled=True)
-        .encode(
-            x=alt.X(alt.repeat("column"), type="quantitative", scale=alt.Scale(zero=False)),
-            y=alt.Y(alt.repeat("row"), type="quantitative", scale=alt.Scale(zero=False)),
-            color=alt.condition(
-                "datum.selected",
-                alt.value(SELECTED_COLOUR),
-                _colour(colour_by, objectives, senses),
-            ),
-            size=alt.condition("datum.selected", alt.value(200), alt.value(30)),
-            opacity=alt.condition("datum.on_front", alt.value(0.95), alt.value(0.3)),
-            tooltip=_tooltip(objectives),
+    pick = _pick()
+    base = alt.Chart(data).mark_point(filled=True)
+
+    def cell(row: str, column: str) -> alt.Chart:
+        return (
+            base.encode(
+                x=alt.X(
+                    f"{column}:Q",
+                    scale=alt.Scale(zero=False),
+                    title=sense_title(column, senses[objectives.index(column)]),
+                ),
+                y=alt.Y(
+                    f"{row}:Q",
+                    scale=alt.Scale(zero=False),
+                    title=sense_title(row, senses[objectives.index(row)]),
+                ),
+                color=alt.condition(
+                    "datum.selected",
+                    alt.value(SELECTED_COLOUR),
+                    _colour(colour_by, objectives, senses),
+                ),
+                size=alt.condition("datum.selected", alt.value(200), alt.value(30)),
+                opacity=alt.condition("datum.on_front", alt.value(0.95), alt.value(0.3)),
+                tooltip=_tooltip(objectives),
+            )
+            .properties(width=size, height=size)
+            .add_params(pick)
         )
-        .properties(width=size, height=size)
-        .add_params(_pick())
-        .repeat(row=list(objectives), column=list(objectives))
-    )
+
+    with warnings.catch_warnings():
+        # Altair merges the cells' identical selections into one over all views, as meant
+        warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter")
+        rows = [alt.hconcat(*[cell(r, c) for c in objectives]) for r in objectives]
+        return alt.vconcat(*rows).resolve_legend(color="shared")
 
 
 def parallel_coordinates(

@@ -21,6 +21,7 @@ from pareto.store import RunResults, open_runs, open_storage, sqlite_url, study_
 from pareto.uncertainty import dominance_probability
 
 RESERVED = (
+    # columns of the trials table
     "key",
     "run",
     "family",
@@ -32,8 +33,16 @@ RESERVED = (
     "on_front",
     "knee",
     "p_nondominated",
+    # columns the charts add
+    "selected",
+    "order",
+    "source",
+    "x_lo",
+    "x_hi",
+    "y_lo",
+    "y_hi",
 )
-"""Columns of :attr:`StudyData.trials` besides the objectives and their ``_stderr``."""
+"""Column names an objective may not take (the trials table's, and those charts add)."""
 
 DOMINANCE_DRAWS = 1000
 
@@ -43,14 +52,24 @@ def discover_storages(folder: str | Path = ".") -> list[str]:
     return [sqlite_url(p) for p in sorted(Path(folder).glob("runs/*/study.db"))]
 
 
-def storage_label(url: str) -> str:
-    """A short name for a storage: the SQLite file's folder, or the URL without password."""
+def storage_label(url: str, parts: int = 2) -> str:
+    """A short name for a storage: the SQLite file with its last folders, or the URL without
+    its password."""
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        return f"{path.parent.name}/{path.name}"
+        return "/".join(Path(url.removeprefix("sqlite:///")).parts[-parts:])
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def storage_labels(urls: list[str]) -> dict[str, str]:
+    """Distinct short names for distinct storages (more folders where two would clash)."""
+    unique = list(dict.fromkeys(urls))
+    for parts in range(2, 64):
+        labels = {u: storage_label(u, parts) for u in unique}
+        if len(set(labels.values())) == len(unique):
+            return labels
+    return {u: u for u in unique}
 
 
 @dataclass(frozen=True)
@@ -59,15 +78,23 @@ class StudyRef:
 
     storage: str
     name: str
+    label: str = ""
+    """The storage's short name (:func:`storage_labels`)."""
 
     @property
     def id(self) -> str:
-        return f"{self.name} @ {storage_label(self.storage)}"
+        return f"{self.name} @ {self.label or storage_label(self.storage)}"
 
 
 def list_studies(storages: list[str]) -> list[StudyRef]:
-    """Every paretomerge study in the given storages, in storage order then creation order."""
-    return [StudyRef(url, name) for url in storages for name in study_names(open_storage(url))]
+    """Every paretomerge study in the given storages (each once), in storage order then
+    creation order."""
+    labels = storage_labels(storages)
+    return [
+        StudyRef(url, name, label)
+        for url, label in labels.items()
+        for name in study_names(open_storage(url))
+    ]
 
 
 @dataclass(frozen=True)
@@ -95,7 +122,9 @@ class StudyData:
     senses: tuple[str, ...]
     runs: tuple[RunSummary, ...]
     trials: pd.DataFrame
-    """One row per completed trial; columns ``RESERVED``, each objective, ``{obj}_stderr``."""
+    """One row per completed trial: ``key`` (``RUN#NUMBER``), ``run``, ``family``,
+    ``driver``, ``trial``, ``evaluation``, ``completed_at``, ``rank`` (1 = Pareto-optimal),
+    ``on_front``, ``knee``, ``p_nondominated``, each objective and its ``{obj}_stderr``."""
     details: dict[str, dict] = field(default_factory=dict)
     """Per trial key: ``x``, ``recipe``, ``samples``, ``timings`` and the other attributes."""
     experts: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -204,7 +233,7 @@ def _analyse(trials: pd.DataFrame, objectives, senses, report: StudyReport, draw
     n = len(trials)
     values = trials[list(objectives)].to_numpy(float)
     errs = np.nan_to_num(trials[[f"{o}_stderr" for o in objectives]].to_numpy(float))
-    trials["rank"] = nondominated_sort(values, senses) if n else []
+    trials["rank"] = nondominated_sort(values, senses) + 1 if n else []  # 1 = the front
     trials["on_front"] = pareto_mask(values, senses) if n else []
     knee = {trial_key(r.label, r.trial) for r in report.front if r.knee}
     trials["knee"] = trials["key"].isin(knee)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import altair as alt
-import streamlit as st
+# `streamlit run` puts the working folder first on sys.path: a user's own app.py or app/
+# there must not shadow this package
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+if sys.path[0] != PACKAGE_ROOT:  # the script runs again on every interaction: insert once
+    sys.path.insert(0, PACKAGE_ROOT)
 
-from app import state
+import altair as alt  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from app import state  # noqa: E402
 
 VIEWS = Path(__file__).with_name("views")
 
@@ -52,8 +59,6 @@ with st.sidebar:
     studies_word = "study" if len(found) == 1 else "studies"
     st.caption(f"{len(state.storages())} storage(s), {len(found)} {studies_word}")
 
-pages.run()
-
 
 @st.fragment(run_every=state.LIVE_SECONDS)
 def _live() -> None:
@@ -65,3 +70,6 @@ def _live() -> None:
 if st.session_state.get("live"):
     st.session_state["_full_run"] = True
     _live()
+
+
+pages.run()

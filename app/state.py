@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import streamlit as st
 
@@ -17,7 +18,7 @@ from app.data import StudyData, StudyRef, discover_storages, list_studies, load_
 
 STORAGES_ENV = "PARETOMERGE_DASHBOARD_STORAGES"
 LIVE_SECONDS = 10
-"""How often a live page re-reads its study, and how long a read is cached."""
+"""How often a live page re-reads the storages."""
 
 
 def storages() -> list[str]:
@@ -27,24 +28,44 @@ def storages() -> list[str]:
     return discover_storages(os.getcwd())
 
 
-@st.cache_data(ttl=LIVE_SECONDS, show_spinner="Looking for studies...")
-def cached_studies(urls: tuple[str, ...]) -> list[StudyRef]:
+def _tick() -> int:
+    """Changes every ``LIVE_SECONDS`` while live, so reads are cached until the next tick;
+    otherwise 0: reads are kept until "Refresh now"."""
+    return int(time.time() // LIVE_SECONDS) if st.session_state.get("live") else 0
+
+
+@st.cache_data(show_spinner="Looking for studies...", max_entries=64)
+def _studies(urls: tuple[str, ...], tick: int) -> list[StudyRef]:
     return list_studies(list(urls))
 
 
-@st.cache_data(ttl=LIVE_SECONDS, show_spinner="Reading the study...", max_entries=16)
-def cached_study(ref: StudyRef) -> StudyData:
+@st.cache_data(show_spinner="Reading the study...", max_entries=256)
+def _study(ref: StudyRef, tick: int) -> StudyData:
     return load_study(ref)
+
+
+def cached_study(ref: StudyRef) -> StudyData:
+    return _study(ref, _tick())
+
+
+def readable_study(ref: StudyRef) -> StudyData | None:
+    """The study, or None after a warning naming what is wrong with it (other studies still
+    show)."""
+    try:
+        return cached_study(ref)
+    except ValueError as err:
+        st.warning(f"Study {ref.id} cannot be shown: {err}")
+        return None
 
 
 def refresh() -> None:
     """Forget cached reads: the next access reads the storage again."""
-    cached_studies.clear()
-    cached_study.clear()
+    _studies.clear()
+    _study.clear()
 
 
 def studies() -> list[StudyRef]:
-    return cached_studies(tuple(storages()))
+    return _studies(tuple(storages()), _tick())
 
 
 def current_study() -> StudyRef | None:
@@ -58,6 +79,21 @@ def current_study() -> StudyRef | None:
     st.session_state["study"] = ref.id
     st.query_params["study"] = ref.id
     return ref
+
+
+def current_data() -> StudyData:
+    """The selected study's data; the page stops with a hint when there is none to show."""
+    ref = current_study()
+    if ref is None:
+        st.info("No study yet: see the Studies page.")
+        st.stop()
+    data = readable_study(ref)
+    if data is None:
+        st.stop()
+    if data.trials.empty:
+        st.info(f"Study {ref.name} has no completed trial yet.")
+        st.stop()
+    return data
 
 
 def select_study(study_id: str) -> None:

@@ -159,6 +159,8 @@ def hypervolume_history(
         return np.zeros(0, dtype=int), np.zeros(0)
     if points < 1:
         raise ValueError(f"points must be >= 1; got {points}")
-    counts = np.unique(np.linspace(1, n, min(n, points)).round().astype(int))
+    counts = np.unique(np.r_[np.linspace(1, n, min(n, points)).round(), n].astype(int))
+    if len(counts) > points:  # points == 1: the whole run only
+        counts = counts[-points:]
     hvs = np.array([hypervolume(v[:k], reference, senses, bounds=bounds) for k in counts])
     return counts, hvs

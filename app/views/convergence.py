@@ -11,11 +11,8 @@ from app import charts, state
 from app.data import pair_front
 
 st.title("Convergence and comparison")
-ref = state.current_study()
-if ref is None:
-    st.info("No study yet: see the Studies page.")
-    st.stop()
-data = state.cached_study(ref)
+data = state.current_data()
+ref = data.ref
 
 st.subheader("Hypervolume against evaluations")
 st.caption(
@@ -29,15 +26,14 @@ else:
 
 st.subheader("Fronts overlaid")
 objs, senses = data.objectives, data.senses
-comparable = [
-    r
-    for r in state.studies()
-    if r == ref or ((d := state.cached_study(r)).objectives == objs and d.senses == senses)
-]
 sources: dict[str, tuple] = {}
-for r in comparable:
-    d = state.cached_study(r)
+for r in state.studies():
+    d = data if r == ref else state.readable_study(r)
+    if d is None or d.objectives != objs or d.senses != senses:
+        continue
     for run in d.runs:
+        if not run.complete:
+            continue
         sources[f"{r.name} / {run.label}"] = (r, run.label)
     if len(d.runs) > 1:
         sources[f"{r.name} (all runs)"] = (r, None)

@@ -9,24 +9,21 @@ import streamlit as st
 from app import charts, state
 from app.data import format_value, x_rows
 
+ERROR_BARS_UP_TO = 500
+
 st.title("Front explorer")
-ref = state.current_study()
-if ref is None:
-    st.info("No study yet: see the Studies page.")
-    st.stop()
-data = state.cached_study(ref)
-if data.trials.empty:
-    st.info(f"Study {ref.name} has no completed trial yet.")
-    st.stop()
+data = state.current_data()
+ref = data.ref
 
 selected = state.selected_trial(data)
 objs, senses = data.objectives, data.senses
 
 with st.container(horizontal=True):
+    with_trials = [r.label for r in data.runs if r.complete]
     runs = st.multiselect(
         "Runs",
-        [r.label for r in data.runs],
-        default=[r.label for r in data.runs],
+        with_trials,
+        default=with_trials,
         key=f"front_runs|{ref.id}",
     )
     colour_by = st.selectbox(
@@ -35,7 +32,12 @@ with st.container(horizontal=True):
         format_func=lambda c: {"p_nondominated": "P(non-dominated)"}.get(c, c),
         key="front_colour",
     )
-    error_bars = st.toggle("Standard-error bars", value=True, key="front_errors")
+    error_bars = st.toggle(
+        "Standard-error bars",
+        value=len(data.trials) <= ERROR_BARS_UP_TO,
+        key=f"front_errors|{ref.id}",
+        help=f"On by default up to {ERROR_BARS_UP_TO} trials; past that they hide the points.",
+    )
 trials = data.trials[data.trials["run"].isin(runs)]
 
 st.caption(

@@ -6,14 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.data import storage_label
+from app.data import storage_labels
 
 st.title("Studies")
 found = state.studies()
 if not found:
     st.info(
         "No paretomerge study in "
-        + (", ".join(storage_label(u) for u in state.storages()) or "./runs/*/study.db")
+        + (", ".join(storage_labels(state.storages()).values()) or "./runs/*/study.db")
         + ". Run one first, for example `paretomerge quickstart` or "
         "`paretomerge study run studies/tiny.yaml`, then refresh."
     )
@@ -22,8 +22,8 @@ if not found:
 current = state.current_study()
 rows = []
 for ref in found:
-    data = state.cached_study(ref)
-    for run in data.runs:
+    data = state.readable_study(ref)
+    for run in data.runs if data is not None else ():
         rows.append(
             {
                 "study": ref.id,
@@ -64,7 +64,9 @@ if chosen and table.iloc[chosen[0]]["study"] != current.id:
     st.rerun()
 
 ref = current
-data = state.cached_study(ref)
+data = state.readable_study(ref)
+if data is None:
+    st.stop()
 st.subheader(ref.name)
 cols = st.columns(4)
 cols[0].metric("runs", len(data.runs))
@@ -78,6 +80,6 @@ st.markdown(
         f"**{o}** ({'higher' if s == 'max' else 'lower'} is better)"
         for o, s in zip(data.objectives, data.senses, strict=True)
     )
-    + f" · storage `{storage_label(ref.storage)}`"
+    + f" · storage `{ref.label}`"
 )
 st.page_link("views/front.py", label="Explore the front", icon=":material/scatter_plot:")

@@ -9,14 +9,7 @@ from app import charts, state
 from app.data import format_value, samples_table, x_table
 
 st.title("Trial detail")
-ref = state.current_study()
-if ref is None:
-    st.info("No study yet: see the Studies page.")
-    st.stop()
-data = state.cached_study(ref)
-if data.trials.empty:
-    st.info(f"Study {ref.name} has no completed trial yet.")
-    st.stop()
+data = state.current_data()
 
 key = state.trial_picker(data, state.selected_trial(data))
 row = data.trials.set_index("key").loc[key]
@@ -94,9 +87,9 @@ if samples.empty:
     st.info("This trial recorded no sample generations.")
 for i, s in samples.iterrows():
     with st.expander(f"Prompt {i + 1}: {s['prompt'][:100]}", expanded=i == 0):
-        st.markdown(f"> {s['prompt']}")
+        st.text(s["prompt"])
         a, b = st.columns(2)
-        scores = ", ".join(f"{o} {s[o]:.3g}" for o in data.objectives if s[o] is not None)
+        scores = ", ".join(f"{o} {s[o]:.3g}" for o in data.objectives if pd.notna(s[o]))
         a.markdown(f"**This trial** · {scores}")
         a.text(s["response"])
         b.markdown(

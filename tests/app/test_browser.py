@@ -22,7 +22,7 @@ import pytest
 from app.data import list_studies, load_study
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = Path(os.environ.get("PARETOMERGE_SCREENSHOTS", "")) or None
+SCREENSHOTS = Path(p) if (p := os.environ.get("PARETOMERGE_SCREENSHOTS")) else None
 
 
 def chromium() -> str | None:

@@ -36,7 +36,7 @@ def test_tiny_study_table_matches_the_store_and_pareto(tiny, tiny_study):
     expected = np.vstack([r.results().values for r in runs])
     np.testing.assert_array_equal(values, expected)
     np.testing.assert_array_equal(tiny.trials["on_front"], pareto_mask(values, tiny.senses))
-    np.testing.assert_array_equal(tiny.trials["rank"], nondominated_sort(values, tiny.senses))
+    np.testing.assert_array_equal(tiny.trials["rank"], nondominated_sort(values, tiny.senses) + 1)
     assert tiny.trials["knee"].sum() == 1
     assert tiny.trials.loc[tiny.trials["knee"], "on_front"].all()
     p = tiny.trials["p_nondominated"]
@@ -103,3 +103,16 @@ def test_a_large_study_loads(large_study):
     # the history is capped at 200 hypervolumes, and ends at the full run
     assert len(data.history) == 200
     assert data.history["evaluations"].iloc[-1] == 6000
+
+
+def test_storage_labels_are_distinct_and_storages_listed_once(tmp_path):
+    from app.data import storage_labels
+
+    a = f"sqlite:///{tmp_path}/a/runs/tiny/study.db"
+    b = f"sqlite:///{tmp_path}/b/runs/tiny/study.db"
+    labels = storage_labels([a, b, a])
+    assert list(labels) == [a, b]
+    assert labels == {a: "a/runs/tiny/study.db", b: "b/runs/tiny/study.db"}
+    assert storage_labels(["postgresql+psycopg://me:secret@db:5432/s"]) == {
+        "postgresql+psycopg://me:secret@db:5432/s": "postgresql+psycopg://me:***@db:5432/s"
+    }

@@ -192,3 +192,39 @@ def test_what_the_browser_sends_only_chooses_among_known_studies(dashboard, tiny
     assert not at.exception
     knee = tiny.trials.loc[tiny.trials["knee"], "key"].iloc[0]
     assert at.session_state["trial"] == knee  # unknown values fall back, never open files
+
+
+def test_an_unreadable_or_empty_study_does_not_hide_the_others(dashboard, tiny_study, tmp_path):
+    """A storage whose study cannot be shown (an objective named like a dashboard column),
+    and a study whose only run has no completed trial: the Studies page warns and lists the
+    rest; the front explorer of the empty study says so."""
+    from pareto.spaces import Simplex, describe_space
+    from pareto.store import RunSpec, RunStore, open_storage, sqlite_url
+
+    def spec(study: str, objectives: tuple[str, ...]) -> RunSpec:
+        return RunSpec(
+            study=study, label="interpolation", family="interpolation", experts=("a", "b"),
+            driver="random", budget=3, space=describe_space(Simplex(2)),
+            objectives=objectives, senses=("max", "min"),
+        )  # fmt: skip
+
+    bad = sqlite_url(tmp_path / "bad" / "study.db")
+    run = RunStore.create_or_open(open_storage(bad), spec("clash", ("rank", "cost")))
+    trial = run.ask()
+    from pareto.store import Outcome
+
+    run.complete(trial, [0.5, 0.5], Outcome({"rank": 1.0, "cost": 2.0}, {"rank": 0, "cost": 0}))
+    empty = sqlite_url(tmp_path / "empty" / "study.db")
+    RunStore.create_or_open(open_storage(empty), spec("waiting", ("quality", "cost")))
+    at = open_page(dashboard(tiny_study, bad, empty), "studies")
+    assert any("clash @ bad/study.db cannot be shown" in w.value for w in at.warning)
+    assert list(at.dataframe[0].value["run"]) == [
+        "interpolation",
+        "layerwise",
+        "rewards_in_context",
+        "interpolation",
+    ]
+    at.sidebar.selectbox[0].set_value("waiting @ empty/study.db").run()
+    at.switch_page("views/front.py").run()
+    assert not at.exception
+    assert "no completed trial yet" in at.info[0].value

@@ -27,3 +27,9 @@ def test_history_is_thinned_but_keeps_the_end_and_never_decreases():
     assert hypervolume_history([], [1, 1], "min")[0].size == 0
     with pytest.raises(ValueError, match="points"):
         hypervolume_history(values, [1.1] * 3, "min", points=0)
+
+
+def test_history_with_one_point_is_the_whole_run():
+    counts, hv = hypervolume_history([[1, 3], [3, 1]], [4, 4], "min", points=1)
+    np.testing.assert_array_equal(counts, [2])
+    np.testing.assert_allclose(hv, [5])
