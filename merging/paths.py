@@ -33,3 +33,17 @@ def pretrained_source(path: str | Path) -> tuple[str, dict]:
     if p.suffix == ".gguf":
         return str(p.parent), {"gguf_file": p.name}
     return str(p), {}
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's files (relative names and bytes, in name
+    order): what identifies a checkpoint wherever it is copied (unlike :func:`fingerprint`)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    for f in files:
+        h.update((f.name if f == p else str(f.relative_to(p))).encode() + b"\0")
+        with f.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()

@@ -33,12 +33,19 @@ def stored_dtype(merger) -> torch.dtype:
 
 
 def save_merged(
-    merger, out: str | Path, *, recipe=None, dtype: torch.dtype | None = None, force: bool = False
+    merger,
+    out: str | Path,
+    *,
+    recipe=None,
+    dtype: torch.dtype | None = None,
+    force: bool = False,
+    max_shard_size: str | int = "5GB",
 ) -> Path:
     """Write the merger's current weights with config, tokenizer and generation config.
 
     The working model's parameters all live in one buffer, so they are copied out (in
-    ``dtype``, by default the base checkpoint's) before ``save_pretrained``.
+    ``dtype``, by default the base checkpoint's) before ``save_pretrained``; safetensors files
+    are sharded past ``max_shard_size``.
     """
     path = prepare_output(out, force=force)
     path.mkdir(parents=True, exist_ok=True)
@@ -48,7 +55,7 @@ def save_merged(
     original_dtype = model.config.dtype if hasattr(model.config, "dtype") else None
     model.config.dtype = dtype
     try:
-        model.save_pretrained(path, state_dict=state, safe_serialization=True)
+        model.save_pretrained(path, state_dict=state, max_shard_size=max_shard_size)
     finally:
         if original_dtype is not None:
             model.config.dtype = original_dtype

@@ -79,6 +79,11 @@ def open_storage(
         raise ValueError(f"storage {_safe(url)}: cannot open it ({reason})") from err
 
 
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and records."""
+    return _safe(url)
+
+
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url

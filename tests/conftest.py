@@ -26,3 +26,21 @@ def tiny_zoo_cache(tmp_path_factory):
     os.environ["PARETOMERGE_DATA"] = str(HH_RLHF)
     manifest = build_zoo("tiny", log=lambda _: None)
     return cache, manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tiny_zoo_cache, tmp_path_factory) -> str:
+    """``studies/tiny.yaml`` run to its budget on the tiny zoo, in ``FOLDER/runs/tiny/study.db``
+    (the dashboard's default place); returns the storage URL."""
+    from merging.study.runner import run_study
+    from merging.study.spec import load_study_spec
+    from pareto.store import sqlite_url
+
+    folder = tmp_path_factory.mktemp("dashboard")
+    url = sqlite_url(folder / "runs" / "tiny" / "study.db")
+    run_study(
+        load_study_spec(Path(__file__).resolve().parents[1] / "studies" / "tiny.yaml"),
+        storage_url=url,
+        log=lambda _: None,
+    )
+    return url

@@ -9,6 +9,38 @@ from app import charts, state
 from app.data import format_value, samples_table, x_table
 
 st.title("Trial detail")
+
+
+def export_panel(data, row, key: str) -> None:
+    """Export the trial into the study's own folder (``exports/RUN-NUMBER`` beside a SQLite
+    study), with the same code as ``paretomerge export``."""
+    from merging.export import exports_folder, trial_slug
+
+    target = exports_folder(data.ref.storage, data.ref.name) / trial_slug(row["run"], row["trial"])
+    if target.is_dir() and any(target.iterdir()):
+        st.success(f"Exported to `{target}`")
+        st.caption(", ".join(sorted(p.name for p in target.iterdir())))
+        return
+    clicked = st.button(
+        "Export this trial",
+        icon=":material/download:",
+        help="A Hugging Face folder, a mergekit YAML that reproduces the weights, and a model "
+        f"card with these scores, written to {target}",
+    )
+    st.caption(f"Writes `{target}` (as `paretomerge export --trial '{key}'` does).")
+    if clicked:
+        from merging.export import export_trial, select_trial
+
+        with st.spinner(f"Exporting {key}: loading the study's models, merging, writing..."):
+            try:
+                record = select_trial(data.ref.storage, data.ref.name, key)
+                export_trial(record, target, log=lambda _: None)
+            except (ValueError, OSError) as err:
+                st.error(f"Export failed: {err}")
+                return
+        st.rerun()
+
+
 data = state.current_data()
 
 key = state.trial_picker(data, state.selected_trial(data))
@@ -69,17 +101,7 @@ with right:
         hide_index=True,
         width="stretch",
     )
-    st.button(
-        "Export this trial",
-        icon=":material/download:",
-        disabled=True,
-        help="Coming with 'paretomerge export': a Hugging Face folder, a mergekit YAML that "
-        "reproduces the weights, and a model card with these scores.",
-    )
-    st.caption(
-        "Export is coming with `paretomerge export`: this trial as a Hugging Face folder, a "
-        "`mergekit_config.yml` that reproduces its weights, and a model card with its scores."
-    )
+    export_panel(data, row, key)
 
 st.subheader("Sample generations, beside the base model's")
 samples = samples_table(details, data.reference, data.objectives)

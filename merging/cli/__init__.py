@@ -16,6 +16,7 @@ from merging.cli import (
     analyze,
     dashboard,
     evaluate,
+    export,
     heads,
     merge,
     quickstart,
@@ -24,7 +25,18 @@ from merging.cli import (
     zoo,
 )
 
-SUBCOMMANDS = (quickstart, analyze, merge, evaluate, heads, zoo, study, worker, dashboard)
+SUBCOMMANDS = (
+    quickstart,
+    analyze,
+    merge,
+    evaluate,
+    heads,
+    zoo,
+    study,
+    worker,
+    dashboard,
+    export,
+)
 
 DESCRIPTION = """\
 paretomerge: multi-objective alignment of language models by combining models.
@@ -38,6 +50,7 @@ examples:
   paretomerge study run studies/tiny.yaml --data ../shared/data/hh-rlhf
   paretomerge study show tiny
   paretomerge dashboard
+  paretomerge export --study quickstart --knee --out knee/
   paretomerge analyze studies/examples/soups_sweep.csv \\
       --objectives helpfulness:max,harmlessness:max,verbosity:min
   paretomerge analyze results.jsonl --objectives helpfulness:max,verbosity:min --json

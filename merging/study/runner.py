@@ -22,6 +22,8 @@ from pareto.spaces import describe_space
 from pareto.store import Outcome, RunSpec, RunStore, open_runs, open_storage, sqlite_url
 
 DATA_ENV = "PARETOMERGE_DATA"
+CHECKPOINTS_ATTR = "checkpoints"
+"""Study attribute: content hashes of the checkpoints the study evaluates."""
 STUDY_FILE = "study.db"
 Log = Callable[[str], None]
 
@@ -89,7 +91,12 @@ class StudySession:
         data: str | None = None,
         device: str | None = None,
         log: Log = print,
+        evaluate: bool = True,
+        build: bool = True,
     ):
+        """``evaluate=False`` loads the models only (no prompts, no reward heads: for export);
+        ``build=False`` refuses to build a missing zoo (a clear error instead of a long build).
+        """
         from transformers.utils import logging as hf_logging
 
         from merging.evaluate import Evaluator, parse_objective
@@ -98,17 +105,21 @@ class StudySession:
         self.spec, self.log = spec, log
         self.device = device or spec.device
         self.data = data_folder(spec, data)
-        self.base, self.experts, self.ric, zoo_objectives = self._models()
+        self.base, self.experts, self.ric, zoo_objectives = self._models(build)
         objectives = list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
         self.objectives = objectives
-        self.prompts = load_prompts(spec.prompts, self.data, spec.resolve)
-        self.evaluator = Evaluator(self.prompts, objectives, spec.generation, device=self.device)
+        self.prompts = load_prompts(spec.prompts, self.data, spec.resolve) if evaluate else []
+        self.evaluator = (
+            Evaluator(self.prompts, objectives, spec.generation, device=self.device)
+            if evaluate
+            else None
+        )
         self.families = {f.run_label: self._family(f) for f in spec.families}
         self._mergers: dict[str, Any] = {}
         self._tokenizer = None
 
     # -- set-up --------------------------------------------------------------------------
-    def _models(self):
+    def _models(self, build: bool = True):
         spec = self.spec
         if spec.zoo is None:
             return (
@@ -123,6 +134,8 @@ class StudySession:
         try:
             zoo = load_zoo(spec.zoo, folder)
         except FileNotFoundError:
+            if not build:
+                raise
             self.log(f"building the {spec.zoo} zoo first (cached for later runs)")
             zoo = build_zoo(spec.zoo, data=self.data, out=folder, log=self.log)
         return zoo.base, dict(zoo.experts), zoo.ric, zoo.objective_specs()
@@ -166,6 +179,10 @@ class StudySession:
             )
         return out
 
+    def merger(self, family):
+        """The resident merger holding ``family``'s expert set (one per set, shared)."""
+        return self._merger(family)
+
     def _merger(self, family):
         from merging.checkpoints import ExpertSet
         from merging.resident import ResidentMerger
@@ -177,6 +194,16 @@ class StudySession:
                 ExpertSet.from_paths(self.base, experts), device=self.device
             )
         return self._mergers[key]
+
+    def checkpoint_hashes(self) -> dict[str, str]:
+        """Content hashes of the study's checkpoints (``base``, each expert, ``ric``): what an
+        export checks before writing weights, on whichever machine it runs."""
+        from merging.paths import content_hash
+
+        found = {"base": self.base, **self.experts}
+        if self.ric is not None:
+            found["ric"] = self.ric
+        return {name: content_hash(path) for name, path in found.items()}
 
     def tokenizer(self):
         if self._tokenizer is None:
@@ -255,6 +282,11 @@ def run_study(
     storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
     session = StudySession(spec, data=data, device=device, log=log)
     runs = open_study_runs(session, storage)
+    unhashed = [run for run in runs if CHECKPOINTS_ATTR not in run.study.user_attrs]
+    if unhashed:
+        hashes = session.checkpoint_hashes()
+        for run in unhashed:
+            run.study.set_user_attr(CHECKPOINTS_ATTR, hashes)
     missing = [run for run in runs if "reference" not in run.study.user_attrs]
     if missing:
         log("evaluating the base model (the reference for every trial's generations)")

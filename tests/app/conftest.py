@@ -8,22 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 LARGE_TRIALS = 6000
-
-
-@pytest.fixture(scope="session")
-def tiny_study(tiny_zoo_cache, tmp_path_factory) -> str:
-    """``studies/tiny.yaml`` run to its budget on the tiny zoo, in ``FOLDER/runs/tiny/study.db``
-    (the dashboard's default place); returns the storage URL."""
-    from merging.study.runner import run_study
-    from merging.study.spec import load_study_spec
-    from pareto.store import sqlite_url
-
-    folder = tmp_path_factory.mktemp("dashboard")
-    url = sqlite_url(folder / "runs" / "tiny" / "study.db")
-    run_study(load_study_spec(REPO / "studies" / "tiny.yaml"), storage_url=url, log=lambda _: None)
-    return url
 
 
 def write_large_study(path: Path, n: int = LARGE_TRIALS, seed: int = 0) -> str:

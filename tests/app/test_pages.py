@@ -143,7 +143,7 @@ def test_trial_detail_shows_x_by_family_and_samples_beside_the_base(dashboard, t
             "verbosity (lower is better)",
         ]
         [export] = [b for b in at.button if b.label == "Export this trial"]
-        assert export.disabled  # until 'paretomerge export' exists
+        assert not export.disabled
 
 
 def test_convergence_page_plots_hypervolume_per_evaluation_and_overlays(dashboard, tiny):
@@ -228,3 +228,20 @@ def test_an_unreadable_or_empty_study_does_not_hide_the_others(dashboard, tiny_s
     at.switch_page("views/front.py").run()
     assert not at.exception
     assert "no completed trial yet" in at.info[0].value
+
+
+def test_export_button_writes_the_trial_into_the_study_folder(dashboard, tiny, tiny_study):
+    from pathlib import Path
+
+    key = tiny.trials.loc[tiny.trials["run"] == "layerwise", "key"].iloc[0]
+    at = dashboard()
+    at.run()
+    at.session_state["trial"] = key
+    at.switch_page("views/trial.py").run()
+    [export] = [b for b in at.button if b.label == "Export this trial"]
+    export.click().run()
+    assert not at.exception, at.exception
+    folder = Path(tiny_study.removeprefix("sqlite:///")).parent / "exports" / key.replace("#", "-")
+    assert any(str(folder) in s.value for s in at.success)
+    assert {"config.json", "README.md", "mergekit_config.yml"} <= {p.name for p in folder.iterdir()}
+    assert f"--trial '{key}'" in (folder / "README.md").read_text()

@@ -1,0 +1,546 @@
+"""Export a study's trial: what users take home.
+
+A trial becomes a folder with
+- the merged weights as a Hugging Face folder (safetensors, sharded past ``max_shard_size``,
+  config, tokenizer with its chat template, a generation config holding the study's
+  generation settings); for ``rewards_in_context`` the RiC model with the desired rewards
+  written into its chat template, so that plain generation sees what the study evaluated;
+- ``mergekit_config.yml``, which ``mergekit-yaml`` turns into the same weights (LoRA experts
+  are written ``BASE+ADAPTER``, mergekit's own syntax for an adapter merged into its base);
+- ``README.md``, a model card with a Hugging Face metadata header: scores with standard errors
+  and senses, rank on the study's front and the probability of being non-dominated, family and
+  ``x``, the checkpoints with content hashes, the prompts, the generation settings, and how to
+  reproduce it.
+
+The weights are made by the same code the study evaluated with: the trial's stored recipe
+applied to the study's expert set in place (``ResidentMerger``), then written out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from merging.recipe import MergeRecipe
+from pareto.store import RunSpec
+
+MERGEKIT_FILE = "mergekit_config.yml"
+CARD_FILE = "README.md"
+DEFAULT_SHARD = "2GB"
+HUB_BASES = {"smol": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+"""Hub names of the embedded zoos' base models, for the model card's ``base_model``."""
+SPARE_BYTES = 64 << 20
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A completed trial of a study with where it stands on the study's front."""
+
+    study: str
+    storage: str
+    run: RunSpec
+    number: int
+    x: list
+    """As the family takes it (one row per block for ``layerwise``)."""
+    values: tuple[float, ...]
+    stderrs: tuple[float, ...]
+    attrs: dict[str, Any]
+    rank: int
+    """1 = Pareto-optimal over all the study's completed trials."""
+    p_nondominated: float
+    knee: bool
+    reference: dict | None
+    checkpoints: dict | None = None
+    """Content hashes of the checkpoints the study evaluated (study attribute)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.run.label}#{self.number}"
+
+    @property
+    def slug(self) -> str:
+        return trial_slug(self.run.label, self.number)
+
+    def recipe(self) -> MergeRecipe:
+        return MergeRecipe.model_validate(self.attrs["recipe"])
+
+    def study_spec(self):
+        from merging.study.spec import parse_study_spec
+
+        return parse_study_spec(self.run.details["study_spec"], f"study {self.study!r} (stored)")
+
+
+def trial_slug(label: str, number: int) -> str:
+    """A trial's folder name: ``RUN-NUMBER`` with anything unsafe in a path replaced."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{label}-{number}")
+
+
+# -- finding trials -------------------------------------------------------------------------
+def study_trials(storage_url: str, study: str) -> list[TrialRecord]:
+    """Every completed trial of ``study``, with its front rank, P(non-dominated) and knee."""
+    from merging.study.runner import CHECKPOINTS_ATTR
+    from pareto.dominance import nondominated_sort
+    from pareto.report import study_report
+    from pareto.store import open_runs, open_storage
+    from pareto.uncertainty import dominance_probability
+
+    runs = open_runs(open_storage(storage_url), study)
+    results = [r.results() for r in runs]
+    values = np.vstack([r.values for r in results])
+    if not len(values):
+        return []
+    errs = np.nan_to_num(np.vstack([r.stderrs for r in results]))
+    senses = results[0].spec.senses
+    ranks = nondominated_sort(values, senses) + 1
+    probs = dominance_probability(values, errs, senses, seed=0)
+    knee = {(r.label, r.trial) for r in study_report(results).front if r.knee}
+    reference = runs[0].study.user_attrs.get("reference")
+    checkpoints = runs[0].study.user_attrs.get(CHECKPOINTS_ATTR)
+    records, i = [], 0
+    for res in results:
+        for number, x, attrs in zip(res.numbers, res.x, res.attrs, strict=True):
+            records.append(
+                TrialRecord(
+                    study=study,
+                    storage=storage_url,
+                    run=res.spec,
+                    number=int(number),
+                    x=np.asarray(x, dtype=float).tolist(),
+                    values=tuple(float(v) for v in values[i]),
+                    stderrs=tuple(float(v) for v in errs[i]),
+                    attrs=attrs,
+                    rank=int(ranks[i]),
+                    p_nondominated=float(probs[i]),
+                    knee=(res.spec.label, int(number)) in knee,
+                    reference=reference,
+                    checkpoints=checkpoints,
+                )
+            )
+            i += 1
+    return records
+
+
+def select_trial(storage_url: str, study: str, trial: str | None, *, knee: bool = False):
+    """The trial ``RUN#NUMBER`` (or ``NUMBER`` when the study has one run), or the knee.
+
+    Raises ``ValueError`` with one line naming what is wrong: an unknown run or trial, or a
+    trial that did not complete.
+    """
+    from pareto.store import open_runs, open_storage
+
+    runs = {r.spec.label: r for r in open_runs(open_storage(storage_url), study)}
+    records = study_trials(storage_url, study)
+    if knee:
+        found = [r for r in records if r.knee]
+        if not found:
+            raise ValueError(f"study {study!r} has no completed trial yet: no knee to export")
+        return found[0]
+    if trial is None:
+        raise ValueError("say which trial: --trial RUN#NUMBER, --knee or --front")
+    label, sep, number_text = trial.rpartition("#")
+    if not sep:
+        label, number_text = "", trial
+    if not label:
+        if len(runs) > 1:
+            raise ValueError(
+                f"--trial {trial!r}: study {study!r} has runs {', '.join(runs)}; write "
+                f"RUN#NUMBER, e.g. {next(iter(runs))}#{number_text}"
+            )
+        label = next(iter(runs))
+    if label not in runs:
+        raise ValueError(f"study {study!r} has no run {label!r}; runs: {', '.join(runs)}")
+    try:
+        number = int(number_text)
+    except ValueError:
+        raise ValueError(f"--trial {trial!r}: write RUN#NUMBER, e.g. {label}#0") from None
+    for record in records:
+        if record.run.label == label and record.number == number:
+            return record
+    states = {t.number: t for t in runs[label].trials()}
+    if number not in states:
+        span = f"trials 0-{max(states)}" if states else "no trials"
+        raise ValueError(f"study {study!r} has no trial {label}#{number} ({label} has {span})")
+    t = states[number]
+    why = t.user_attrs.get("error")
+    raise ValueError(
+        f"trial {label}#{number} is {t.state.name}, not COMPLETE: only completed trials can be "
+        "exported" + (f" (it failed with {why})" if why else "")
+    )
+
+
+# -- export ---------------------------------------------------------------------------------
+def export_trial(
+    record: TrialRecord,
+    out: str | Path,
+    *,
+    weights: bool = True,
+    force: bool = False,
+    device: str = "cpu",
+    max_shard_size: str = DEFAULT_SHARD,
+    session=None,
+    log: Log = print,
+) -> Path:
+    """Write ``record``'s export into ``out`` (absent or empty, unless ``force``).
+
+    ``weights=False`` writes the recipe only (mergekit YAML and model card). ``session``: a
+    ``StudySession`` of the trial's study already loaded (exports of one study share it).
+    """
+    from merging.save import prepare_output
+    from merging.study.runner import StudySession
+
+    path = prepare_output(out, force=force)
+    spec = record.study_spec()
+    if session is None:
+        log(f"loading the models of study {record.study!r}")
+        session = StudySession(spec, device=device, log=log, evaluate=False, build=False)
+    family, recipe, experts = check_trial(record, session, log)
+    if weights:
+        ensure_space(path, _weight_bytes(experts))
+    path.mkdir(parents=True, exist_ok=True)
+    written = [path / MERGEKIT_FILE, path / CARD_FILE]
+    if weights:
+        from merging.save import save_merged
+
+        merger = session.merger(family)
+        log(f"merging {record.key} and writing {path}")
+        family.apply(recipe, merger)
+        save_merged(merger, path, recipe=recipe, force=True, max_shard_size=max_shard_size)
+        write_generation_config(path, spec.generation, merger.model)
+        if record.run.family == "rewards_in_context":
+            condition_chat_template(path, family, recipe)
+    config, notes = mergekit_config(record, family, recipe, experts)
+    header = "".join(f"# {line}\n" for line in notes)
+    (path / MERGEKIT_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
+    (path / CARD_FILE).write_text(model_card(record, spec, experts, recipe, notes, weights))
+    log(f"exported {record.key} to {path} ({', '.join(p.name for p in written)}"
+        + (", weights" if weights else "") + ")")  # fmt: skip
+    return path
+
+
+def export_front(
+    storage_url: str, study: str, out: str | Path, *, force: bool = False, log: Log = print
+) -> list[Path]:
+    """The recipes (mergekit YAML and model card, no weights) of every Pareto-optimal trial,
+    one folder each, ``OUT/RUN-NUMBER``."""
+    from merging.save import prepare_output
+    from merging.study.runner import StudySession
+
+    front = [r for r in study_trials(storage_url, study) if r.rank == 1]
+    if not front:
+        raise ValueError(f"study {study!r} has no completed trial yet")
+    root = prepare_output(out, force=force)
+    session = StudySession(front[0].study_spec(), log=log, evaluate=False, build=False)
+    quiet: Log = lambda _: None  # noqa: E731
+    for record in front:  # every check before anything is written
+        check_trial(record, session, quiet)
+    return [
+        export_trial(r, root / r.slug, weights=False, force=force, session=session, log=log)
+        for r in front
+    ]
+
+
+def exports_folder(storage_url: str, study: str) -> Path:
+    """Where the dashboard writes exports: beside a SQLite study (``runs/NAME/exports``), else
+    ``./runs/NAME/exports``."""
+    if storage_url.startswith("sqlite:///"):
+        return Path(storage_url.removeprefix("sqlite:///")).parent / "exports"
+    return Path("runs") / re.sub(r"[^A-Za-z0-9_.-]", "_", study) / "exports"
+
+
+# -- parts ----------------------------------------------------------------------------------
+def check_trial(record: TrialRecord, session, log: Log = print):
+    """``(family, recipe, experts)`` of the trial, after checking that the study's checkpoints
+    and the trial's recipe are what the study evaluated; ``ValueError`` otherwise."""
+    family = session.families[record.run.label]
+    recipe = record.recipe()
+    try:
+        again = family.recipe(np.asarray(record.x))
+    except ValueError as err:
+        raise ValueError(
+            f"trial {record.key}: its x does not fit the study's models as they are now ({err}):"
+            " the checkpoints changed since the study ran; not exporting"
+        ) from None
+    _check_recipe(recipe, again, record.key)
+    experts = _expert_set(session, family)
+    _check_checkpoints(record, experts, log)
+    return family, recipe, experts
+
+
+def _check_recipe(stored: MergeRecipe, again: MergeRecipe, key: str) -> None:
+    """The stored recipe must be what the family makes of the stored ``x`` today."""
+    a, b = stored.model_dump(), again.model_dump()
+    same = a.keys() == b.keys() and all(
+        np.allclose(np.asarray(a[k], float), np.asarray(b[k], float), atol=1e-9)
+        if k in ("weights", "block_weights") and a[k] is not None and b[k] is not None
+        else a[k] == b[k] or (k == "parameters" and _close_dicts(a[k], b[k]))
+        for k in a
+    )
+    if not same:
+        raise ValueError(
+            f"trial {key}: its recorded recipe is not what its family makes of its x now "
+            "(the study's models or settings changed): not exporting"
+        )
+
+
+def _check_checkpoints(record: TrialRecord, experts, log: Log) -> None:
+    """The checkpoints must be, byte for byte, those the study evaluated (when it recorded
+    them): a rebuilt zoo or a changed expert would export weights nobody evaluated."""
+    from merging.paths import content_hash
+
+    stored = record.checkpoints
+    if not stored:
+        log(
+            f"note: study {record.study!r} recorded no checkpoint hashes (it ran before they "
+            "were recorded): this export cannot check that its checkpoints are those evaluated"
+        )
+        return
+    now = {"base": experts.base.path, **{n: c.path for n, c in experts.experts.items()}}
+    changed = [n for n, p in now.items() if n in stored and content_hash(p) != stored[n]]
+    if changed:
+        raise ValueError(
+            f"trial {record.key}: checkpoint(s) {', '.join(changed)} differ from those study "
+            f"{record.study!r} evaluated (content hashes): a rebuilt zoo or changed expert would "
+            "export weights nobody evaluated; not exporting"
+        )
+
+
+def _close_dicts(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-9) for k in a)
+
+
+def _expert_set(session, family):
+    """The family's checkpoints, inspected from their headers (no weights loaded)."""
+    from merging.checkpoints import ExpertSet
+
+    if family.name == "rewards_in_context":
+        return ExpertSet.from_paths(session.base, {"ric": session.ric})
+    return ExpertSet.from_paths(session.base, session.experts)
+
+
+def _weight_bytes(experts) -> int:
+    sizes = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+    return sum(
+        int(np.prod(spec.shape)) * sizes.get(spec.dtype, 4)
+        for spec in experts.base.tensors.values()
+    )
+
+
+def ensure_space(out: Path, needed: int) -> None:
+    """Refuse to start a write that cannot finish: ``needed`` bytes (plus a margin) must be
+    free where ``out`` will be."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed + SPARE_BYTES:
+        raise ValueError(
+            f"not enough free disk space for {out}: the weights need about "
+            f"{(needed + SPARE_BYTES) / 1e9:.2f} GB, {free / 1e9:.2f} GB are free"
+        )
+
+
+def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
+    """The mergekit configuration of the trial, and the notes written above it."""
+    from merging.checkpoints import GGUF, LORA
+
+    def reference(checkpoint) -> str:
+        if checkpoint.kind == GGUF:
+            raise ValueError(
+                f"{checkpoint.path}: mergekit reads no GGUF file; convert it to a Hugging Face "
+                "folder to reproduce the merge with mergekit"
+            )
+        if checkpoint.kind == LORA:
+            return f"{experts.base.path}+{checkpoint.path}"
+        return str(checkpoint.path)
+
+    base = reference(experts.base)
+    paths = {name: reference(c) for name, c in experts.experts.items()}
+    notes = [
+        f"paretomerge export of study {record.study!r}, trial {record.key} ({record.run.family})",
+        f"reproduce the weights: mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE",
+    ]
+    if any(c.kind == LORA for c in experts.experts.values()):
+        notes.append(
+            "the experts are LoRA adapters: each is written BASE+ADAPTER, which mergekit merges "
+            "into the base before merging, so this recipe is against the experts' merged forms"
+        )
+    if record.run.family == "rewards_in_context":
+        notes.append(
+            "rewards_in_context changes the prompt, not the weights: this is the RiC model "
+            "itself; the desired rewards are in the exported chat template"
+        )
+        config = {"merge_method": "passthrough", "models": [{"model": paths["ric"]}],
+                  "dtype": "float32"}  # fmt: skip
+    else:
+        layers = None
+        if record.run.family == "layerwise":
+            from merging.architecture import layer_map
+
+            layers = layer_map(experts.config)
+        config = family.mergekit_config(recipe, base, paths, layers=layers)
+    return config, notes
+
+
+def write_generation_config(path: Path, settings, model) -> None:
+    """The study's generation settings as the folder's ``generation_config.json``."""
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(path)
+    except OSError:
+        config = GenerationConfig.from_model_config(model.config)
+    config.max_new_tokens = settings.max_new_tokens
+    config.do_sample = settings.do_sample
+    if settings.do_sample:
+        config.temperature, config.top_p = settings.temperature, settings.top_p
+    else:
+        config.temperature = config.top_p = config.top_k = None
+    config.save_pretrained(path)
+
+
+def condition_chat_template(path: Path, family, recipe: MergeRecipe) -> None:
+    """Write the desired rewards into the exported chat template: the last user message gets
+    the conditioning the study appended to it (``merging.ric.condition``)."""
+    from merging.data import Prompt
+    from merging.policy import load_tokenizer
+    from merging.ric import condition, conditioning
+
+    values = family.desired(recipe)
+    suffix = "\n\n" + conditioning(recipe.experts, values)
+    prelude = (
+        "{%- if messages and messages[-1]['role'] == 'user' -%}"
+        "{%- set messages = messages[:-1] + [{'role': 'user', 'content': "
+        f"messages[-1]['content'] + {json.dumps(suffix)}" + "}] -%}"
+        "{%- endif -%}\n"
+    )
+    jinja = path / "chat_template.jinja"
+    config_file = path / "tokenizer_config.json"
+    if jinja.is_file():
+        original = jinja.read_text()
+        jinja.write_text(prelude + original)
+    else:
+        config = json.loads(config_file.read_text())
+        if not config.get("chat_template"):
+            raise ValueError("the RiC model's tokenizer has no chat template to condition")
+        original = config["chat_template"]
+        config["chat_template"] = prelude + original
+        config_file.write_text(json.dumps(config, indent=2) + "\n")
+    # the exported template must render exactly what the study generated from
+    prompt = Prompt(({"role": "user", "content": "Hello?"},))
+    exported = load_tokenizer(path)
+    shown = condition(prompt, recipe.experts, values)
+    want = exported.apply_chat_template(
+        list(shown.messages), tokenize=False, add_generation_prompt=True, chat_template=original
+    )
+    got = exported.apply_chat_template(
+        list(prompt.messages), tokenize=False, add_generation_prompt=True
+    )
+    if got != want:
+        raise RuntimeError("the conditioned chat template does not render the study's prompt")
+
+
+def model_card(record, spec, experts, recipe: MergeRecipe, notes, weights: bool) -> str:
+    """``README.md``: a Hugging Face model card with a metadata header."""
+    from merging.paths import content_hash
+    from pareto.store import safe_url
+
+    objectives, senses = record.run.objectives, record.run.senses
+    meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation"}
+    if spec.zoo in HUB_BASES:
+        meta["base_model"] = HUB_BASES[spec.zoo]
+    meta["tags"] = ["paretomerge", "merge", "mergekit", "multi-objective", record.run.family]
+    base_values = (record.reference or {}).get("values")
+    base_errs = (record.reference or {}).get("stderr")
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {record.study} / {record.key}",
+        "",
+        f"Exported by paretomerge from study **{record.study}**, run **{record.run.label}** "
+        f"(family `{record.run.family}`, driver `{record.run.driver}`), trial "
+        f"**{record.number}**" + (" (the knee of the study's front)." if record.knee else "."),
+        "" if weights else "\nThis export holds the recipe only (no weights).",
+        "## Scores",
+        "",
+        f"Means over the study's evaluation prompts (at most {spec.prompts.n}, see below), with "
+        "their standard errors.",
+        "",
+        "| objective | sense | this model | base model |",
+        "|---|---|---|---|",
+    ]
+    for j, (o, s) in enumerate(zip(objectives, senses, strict=True)):
+        base = "—" if base_values is None else f"{base_values[j]:.4g} ± {base_errs[j]:.2g}"
+        better = "higher is better" if s == "max" else "lower is better"
+        lines.append(
+            f"| {o} | {s} ({better}) | {record.values[j]:.4g} ± {record.stderrs[j]:.2g} | {base} |"
+        )
+    lines += [
+        "",
+        f"Front rank **{record.rank}** of the study's {len(objectives)}-objective "
+        "non-dominated sorting (1 = Pareto-optimal); probability of being non-dominated given "
+        f"the standard errors: **{record.p_nondominated:.2f}** (Monte Carlo, 2,000 draws).",
+        "",
+        "## How it was made",
+        "",
+        f"`x` = `{json.dumps(np.round(np.asarray(record.x), 6).tolist())}`; recipe:",
+        "",
+        "```json",
+        json.dumps(recipe.model_dump(mode="json"), indent=2),
+        "```",
+        "",
+        "| checkpoint | kind | path | content hash |",
+        "|---|---|---|---|",
+        f"| base | {experts.base.kind} | `{experts.base.path}` | "
+        f"`{content_hash(experts.base.path)}` |",
+    ]
+    for name, c in experts.experts.items():
+        lines.append(f"| {name} | {c.kind} | `{c.path}` | `{content_hash(c.path)}` |")
+    lines += [
+        "",
+        "Notes: " + "; ".join(notes[2:]) if len(notes) > 2 else "",
+        "",
+        "## Evaluation settings",
+        "",
+        "Prompts:",
+        "",
+        "```json",
+        json.dumps(spec.prompts.model_dump(mode="json"), indent=2),
+        "```",
+        "",
+        "Generation (also in `generation_config.json`):" if weights else "Generation:",
+        "",
+        "```json",
+        json.dumps(spec.generation.model_dump(mode="json"), indent=2),
+        "```",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        f"paretomerge export --study {record.study} --storage '{safe_url(record.storage)}' "
+        f"--trial '{record.key}' --out OUT",
+        f"mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE   # the same weights",
+        "```",
+        "",
+    ]
+    if weights:
+        lines += [
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "model = AutoModelForCausalLM.from_pretrained('THIS_FOLDER')",
+            "tokenizer = AutoTokenizer.from_pretrained('THIS_FOLDER')",
+            "```",
+            "",
+        ]
+    return "\n".join(lines)

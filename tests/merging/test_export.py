@@ -1,0 +1,242 @@
+"""``paretomerge export`` on the tiny study: weights, mergekit, model card, RiC, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from merging.cli import main
+from merging.export import (
+    CARD_FILE,
+    MERGEKIT_FILE,
+    export_trial,
+    select_trial,
+    study_trials,
+)
+from merging.study.runner import StudySession, load_prompts
+
+FAMILIES = ("interpolation", "layerwise", "rewards_in_context")
+HH_RLHF = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf"
+quiet = lambda _: None  # noqa: E731
+
+
+def tensors(folder: Path) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(f))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_study, tmp_path_factory):
+    """The last trial of each run of the tiny study, exported: ``{family: (record, folder)}``."""
+    root = tmp_path_factory.mktemp("exports")
+    out = {}
+    records = study_trials(tiny_study, "tiny")
+    for family in FAMILIES:
+        record = [r for r in records if r.run.label == family][-1]
+        out[family] = (record, export_trial(record, root / record.slug, log=quiet))
+    return out
+
+
+def test_weights_load_and_equal_the_evaluated_policy(exported):
+    from transformers import AutoModelForCausalLM
+
+    record = exported["interpolation"][0]
+    session = StudySession(record.study_spec(), evaluate=False, log=quiet)
+    for family_name, (record, folder) in exported.items():
+        assert {"config.json", "generation_config.json", "tokenizer.json", CARD_FILE,
+                MERGEKIT_FILE} <= {p.name for p in folder.iterdir()}  # fmt: skip
+        family = session.families[family_name]
+        merger = session.merger(family)
+        family.apply(record.recipe(), merger)  # what the study evaluated
+        evaluated = {n: t.detach().clone() for n, t in merger.state_dict().items()}
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        loaded = model.state_dict()
+        assert set(evaluated) <= set(loaded)
+        for name, tensor in evaluated.items():
+            assert torch.equal(loaded[name], tensor.to(loaded[name].dtype)), (family_name, name)
+
+
+def test_mergekit_yaml_reproduces_the_exported_weights(exported, tmp_path):
+    exe = shutil.which("mergekit-yaml") or str(Path(sys.executable).parent / "mergekit-yaml")
+    for family_name, (_, folder) in exported.items():
+        out = tmp_path / family_name
+        subprocess.run(
+            [exe, str(folder / MERGEKIT_FILE), str(out), "--lora-merge-cache", str(tmp_path / "c")],
+            check=True,
+            capture_output=True,
+        )
+        ours, theirs = tensors(folder), tensors(out)
+        assert set(ours) == set(theirs), family_name
+        worst = max((ours[k] - theirs[k]).abs().max().item() for k in ours)
+        assert worst <= 1e-6, (family_name, worst)
+        text = (folder / MERGEKIT_FILE).read_text()
+        assert "+" in yaml.safe_load(text)["models"][0]["model"]  # LoRA experts: BASE+ADAPTER
+        assert "merged forms" in text
+
+
+def test_the_exported_model_generates_the_recorded_samples(exported):
+    """Same prompts, same settings, same batches: the text each trial recorded. For RiC the
+    prompts go in plain; the exported chat template writes the desired rewards."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from merging.generation import generate
+
+    for family_name, (record, folder) in exported.items():
+        spec = record.study_spec()
+        prompts = load_prompts(spec.prompts, str(HH_RLHF), spec.resolve)
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        responses = generate(model, tokenizer, prompts, spec.generation)
+        samples = record.attrs["samples"]
+        assert len(samples) >= 3
+        assert [s["prompt"] for s in samples] == [p.last_user for p in prompts[: len(samples)]]
+        assert responses[: len(samples)] == [s["response"] for s in samples], family_name
+        config = json.loads((folder / "generation_config.json").read_text())
+        assert config["max_new_tokens"] == spec.generation.max_new_tokens
+        assert config["do_sample"] is False
+
+
+def test_ric_chat_template_holds_the_desired_rewards(exported):
+    from transformers import AutoTokenizer
+
+    from merging.data import Prompt
+    from merging.generation import render
+    from merging.policy import load_tokenizer
+    from merging.ric import condition
+
+    record, folder = exported["rewards_in_context"]
+    desired = [record.recipe().parameters[f"desired.{n}"] for n in record.run.experts]
+    prompt = Prompt(({"role": "user", "content": "How do I bake bread?"},))
+    base = load_tokenizer(StudySession(record.study_spec(), evaluate=False, log=quiet).base)
+    want = render(base, condition(prompt, record.run.experts, desired))
+    got = render(AutoTokenizer.from_pretrained(folder), prompt)
+    assert got == want
+    assert f"<{record.run.experts[0]}> {desired[0]:.1f}" in got
+    config = yaml.safe_load((folder / MERGEKIT_FILE).read_text())
+    assert config["merge_method"] == "passthrough"
+
+
+def test_model_card_says_what_the_model_is(exported):
+    record, folder = exported["layerwise"]
+    text = (folder / CARD_FILE).read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["library_name"] == "transformers"
+    assert "layerwise" in meta["tags"]
+    for objective, value, err in zip(
+        record.run.objectives, record.values, record.stderrs, strict=True
+    ):
+        assert f"| {objective} |" in text
+        assert f"{value:.4g} ± {err:.2g}" in text
+    assert "higher is better" in text
+    assert "lower is better" in text
+    assert f"Front rank **{record.rank}**" in text
+    assert f"**{record.p_nondominated:.2f}**" in text
+    assert text.count("sha256:") == 4  # base and three experts
+    assert '"block_weights"' in text
+    assert '"max_new_tokens": 12' in text
+    assert '"hh_rlhf"' in text
+    assert f"--trial '{record.key}'" in text
+    assert "mergekit-yaml" in text
+
+
+def test_sharded_export_loads_the_same_weights(exported, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    record, folder = exported["interpolation"]
+    sharded = export_trial(record, tmp_path / "sharded", max_shard_size="200KB", log=quiet)
+    assert len(list(sharded.glob("*.safetensors"))) > 1
+    assert (sharded / "model.safetensors.index.json").is_file()
+    ours, whole = tensors(sharded), tensors(folder)
+    assert set(ours) == set(whole)
+    assert all(torch.equal(ours[k], whole[k]) for k in ours)
+    AutoModelForCausalLM.from_pretrained(sharded)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_bad_trials_and_folders_are_one_line_errors(tiny_study, tmp_path, capsys):
+    out = tmp_path / "x"
+    args = ["export", "--study", "tiny", "--storage", tiny_study, "--out", str(out)]
+    assert main([*args, "--trial", "layerwise#99"]) == 2
+    assert "no trial layerwise#99 (layerwise has trials 0-11)" in _one_line(capsys)
+    assert main([*args, "--trial", "3"]) == 2
+    assert "write RUN#NUMBER" in _one_line(capsys)
+    assert main([*args, "--trial", "soup#3"]) == 2
+    assert "no run 'soup'" in _one_line(capsys)
+    assert main(["export", "--study", "nope", "--storage", tiny_study, "--knee",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "studies here: tiny" in _one_line(capsys)
+    assert not out.exists()
+
+    # a failed trial
+    db = tmp_path / "copy.db"
+    shutil.copy(tiny_study.removeprefix("sqlite:///"), db)
+    url = f"sqlite:///{db}"
+    study = optuna.load_study(study_name="tiny/interpolation", storage=url)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL, user_attrs={"error": "RuntimeError: boom"}
+        )
+    )
+    failed = len(study.trials) - 1
+    assert main(["export", "--study", "tiny", "--storage", url, "--trial",
+                 f"interpolation#{failed}", "--out", str(out)]) == 2  # fmt: skip
+    err = _one_line(capsys)
+    assert f"interpolation#{failed} is FAIL, not COMPLETE" in err
+    assert "boom" in err
+    assert not out.exists()
+
+    # a non-empty folder: refused, untouched; --force writes
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main([*args, "--knee"]) == 2
+    assert "not empty" in _one_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert main([*args, "--knee", "--force"]) == 0
+    assert (out / "config.json").is_file()
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_no_disk_space_or_changed_checkpoints_write_nothing(tiny_study, tmp_path, monkeypatch):
+    import merging.export as export
+
+    record = select_trial(tiny_study, "tiny", None, knee=True)
+    assert record.knee
+    assert set(record.checkpoints) == {"base", "helpfulness", "harmlessness", "concise", "ric"}
+    changed = dataclasses.replace(record, checkpoints={**record.checkpoints, "base": "sha256:0"})
+    with pytest.raises(ValueError, match="base differ from those"):
+        export_trial(changed, tmp_path / "changed", log=quiet)
+    assert not (tmp_path / "changed").exists()
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(export.shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    with pytest.raises(ValueError, match="not enough free disk space"):
+        export_trial(record, tmp_path / "full", log=quiet)
+    assert not (tmp_path / "full").exists()
+
+
+def test_front_exports_every_pareto_optimal_recipe_without_weights(tiny_study, tmp_path):
+    out = tmp_path / "front"
+    args = ["export", "--study", "tiny", "--storage", tiny_study, "--front", "--out", str(out)]
+    assert main(args) == 0
+    front = [r for r in study_trials(tiny_study, "tiny") if r.rank == 1]
+    assert sorted(p.name for p in out.iterdir()) == sorted(r.slug for r in front)
+    for folder in out.iterdir():
+        assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE, MERGEKIT_FILE]
