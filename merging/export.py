@@ -374,6 +374,11 @@ def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
             "the experts are LoRA adapters: each is written BASE+ADAPTER, which mergekit merges "
             "into the base before merging, so this recipe is against the experts' merged forms"
         )
+    if record.run.family == "dare_ties" and recipe.parameters.get("density", 1.0) < 1.0:
+        notes.append(
+            "dare_ties drops parameters at random: mergekit draws its own masks, so its weights "
+            "differ from this export's (whose masks paretomerge seeded); at density 1 they agree"
+        )
     if record.run.family == "rewards_in_context":
         notes.append(
             "rewards_in_context changes the prompt, not the weights: this is the RiC model "

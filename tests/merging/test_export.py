@@ -240,3 +240,51 @@ def test_front_exports_every_pareto_optimal_recipe_without_weights(tiny_study, t
     assert sorted(p.name for p in out.iterdir()) == sorted(r.slug for r in front)
     for folder in out.iterdir():
         assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE, MERGEKIT_FILE]
+
+
+def test_mergekit_method_families_export_and_reproduce(tiny_zoo_cache, tmp_path):
+    """task_arithmetic, ties, dare_ties (density 1: mergekit draws its own DARE masks) and
+    slerp (two experts), in a study on the tiny zoo's checkpoints: each exported trial's YAML
+    through mergekit-yaml gives the exported tensors within 1e-6."""
+    from merging.study.runner import run_study
+    from merging.study.spec import parse_study_spec
+    from merging.zoo import load_zoo
+    from pareto.store import sqlite_url
+
+    zoo = load_zoo("tiny")
+    two = {n: str(p) for n, p in list(zoo.experts.items())[:2]}
+    base = {"base": str(zoo.base), "objectives": zoo.objective_specs()}
+    small = {
+        "prompts": {"hh_rlhf": ["helpful-base"], "n": 2, "data": str(HH_RLHF)},
+        "generation": {"max_new_tokens": 2},
+        "search": {"driver": "random", "budget": 2, "seed": 3},
+    }
+    url = sqlite_url(tmp_path / "mk.db")
+    spec = parse_study_spec({
+        "name": "mk", **base, **small,
+        "experts": {n: str(p) for n, p in zoo.experts.items()},
+        "families": [
+            {"family": "task_arithmetic"},
+            {"family": "ties", "settings": {"density": 0.6}},
+            {"family": "dare_ties", "settings": {"density": 1.0}},
+        ],
+    })  # fmt: skip
+    run_study(spec, storage_url=url, log=quiet)
+    pair = parse_study_spec({
+        "name": "pair", **base, **small, "experts": two, "families": [{"family": "slerp"}],
+    })  # fmt: skip
+    run_study(pair, storage_url=url, log=quiet)
+    exe = shutil.which("mergekit-yaml") or str(Path(sys.executable).parent / "mergekit-yaml")
+    for study in ("mk", "pair"):
+        for record in study_trials(url, study)[-1::-2]:  # the last trial of each run
+            folder = export_trial(record, tmp_path / record.slug, log=quiet)
+            out = tmp_path / f"mk-{record.slug}"
+            subprocess.run(
+                [exe, str(folder / MERGEKIT_FILE), str(out), "--lora-merge-cache",
+                 str(tmp_path / "cache")],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            ours, theirs = tensors(folder), tensors(out)
+            assert set(ours) == set(theirs)
+            worst = max((ours[k] - theirs[k]).abs().max().item() for k in ours)
+            assert worst <= 1e-6, (record.key, worst)
