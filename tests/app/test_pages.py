@@ -245,3 +245,41 @@ def test_export_button_writes_the_trial_into_the_study_folder(dashboard, tiny, t
     assert any(str(folder) in s.value for s in at.success)
     assert {"config.json", "README.md", "mergekit_config.yml"} <= {p.name for p in folder.iterdir()}
     assert f"--trial '{key}'" in (folder / "README.md").read_text()
+
+
+def test_reads_are_kept_until_refresh_and_live_rereads(
+    dashboard, tiny_study, tmp_path, monkeypatch
+):
+    """Without Live a study is read once (until "Refresh now"); with Live it is read again
+    every LIVE_SECONDS, and the selected trial stays selected."""
+    import shutil
+
+    import optuna
+
+    from app import state
+
+    db = tmp_path / "runs" / "tiny" / "study.db"
+    db.parent.mkdir(parents=True)
+    shutil.copy(tiny_study.removeprefix("sqlite:///"), db)
+    url = f"sqlite:///{db}"
+    clock = [1_000_000.0]
+    monkeypatch.setattr(state.time, "time", lambda: clock[0])
+    at = open_page(dashboard(url), "studies")
+    completed = {m.label: m.value for m in at.metric}["completed trials"]
+    at.session_state["trial"] = "layerwise#3"
+
+    study = optuna.load_study(study_name="tiny/layerwise", storage=url)
+    done = study.trials[3]
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=done.params, distributions=done.distributions, values=done.values,
+            user_attrs=done.user_attrs,
+        )
+    )  # fmt: skip
+    at.run()
+    assert {m.label: m.value for m in at.metric}["completed trials"] == completed  # kept
+    at.sidebar.toggle[0].set_value(True).run()  # Live
+    clock[0] += state.LIVE_SECONDS
+    at.run()
+    assert {m.label: m.value for m in at.metric}["completed trials"] == str(int(completed) + 1)
+    assert at.session_state["trial"] == "layerwise#3"
