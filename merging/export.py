@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from merging.recipe import MergeRecipe
+from merging.ric import conditioning
 from pareto.store import RunSpec
 
 MERGEKIT_FILE = "mergekit_config.yml"
@@ -104,10 +105,10 @@ def study_trials(storage_url: str, study: str) -> list[TrialRecord]:
     ranks = nondominated_sort(values, senses) + 1
     probs = dominance_probability(values, errs, senses, seed=0)
     knee = {(r.label, r.trial) for r in study_report(results).front if r.knee}
-    reference = runs[0].study.user_attrs.get("reference")
-    checkpoints = runs[0].study.user_attrs.get(CHECKPOINTS_ATTR)
     records, i = [], 0
-    for res in results:
+    for run, res in zip(runs, results, strict=True):
+        reference = run.study.user_attrs.get("reference")
+        checkpoints = run.study.user_attrs.get(CHECKPOINTS_ATTR)
         for number, x, attrs in zip(res.numbers, res.x, res.attrs, strict=True):
             records.append(
                 TrialRecord(
@@ -147,9 +148,10 @@ def select_trial(storage_url: str, study: str, trial: str | None, *, knee: bool 
         return found[0]
     if trial is None:
         raise ValueError("say which trial: --trial RUN#NUMBER, --knee or --front")
-    label, sep, number_text = trial.rpartition("#")
+    label, sep, number_text = trial.strip().rpartition("#")
+    label, number_text = label.strip(), number_text.strip()
     if not sep:
-        label, number_text = "", trial
+        label, number_text = "", trial.strip()
     if not label:
         if len(runs) > 1:
             raise ValueError(
@@ -202,12 +204,18 @@ def export_trial(
     spec = record.study_spec()
     if session is None:
         log(f"loading the models of study {record.study!r}")
-        session = StudySession(spec, device=device, log=log, evaluate=False, build=False)
+        # merge in the dtype the trial was evaluated in (bfloat16 when the study ran on CUDA)
+        dtype = record.attrs.get("merge_dtype", "auto")
+        session = StudySession(
+            spec, device=device, log=log, evaluate=False, build=False, dtype=dtype
+        )
     family, recipe, experts = check_trial(record, session, log)
+    # everything that can fail is worked out before anything is written
+    config, notes = mergekit_config(record, family, recipe, experts)
+    card = model_card(record, spec, experts, recipe, notes, weights, config is not None)
     if weights:
         ensure_space(path, _weight_bytes(experts))
     path.mkdir(parents=True, exist_ok=True)
-    written = [path / MERGEKIT_FILE, path / CARD_FILE]
     if weights:
         from merging.save import save_merged
 
@@ -216,14 +224,17 @@ def export_trial(
         family.apply(recipe, merger)
         save_merged(merger, path, recipe=recipe, force=True, max_shard_size=max_shard_size)
         write_generation_config(path, spec.generation, merger.model)
+        suffix = None
         if record.run.family == "rewards_in_context":
-            condition_chat_template(path, family, recipe)
-    config, notes = mergekit_config(record, family, recipe, experts)
+            suffix = "\n\n" + conditioning(recipe.experts, family.desired(recipe))
+        if suffix is not None or spec.generation.system_prompt is not None:
+            bake_chat_template(path, spec.generation.system_prompt, suffix)
     header = "".join(f"# {line}\n" for line in notes)
-    (path / MERGEKIT_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
-    (path / CARD_FILE).write_text(model_card(record, spec, experts, recipe, notes, weights))
-    log(f"exported {record.key} to {path} ({', '.join(p.name for p in written)}"
-        + (", weights" if weights else "") + ")")  # fmt: skip
+    if config is not None:
+        (path / MERGEKIT_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
+    (path / CARD_FILE).write_text(card)  # last: a folder with a card is a finished export
+    log(f"exported {record.key} to {path}" + (" (weights, " if weights else " (")
+        + ("mergekit YAML, " if config is not None else "") + "model card)")  # fmt: skip
     return path
 
 
@@ -250,11 +261,14 @@ def export_front(
 
 
 def exports_folder(storage_url: str, study: str) -> Path:
-    """Where the dashboard writes exports: beside a SQLite study (``runs/NAME/exports``), else
+    """Where the dashboard writes a study's exports: ``runs/NAME/exports`` beside the study's
+    own SQLite file, ``FOLDER/exports/NAME`` beside a file that may hold several studies, else
     ``./runs/NAME/exports``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", study)
     if storage_url.startswith("sqlite:///"):
-        return Path(storage_url.removeprefix("sqlite:///")).parent / "exports"
-    return Path("runs") / re.sub(r"[^A-Za-z0-9_.-]", "_", study) / "exports"
+        folder = Path(storage_url.removeprefix("sqlite:///")).parent
+        return folder / "exports" if folder.name == name else folder / "exports" / name
+    return Path("runs") / name / "exports"
 
 
 # -- parts ----------------------------------------------------------------------------------
@@ -350,31 +364,39 @@ def ensure_space(out: Path, needed: int) -> None:
 
 
 def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
-    """The mergekit configuration of the trial, and the notes written above it."""
+    """``(config, notes)``: the mergekit configuration that reproduces the trial's weights
+    (None when mergekit cannot read a checkpoint: a GGUF file), and the notes about it."""
     from merging.checkpoints import GGUF, LORA
 
+    notes = [
+        f"paretomerge export of study {record.study!r}, trial {record.key} ({record.run.family})",
+        f"reproduce the weights: mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE",
+    ]
+    checkpoints = [experts.base, *experts.experts.values()]
+    gguf = [str(c.path) for c in checkpoints if c.kind == GGUF]
+    if gguf:
+        notes[1] = (
+            f"no {MERGEKIT_FILE}: mergekit reads no GGUF file ({', '.join(gguf)}); convert it to "
+            "a Hugging Face folder to reproduce the merge with mergekit"
+        )
+        return None, notes
+
     def reference(checkpoint) -> str:
-        if checkpoint.kind == GGUF:
-            raise ValueError(
-                f"{checkpoint.path}: mergekit reads no GGUF file; convert it to a Hugging Face "
-                "folder to reproduce the merge with mergekit"
-            )
         if checkpoint.kind == LORA:
             return f"{experts.base.path}+{checkpoint.path}"
         return str(checkpoint.path)
 
     base = reference(experts.base)
     paths = {name: reference(c) for name, c in experts.experts.items()}
-    notes = [
-        f"paretomerge export of study {record.study!r}, trial {record.key} ({record.run.family})",
-        f"reproduce the weights: mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE",
-    ]
     if any(c.kind == LORA for c in experts.experts.values()):
         notes.append(
             "the experts are LoRA adapters: each is written BASE+ADAPTER, which mergekit merges "
             "into the base before merging, so this recipe is against the experts' merged forms"
         )
     if record.run.family == "dare_ties" and recipe.parameters.get("density", 1.0) < 1.0:
+        notes[1] = (
+            f"approximately reproduce: mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE"
+        )
         notes.append(
             "dare_ties drops parameters at random: mergekit draws its own masks, so its weights "
             "differ from this export's (whose masks paretomerge seeded); at density 1 they agree"
@@ -384,8 +406,7 @@ def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
             "rewards_in_context changes the prompt, not the weights: this is the RiC model "
             "itself; the desired rewards are in the exported chat template"
         )
-        config = {"merge_method": "passthrough", "models": [{"model": paths["ric"]}],
-                  "dtype": "float32"}  # fmt: skip
+        config = {"merge_method": "passthrough", "models": [{"model": paths["ric"]}]}
     else:
         layers = None
         if record.run.family == "layerwise":
@@ -393,12 +414,25 @@ def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
 
             layers = layer_map(experts.config)
         config = family.mergekit_config(recipe, base, paths, layers=layers)
+    config["dtype"] = stored_dtype_name(experts)  # the exported tensors' dtype
     return config, notes
 
 
+def stored_dtype_name(experts) -> str:
+    """The floating dtype of the base checkpoint's tensors, which the export keeps."""
+    for spec in experts.base.tensors.values():
+        if spec.dtype in ("float32", "bfloat16", "float16"):
+            return spec.dtype
+    return "float32"
+
+
 def write_generation_config(path: Path, settings, model) -> None:
-    """The study's generation settings as the folder's ``generation_config.json``."""
+    """The study's generation settings as the folder's ``generation_config.json``: length,
+    greedy or sampling, and the end-of-turn tokens the study stopped at."""
     from transformers import GenerationConfig
+
+    from merging.generation import stop_token_ids
+    from merging.policy import load_tokenizer
 
     try:
         config = GenerationConfig.from_pretrained(path)
@@ -410,54 +444,84 @@ def write_generation_config(path: Path, settings, model) -> None:
         config.temperature, config.top_p = settings.temperature, settings.top_p
     else:
         config.temperature = config.top_p = config.top_k = None
+    stops = stop_token_ids(load_tokenizer(path), model)
+    if stops:
+        config.eos_token_id = stops
     config.save_pretrained(path)
 
 
-def condition_chat_template(path: Path, family, recipe: MergeRecipe) -> None:
-    """Write the desired rewards into the exported chat template: the last user message gets
-    the conditioning the study appended to it (``merging.ric.condition``)."""
+def bake_chat_template(path: Path, system_prompt: str | None, suffix: str | None) -> None:
+    """Write into the exported chat template what the study added to every prompt: its system
+    prompt (when the conversation has none, as ``merging.generation.render`` does) and, for
+    rewards-in-context, the desired rewards after the last user message
+    (``merging.ric.condition``). Checked: the template renders what the study rendered."""
     from merging.data import Prompt
+    from merging.generation import render
     from merging.policy import load_tokenizer
-    from merging.ric import condition, conditioning
 
-    values = family.desired(recipe)
-    suffix = "\n\n" + conditioning(recipe.experts, values)
-    prelude = (
-        "{%- if messages and messages[-1]['role'] == 'user' -%}"
-        "{%- set messages = messages[:-1] + [{'role': 'user', 'content': "
-        f"messages[-1]['content'] + {json.dumps(suffix)}" + "}] -%}"
-        "{%- endif -%}\n"
-    )
+    prelude = ""
+    if suffix is not None:
+        prelude += (
+            "{%- if messages and messages[-1]['role'] == 'user' -%}"
+            "{%- set messages = messages[:-1] + [{'role': 'user', 'content': "
+            f"messages[-1]['content'] + {json.dumps(suffix)}" + "}] -%}"
+            "{%- endif -%}\n"
+        )
+    if system_prompt is not None:
+        prelude += (
+            "{%- if not messages or messages[0]['role'] != 'system' -%}"
+            "{%- set messages = [{'role': 'system', 'content': "
+            f"{json.dumps(system_prompt)}" + "}] + messages -%}"
+            "{%- endif -%}\n"
+        )
     jinja = path / "chat_template.jinja"
     config_file = path / "tokenizer_config.json"
     if jinja.is_file():
         original = jinja.read_text()
         jinja.write_text(prelude + original)
     else:
-        config = json.loads(config_file.read_text())
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         if not config.get("chat_template"):
-            raise ValueError("the RiC model's tokenizer has no chat template to condition")
+            raise ValueError("the tokenizer has no chat template to write the prompt into")
         original = config["chat_template"]
         config["chat_template"] = prelude + original
         config_file.write_text(json.dumps(config, indent=2) + "\n")
-    # the exported template must render exactly what the study generated from
-    prompt = Prompt(({"role": "user", "content": "Hello?"},))
     exported = load_tokenizer(path)
-    shown = condition(prompt, recipe.experts, values)
-    want = exported.apply_chat_template(
-        list(shown.messages), tokenize=False, add_generation_prompt=True, chat_template=original
-    )
-    got = exported.apply_chat_template(
-        list(prompt.messages), tokenize=False, add_generation_prompt=True
-    )
-    if got != want:
-        raise RuntimeError("the conditioned chat template does not render the study's prompt")
+    for text in ("Hello?", "How do I bake bread?\nStep by step."):
+        prompt = Prompt(({"role": "user", "content": text},))
+        shown = prompt
+        if suffix is not None:
+            messages = [dict(m) for m in prompt.messages]
+            messages[-1]["content"] += suffix
+            shown = Prompt(tuple(messages))
+        want = exported.apply_chat_template(
+            _with_system(shown, system_prompt), tokenize=False, add_generation_prompt=True,
+            chat_template=original,
+        )  # fmt: skip
+        if render(exported, prompt) != want:
+            raise RuntimeError("the exported chat template does not render the study's prompt")
 
 
-def model_card(record, spec, experts, recipe: MergeRecipe, notes, weights: bool) -> str:
+def _with_system(prompt, system_prompt: str | None) -> list[dict]:
+    messages = [dict(m) for m in prompt.messages]
+    if system_prompt is not None and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
+def model_card(
+    record, spec, experts, recipe: MergeRecipe, notes, weights: bool, has_yaml: bool = True
+) -> str:
     """``README.md``: a Hugging Face model card with a metadata header."""
     from merging.paths import content_hash
     from pareto.store import safe_url
+
+    prompts = spec.prompts.model_dump(mode="json", exclude_none=True)
+    if spec.prompts.path is not None:  # a prompts file: say which, by content
+        prompts.pop("hh_rlhf", None)
+        prompts["path"] = str(spec.resolve(spec.prompts.path))
+        prompts["content_hash"] = content_hash(prompts["path"])
+    storage = safe_url(record.storage).split("?")[0]  # no query: it may carry secrets
 
     objectives, senses = record.run.objectives, record.run.senses
     meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation"}
@@ -514,17 +578,22 @@ def model_card(record, spec, experts, recipe: MergeRecipe, notes, weights: bool)
         lines.append(f"| {name} | {c.kind} | `{c.path}` | `{content_hash(c.path)}` |")
     lines += [
         "",
-        "Notes: " + "; ".join(notes[2:]) if len(notes) > 2 else "",
+        "Notes: " + "; ".join(notes[1:] if not has_yaml else notes[2:])
+        if len(notes) > 2 or not has_yaml
+        else "",
         "",
         "## Evaluation settings",
         "",
         "Prompts:",
         "",
         "```json",
-        json.dumps(spec.prompts.model_dump(mode="json"), indent=2),
+        json.dumps(prompts, indent=2),
         "```",
         "",
-        "Generation (also in `generation_config.json`):" if weights else "Generation:",
+        "Generation (also in `generation_config.json`; the system prompt, if any, is in the "
+        "chat template; prompts longer than `max_prompt_tokens` kept their end):"
+        if weights
+        else "Generation:",
         "",
         "```json",
         json.dumps(spec.generation.model_dump(mode="json"), indent=2),
@@ -533,9 +602,16 @@ def model_card(record, spec, experts, recipe: MergeRecipe, notes, weights: bool)
         "## Reproduce",
         "",
         "```bash",
-        f"paretomerge export --study {record.study} --storage '{safe_url(record.storage)}' "
+        f"paretomerge export --study {record.study} --storage '{storage}' "
         f"--trial '{record.key}' --out OUT",
-        f"mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE   # the same weights",
+        *(
+            [
+                f"mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE"
+                + ("   # the same weights" if notes[1].startswith("reproduce") else "")
+            ]
+            if has_yaml
+            else []
+        ),
         "```",
         "",
     ]

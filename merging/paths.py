@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -35,15 +37,56 @@ def pretrained_source(path: str | Path) -> tuple[str, dict]:
     return str(p), {}
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+CONTENT_FILES = (
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "ric.json",
+)
+PATH_KEYS = ("_name_or_path", "base_model_name_or_path", "transformers_version", "revision")
+"""Keys of the JSON files that name where or with what a checkpoint was written, not what it
+computes: left out of :func:`content_hash`."""
+
+
 def content_hash(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, or of a folder's files (relative names and bytes, in name
-    order): what identifies a checkpoint wherever it is copied (unlike :func:`fingerprint`)."""
+    """SHA-256 of what a checkpoint computes: its weight files, its config and tokenizer files
+    (JSON without the keys in ``PATH_KEYS``); not its README, logs or trainer state. Equal for
+    a byte-identical checkpoint wherever it is copied or rebuilt (unlike :func:`fingerprint`).
+    """
+    return _content_hash(str(Path(path).resolve()), _stamp(Path(path)))
+
+
+def _stamp(p: Path) -> tuple:
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file())
+    return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+
+
+@functools.lru_cache(maxsize=256)
+def _content_hash(path: str, stamp: tuple) -> str:
     p = Path(path)
     h = hashlib.sha256()
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file())
     for f in files:
-        h.update((f.name if f == p else str(f.relative_to(p))).encode() + b"\0")
-        with f.open("rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                h.update(chunk)
+        if f.suffix in WEIGHT_SUFFIXES:
+            data = None
+        elif f.name in CONTENT_FILES:
+            data = f.read_bytes()
+            if f.suffix == ".json":
+                obj = json.loads(data)
+                if isinstance(obj, dict):
+                    obj = {k: v for k, v in obj.items() if k not in PATH_KEYS}
+                data = json.dumps(obj, sort_keys=True).encode()
+        else:
+            continue
+        h.update(f.name.encode() + b"\0")
+        if data is not None:
+            h.update(data)
+        else:
+            with f.open("rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    h.update(chunk)
     return "sha256:" + h.hexdigest()

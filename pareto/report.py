@@ -86,8 +86,9 @@ def study_report(results: list[RunResults], *, margin: float = 0.1) -> StudyRepo
         return StudyReport(study, objectives, senses, runs, (), None, None)
     ref = reference_point(all_values, senses, margin=margin)
     low, high = all_values.min(axis=0), all_values.max(axis=0)  # the observed range
-    # an objective every trial scored alike has no range to normalise by: give it the same
-    # width the reference point policy does (max(|v|, 1)), so its normalised values are 0
+    # an objective every trial scored alike has no range to normalise by: give it the width
+    # the reference point policy gives it (max(|v|, 1)); every trial then scores the same
+    # there, which leaves the hypervolumes' order to the other objectives
     high = np.where(high > low, high, low + np.maximum(np.abs(low), 1.0))
     bounds = (low, high)
     runs = []

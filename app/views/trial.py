@@ -17,7 +17,9 @@ def export_panel(data, row, key: str) -> None:
     from merging.export import exports_folder, trial_slug
 
     target = exports_folder(data.ref.storage, data.ref.name) / trial_slug(row["run"], row["trial"])
-    if target.is_dir() and any(target.iterdir()):
+    from merging.export import CARD_FILE
+
+    if (target / CARD_FILE).is_file():  # the card is written last: the export finished
         st.success(f"Exported to `{target}`")
         st.caption(", ".join(sorted(p.name for p in target.iterdir())))
         return
@@ -34,9 +36,10 @@ def export_panel(data, row, key: str) -> None:
         with st.spinner(f"Exporting {key}: loading the study's models, merging, writing..."):
             try:
                 record = select_trial(data.ref.storage, data.ref.name, key)
-                export_trial(record, target, log=lambda _: None)
-            except (ValueError, OSError) as err:
-                st.error(f"Export failed: {err}")
+                # an unfinished export of this trial (no card) is ours to overwrite
+                export_trial(record, target, log=lambda _: None, force=True)
+            except Exception as err:  # shown on the page, the dashboard keeps running
+                st.error(f"Export failed: {type(err).__name__}: {err}")
                 return
         st.rerun()
 

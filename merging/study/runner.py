@@ -93,6 +93,7 @@ class StudySession:
         log: Log = print,
         evaluate: bool = True,
         build: bool = True,
+        dtype: str = "auto",
     ):
         """``evaluate=False`` loads the models only (no prompts, no reward heads: for export);
         ``build=False`` refuses to build a missing zoo (a clear error instead of a long build).
@@ -104,6 +105,7 @@ class StudySession:
         hf_logging.disable_progress_bar()  # one line per checkpoint load is noise in a study
         self.spec, self.log = spec, log
         self.device = device or spec.device
+        self.dtype = dtype
         self.data = data_folder(spec, data)
         self.base, self.experts, self.ric, zoo_objectives = self._models(build)
         objectives = list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
@@ -191,7 +193,7 @@ class StudySession:
         if key not in self._mergers:
             experts = {"ric": self.ric} if key == "ric" else self.experts
             self._mergers[key] = ResidentMerger(
-                ExpertSet.from_paths(self.base, experts), device=self.device
+                ExpertSet.from_paths(self.base, experts), device=self.device, dtype=self.dtype
             )
         return self._mergers[key]
 
@@ -238,6 +240,7 @@ class StudySession:
                 "cached": result.cached,
                 "samples": result.samples,
                 "recipe": recipe.model_dump(mode="json"),
+                "merge_dtype": str(merger.dtype).removeprefix("torch."),
             },
         )
 
@@ -282,7 +285,11 @@ def run_study(
     storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
     session = StudySession(spec, data=data, device=device, log=log)
     runs = open_study_runs(session, storage)
-    unhashed = [run for run in runs if CHECKPOINTS_ATTR not in run.study.user_attrs]
+    # only runs with no trial yet: a resumed old study must not vouch for checkpoints that may
+    # have changed since its trials were evaluated
+    unhashed = [
+        run for run in runs if CHECKPOINTS_ATTR not in run.study.user_attrs and not run.trials()
+    ]
     if unhashed:
         hashes = session.checkpoint_hashes()
         for run in unhashed:

@@ -288,3 +288,59 @@ def test_mergekit_method_families_export_and_reproduce(tiny_zoo_cache, tmp_path)
             assert set(ours) == set(theirs)
             worst = max((ours[k] - theirs[k]).abs().max().item() for k in ours)
             assert worst <= 1e-6, (record.key, worst)
+
+
+def test_content_hash_is_what_the_checkpoint_computes(tiny_zoo_cache, tmp_path):
+    """Copies and rebuilds hash alike (README, logs and recorded paths are left out); one
+    changed weight byte or config value does not."""
+    from merging.paths import content_hash
+    from merging.zoo import load_zoo
+
+    adapter = Path(load_zoo("tiny").experts["helpfulness"])
+    copy = tmp_path / "copy"
+    shutil.copytree(adapter, copy)
+    (copy / "README.md").write_text("another card")
+    config = json.loads((copy / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "/somewhere/else"
+    (copy / "adapter_config.json").write_text(json.dumps(config))
+    assert content_hash(copy) == content_hash(adapter)
+    config["r"] = config["r"] * 2
+    (copy / "adapter_config.json").write_text(json.dumps(config))
+    assert content_hash(copy) != content_hash(adapter)
+    (copy / "adapter_config.json").write_text((adapter / "adapter_config.json").read_text())
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert content_hash(copy) != content_hash(adapter)
+
+
+def test_system_prompt_and_stops_go_into_the_export(tiny_zoo_cache, tmp_path):
+    from transformers import AutoTokenizer
+
+    from merging.data import Prompt
+    from merging.generation import render
+    from merging.policy import load_tokenizer
+    from merging.study.runner import run_study
+    from merging.study.spec import parse_study_spec
+    from pareto.store import sqlite_url
+
+    spec = parse_study_spec({
+        "name": "sys", "zoo": "tiny", "families": [{"family": "interpolation"}],
+        "prompts": {"hh_rlhf": ["helpful-base"], "n": 2, "data": str(HH_RLHF)},
+        "generation": {"max_new_tokens": 3, "system_prompt": "Be brief."},
+        "search": {"driver": "random", "budget": 1},
+    })  # fmt: skip
+    url = sqlite_url(tmp_path / "sys.db")
+    run_study(spec, storage_url=url, log=quiet)
+    record = select_trial(url, "sys", " interpolation # 0 ")  # spaces are forgiven
+    folder = export_trial(record, tmp_path / "out", log=quiet)
+    prompt = Prompt(({"role": "user", "content": "Hi there"},))
+    base = load_tokenizer(StudySession(spec, evaluate=False, log=quiet).base)
+    assert render(AutoTokenizer.from_pretrained(folder), prompt) == render(
+        base, prompt, "Be brief."
+    )
+    config = json.loads((folder / "generation_config.json").read_text())
+    assert isinstance(config["eos_token_id"], list)
+    assert "<|im_end|>" in base.get_vocab()
+    assert base.get_vocab()["<|im_end|>"] in config["eos_token_id"]
