@@ -18,7 +18,7 @@ import pandas as pd
 from pareto.dominance import nondominated_sort, pareto_mask
 from pareto.report import StudyReport, hypervolume_history, study_report
 from pareto.store import RunResults, open_runs, open_storage, sqlite_url, study_names
-from pareto.uncertainty import dominance_probability
+from pareto.uncertainty import DEFAULT_SAMPLES, dominance_probability
 
 RESERVED = (
     # columns of the trials table
@@ -44,7 +44,7 @@ RESERVED = (
 )
 """Column names an objective may not take (the trials table's, and those charts add)."""
 
-DOMINANCE_DRAWS = 1000
+DOMINANCE_DRAWS = DEFAULT_SAMPLES  # as the model card of an export says
 
 
 def discover_storages(folder: str | Path = ".") -> list[str]:
