@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -96,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--port {args.port}: not a port number")
     urls = resolve_storages(args.storage, Path.cwd())
     env = {**os.environ, STORAGES_ENV: json.dumps(urls)}
+    command = streamlit_command(app_main(), args.host, args.port)
     print(f"paretomerge dashboard: {len(urls)} storage(s); http://{args.host}:{args.port}")
-    try:
-        return subprocess.call(streamlit_command(app_main(), args.host, args.port), env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    # this process becomes the Streamlit server: a signal that stops it stops the server (a
+    # child process would outlive its parent's SIGTERM)
+    os.execve(sys.executable, command, env)
+    return 0  # not reached

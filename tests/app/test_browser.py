@@ -76,12 +76,19 @@ def served(tiny_study, tmp_path):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
+        proc.terminate()  # the command became the server (exec): this stops the server
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         log.close()
+        assert not _serving(port), "the dashboard server outlived its command"
+
+
+def _serving(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _shown(key: str) -> re.Pattern:
