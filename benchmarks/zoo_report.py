@@ -44,6 +44,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ric-only", action="store_true", help="only the RiC sweeps")
     parser.add_argument(
+        "--ric-span",
+        type=float,
+        default=1.0,
+        help="sweep the central fraction of each reward's training range (default 1: all of "
+        "it, low to high; 0.5: the middle half, where the training scores are denser)",
+    )
+    parser.add_argument(
         "--ric-targets", default="verbosity,harmlessness", help="rewards to sweep, in order"
     )
     args = parser.parse_args()
@@ -145,7 +152,9 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
     ric = make_family("rewards_in_context", names, ric=zoo.ric)
     for target in args.ric_targets.split(","):
         i = names.index(target)
-        levels = np.round(np.linspace(ric.low[i], ric.high[i], 5), 1)
+        mid, half = (ric.low[i] + ric.high[i]) / 2, (ric.high[i] - ric.low[i]) / 2
+        span = half * args.ric_span
+        levels = np.round(np.linspace(mid - span, mid + span, 5), 1)
         measured = []
         for level in levels:
             desired = [0.0] * len(names)
