@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pareto.dominance import nondominated_sort, pareto_mask
-from pareto.report import StudyReport, hypervolume_history, study_report
+from pareto.dominance import pareto_mask
+from pareto.report import Standing, StudyReport, hypervolume_history, study_report, trial_standing
 from pareto.store import RunResults, open_runs, open_storage, sqlite_url, study_names
-from pareto.uncertainty import DEFAULT_SAMPLES, dominance_probability
+from pareto.uncertainty import DEFAULT_SAMPLES
 
 RESERVED = (
     # columns of the trials table
@@ -193,7 +193,7 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
             details[trial_key(spec.label, int(number))] = {**attrs, "x": np.asarray(x).tolist()}
 
     trials = pd.concat(frames, ignore_index=True)
-    _analyse(trials, objectives, senses, report, draws)
+    _analyse(trials, trial_standing(results, report, n_samples=draws))
     history = _history(results, report)
     return StudyData(
         ref=ref,
@@ -228,18 +228,12 @@ def _run_frame(res: RunResults) -> pd.DataFrame:
     return frame
 
 
-def _analyse(trials: pd.DataFrame, objectives, senses, report: StudyReport, draws: int) -> None:
-    """Add front membership, rank, knee and P(non-dominated) to ``trials`` in place."""
-    n = len(trials)
-    values = trials[list(objectives)].to_numpy(float)
-    errs = np.nan_to_num(trials[[f"{o}_stderr" for o in objectives]].to_numpy(float))
-    trials["rank"] = nondominated_sort(values, senses) + 1 if n else []  # 1 = the front
-    trials["on_front"] = pareto_mask(values, senses) if n else []
-    knee = {trial_key(r.label, r.trial) for r in report.front if r.knee}
-    trials["knee"] = trials["key"].isin(knee)
-    trials["p_nondominated"] = (
-        dominance_probability(values, errs, senses, n_samples=draws, seed=0) if n else []
-    )
+def _analyse(trials: pd.DataFrame, standing: Standing) -> None:
+    """Add rank, front membership, knee and P(non-dominated) to ``trials`` in place."""
+    trials["rank"] = standing.rank  # 1 = the front
+    trials["on_front"] = standing.rank == 1
+    trials["knee"] = standing.knee
+    trials["p_nondominated"] = standing.p_nondominated
 
 
 HISTORY_POINTS = 200

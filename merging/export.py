@@ -87,24 +87,18 @@ def trial_slug(label: str, number: int) -> str:
 
 
 # -- finding trials -------------------------------------------------------------------------
-def study_trials(storage_url: str, study: str) -> list[TrialRecord]:
-    """Every completed trial of ``study``, with its front rank, P(non-dominated) and knee."""
+def study_trials(storage_url: str, study: str, runs: list | None = None) -> list[TrialRecord]:
+    """Every completed trial of ``study``, with its front rank, P(non-dominated) and knee
+    (``runs``: the study's ``RunStore``s, when already open)."""
     from merging.study.runner import CHECKPOINTS_ATTR
-    from pareto.dominance import nondominated_sort
-    from pareto.report import study_report
+    from pareto.report import study_report, trial_standing
     from pareto.store import open_runs, open_storage
-    from pareto.uncertainty import dominance_probability
 
-    runs = open_runs(open_storage(storage_url), study)
+    runs = runs or open_runs(open_storage(storage_url), study)
     results = [r.results() for r in runs]
+    standing = trial_standing(results, study_report(results))
     values = np.vstack([r.values for r in results])
-    if not len(values):
-        return []
     errs = np.nan_to_num(np.vstack([r.stderrs for r in results]))
-    senses = results[0].spec.senses
-    ranks = nondominated_sort(values, senses) + 1
-    probs = dominance_probability(values, errs, senses, seed=0)
-    knee = {(r.label, r.trial) for r in study_report(results).front if r.knee}
     records, i = [], 0
     for run, res in zip(runs, results, strict=True):
         reference = run.study.user_attrs.get("reference")
@@ -120,9 +114,9 @@ def study_trials(storage_url: str, study: str) -> list[TrialRecord]:
                     values=tuple(float(v) for v in values[i]),
                     stderrs=tuple(float(v) for v in errs[i]),
                     attrs=attrs,
-                    rank=int(ranks[i]),
-                    p_nondominated=float(probs[i]),
-                    knee=(res.spec.label, int(number)) in knee,
+                    rank=int(standing.rank[i]),
+                    p_nondominated=float(standing.p_nondominated[i]),
+                    knee=bool(standing.knee[i]),
                     reference=reference,
                     checkpoints=checkpoints,
                 )
@@ -139,8 +133,9 @@ def select_trial(storage_url: str, study: str, trial: str | None, *, knee: bool 
     """
     from pareto.store import open_runs, open_storage
 
-    runs = {r.spec.label: r for r in open_runs(open_storage(storage_url), study)}
-    records = study_trials(storage_url, study)
+    opened = open_runs(open_storage(storage_url), study)
+    runs = {r.spec.label: r for r in opened}
+    records = study_trials(storage_url, study, opened)
     if knee:
         found = [r for r in records if r.knee]
         if not found:

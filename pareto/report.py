@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from pareto.choice import knee_point
-from pareto.dominance import pareto_mask
+from pareto.dominance import nondominated_sort, pareto_mask
 from pareto.hypervolume import hypervolume
 from pareto.reference import reference_point
 from pareto.store import RunResults
+from pareto.uncertainty import DEFAULT_SAMPLES, dominance_probability
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,42 @@ def study_report(results: list[RunResults], *, margin: float = 0.1) -> StudyRepo
         front,
         tuple(float(v) for v in ref),
         (tuple(float(v) for v in low), tuple(float(v) for v in high)),
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where each completed trial of a study stands, in run order then trial order (the
+    order of ``study_report``'s runs and of ``RunResults``)."""
+
+    rank: np.ndarray
+    """Non-dominated sorting rank over the whole study, from 1 (Pareto-optimal)."""
+    p_nondominated: np.ndarray
+    """Probability of being non-dominated given the standard errors (NaN counts as 0)."""
+    knee: np.ndarray
+    """True for the study's knee."""
+
+
+def trial_standing(
+    results: list[RunResults],
+    report: StudyReport,
+    *,
+    n_samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+) -> Standing:
+    """Rank, P(non-dominated) and knee of every completed trial of ``report``'s study: what
+    the dashboard shows and an export's model card states, computed in one place."""
+    values = np.vstack([r.values for r in results])
+    if not len(values):
+        empty = np.zeros(0)
+        return Standing(empty.astype(int), empty, empty.astype(bool))
+    errs = np.nan_to_num(np.vstack([r.stderrs for r in results]))
+    senses = report.senses
+    knee = {(r.label, r.trial) for r in report.front if r.knee}
+    return Standing(
+        rank=nondominated_sort(values, senses) + 1,
+        p_nondominated=dominance_probability(values, errs, senses, n_samples=n_samples, seed=seed),
+        knee=np.array([(r.spec.label, int(n)) in knee for r in results for n in r.numbers]),
     )
 
 

@@ -78,3 +78,18 @@ def test_study_report_survives_an_objective_every_trial_scored_alike():
     assert high[0] > low[0]
     assert high[1] > low[1]
     assert np.isfinite([r.hypervolume for r in report.runs]).all()
+
+
+def test_trial_standing_ranks_knee_and_certainty():
+    from pareto.report import trial_standing
+
+    a = _results("a", [[1.0, 1.0], [0.0, 0.0]])
+    b = _results("b", [[0.5, 0.5], [0.4, 0.6]])  # b#1 is dominated by b#0 (q max, cost min)
+    report = study_report([a, b])
+    standing = trial_standing([a, b], report)
+    np.testing.assert_array_equal(standing.rank, [1, 1, 1, 2])
+    knee = [(r.label, r.trial) for r in report.front if r.knee]
+    expected = [(lab, n) in knee for lab, n in (("a", 0), ("a", 1), ("b", 0), ("b", 1))]
+    np.testing.assert_array_equal(standing.knee, expected)
+    # zero standard errors: the sorting is certain
+    np.testing.assert_array_equal(standing.p_nondominated, [1.0, 1.0, 1.0, 0.0])
