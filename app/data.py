@@ -17,7 +17,7 @@ import pandas as pd
 
 from pareto.dominance import pareto_mask
 from pareto.report import Standing, StudyReport, hypervolume_history, study_report, trial_standing
-from pareto.store import RunResults, open_runs, open_storage, sqlite_url, study_names
+from pareto.store import RunResults, open_runs, open_storage, safe_url, study_names
 from pareto.uncertainty import DEFAULT_SAMPLES
 
 RESERVED = (
@@ -47,19 +47,12 @@ RESERVED = (
 DOMINANCE_DRAWS = DEFAULT_SAMPLES  # as the model card of an export says
 
 
-def discover_storages(folder: str | Path = ".") -> list[str]:
-    """SQLite URLs of the studies run in ``folder`` (``runs/*/study.db``, the default place)."""
-    return [sqlite_url(p) for p in sorted(Path(folder).glob("runs/*/study.db"))]
-
-
 def storage_label(url: str, parts: int = 2) -> str:
     """A short name for a storage: the SQLite file with its last folders, or the URL without
     its password."""
     if url.startswith("sqlite:///"):
         return "/".join(Path(url.removeprefix("sqlite:///")).parts[-parts:])
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)
 
 
 def storage_labels(urls: list[str]) -> dict[str, str]:

@@ -14,7 +14,8 @@ import time
 
 import streamlit as st
 
-from app.data import StudyData, StudyRef, discover_storages, list_studies, load_study
+from app.data import StudyData, StudyRef, list_studies, load_study
+from pareto.store import discover_storages
 
 STORAGES_ENV = "PARETOMERGE_DASHBOARD_STORAGES"
 LIVE_SECONDS = 10

@@ -83,7 +83,12 @@ class TrialRecord:
 
 def trial_slug(label: str, number: int) -> str:
     """A trial's folder name: ``RUN-NUMBER`` with anything unsafe in a path replaced."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{label}-{number}")
+    return _folder_name(f"{label}-{number}")
+
+
+def _folder_name(text: str) -> str:
+    """``text`` with anything but letters, digits, ``_``, ``.`` and ``-`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
 
 
 # -- finding trials -------------------------------------------------------------------------
@@ -259,7 +264,7 @@ def exports_folder(storage_url: str, study: str) -> Path:
     """Where the dashboard writes a study's exports: ``runs/NAME/exports`` beside the study's
     own SQLite file, ``FOLDER/exports/NAME`` beside a file that may hold several studies, else
     ``./runs/NAME/exports``."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", study)
+    name = _folder_name(study)
     if storage_url.startswith("sqlite:///"):
         folder = Path(storage_url.removeprefix("sqlite:///")).parent
         return folder / "exports" if folder.name == name else folder / "exports" / name

@@ -41,6 +41,12 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
+def discover_storages(folder: str | Path = ".") -> list[str]:
+    """SQLite URLs of the studies run in ``folder``: ``runs/*/study.db``, where studies are
+    written by default."""
+    return [sqlite_url(p) for p in sorted(Path(folder).glob("runs/*/study.db"))]
+
+
 def open_storage(
     url: str,
     *,
@@ -73,19 +79,14 @@ def open_storage(
             )
     except ImportError as err:
         hint = " (pip install 'paretomerge[postgres]')" if url.startswith("postgresql") else ""
-        raise ValueError(f"storage {_safe(url)}: its database driver is missing{hint}") from err
+        raise ValueError(f"storage {safe_url(url)}: its database driver is missing{hint}") from err
     except Exception as err:  # SQLAlchemy's URL and connection errors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"storage {_safe(url)}: cannot open it ({reason})") from err
+        raise ValueError(f"storage {safe_url(url)}: cannot open it ({reason})") from err
 
 
 def safe_url(url: str) -> str:
     """The URL without its password, for messages and records."""
-    return _safe(url)
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url
 
     try:

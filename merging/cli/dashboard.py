@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def resolve_storages(given: list[str] | None, folder: Path) -> list[str]:
     """The storages to show; each is opened once here so that a bad one fails in one line."""
-    from pareto.store import open_storage, sqlite_url
+    from pareto.store import discover_storages, open_storage, sqlite_url
 
     if given:
         urls = []
@@ -59,7 +59,7 @@ def resolve_storages(given: list[str] | None, folder: Path) -> list[str]:
                 url = sqlite_url(path)
             urls.append(url)
     else:
-        urls = [sqlite_url(p) for p in sorted(folder.glob("runs/*/study.db"))]
+        urls = discover_storages(folder)
         if not urls:
             raise ValueError(
                 f"no study found in {folder / 'runs'}: run 'paretomerge quickstart' or "
