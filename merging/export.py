@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from merging.recipe import MergeRecipe
-from merging.ric import conditioning
+from merging.ric import condition_suffix
 from pareto.store import RunSpec
 
 MERGEKIT_FILE = "mergekit_config.yml"
@@ -226,9 +226,11 @@ def export_trial(
         write_generation_config(path, spec.generation, merger.model)
         suffix = None
         if record.run.family == "rewards_in_context":
-            suffix = "\n\n" + conditioning(recipe.experts, family.desired(recipe))
+            suffix = condition_suffix(recipe.experts, family.desired(recipe))
         if suffix is not None or spec.generation.system_prompt is not None:
-            bake_chat_template(path, spec.generation.system_prompt, suffix)
+            bake_chat_template(
+                path, spec.generation.system_prompt, suffix, family.prompt_transform(recipe)
+            )
     header = "".join(f"# {line}\n" for line in notes)
     if config is not None:
         (path / MERGEKIT_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
@@ -414,16 +416,10 @@ def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
 
             layers = layer_map(experts.config)
         config = family.mergekit_config(recipe, base, paths, layers=layers)
+    from merging.save import stored_dtype_name
+
     config["dtype"] = stored_dtype_name(experts)  # the exported tensors' dtype
     return config, notes
-
-
-def stored_dtype_name(experts) -> str:
-    """The floating dtype of the base checkpoint's tensors, which the export keeps."""
-    for spec in experts.base.tensors.values():
-        if spec.dtype in ("float32", "bfloat16", "float16"):
-            return spec.dtype
-    return "float32"
 
 
 def write_generation_config(path: Path, settings, model) -> None:
@@ -450,11 +446,14 @@ def write_generation_config(path: Path, settings, model) -> None:
     config.save_pretrained(path)
 
 
-def bake_chat_template(path: Path, system_prompt: str | None, suffix: str | None) -> None:
+def bake_chat_template(
+    path: Path, system_prompt: str | None, suffix: str | None, transform=None
+) -> None:
     """Write into the exported chat template what the study added to every prompt: its system
     prompt (when the conversation has none, as ``merging.generation.render`` does) and, for
-    rewards-in-context, the desired rewards after the last user message
-    (``merging.ric.condition``). Checked: the template renders what the study rendered."""
+    rewards-in-context, the desired rewards after the last user message (``suffix``, from
+    ``merging.ric.condition_suffix``). Checked: the template renders what the study rendered,
+    the family's ``transform`` then ``render`` with the original template."""
     from merging.data import Prompt
     from merging.generation import render
     from merging.policy import load_tokenizer
@@ -489,24 +488,10 @@ def bake_chat_template(path: Path, system_prompt: str | None, suffix: str | None
     exported = load_tokenizer(path)
     for text in ("Hello?", "How do I bake bread?\nStep by step."):
         prompt = Prompt(({"role": "user", "content": text},))
-        shown = prompt
-        if suffix is not None:
-            messages = [dict(m) for m in prompt.messages]
-            messages[-1]["content"] += suffix
-            shown = Prompt(tuple(messages))
-        want = exported.apply_chat_template(
-            _with_system(shown, system_prompt), tokenize=False, add_generation_prompt=True,
-            chat_template=original,
-        )  # fmt: skip
+        shown = transform(prompt) if transform is not None else prompt
+        want = render(exported, shown, system_prompt, chat_template=original)
         if render(exported, prompt) != want:
             raise RuntimeError("the exported chat template does not render the study's prompt")
-
-
-def _with_system(prompt, system_prompt: str | None) -> list[dict]:
-    messages = [dict(m) for m in prompt.messages]
-    if system_prompt is not None and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    return messages
 
 
 def model_card(

@@ -35,13 +35,18 @@ class GenerationSettings(BaseModel):
     system_prompt: str | None = Field(None, description="system message put before each prompt")
 
 
-def render(tokenizer, prompt: Prompt, system_prompt: str | None = None) -> str:
-    """The prompt in the tokenizer's chat template, ready for the assistant's turn."""
+def render(
+    tokenizer, prompt: Prompt, system_prompt: str | None = None, chat_template: str | None = None
+) -> str:
+    """The prompt in the tokenizer's chat template (or ``chat_template``), ready for the
+    assistant's turn."""
     messages = list(prompt.messages)
     if system_prompt is not None and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system_prompt})
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if chat_template or getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, chat_template=chat_template
+        )
     return Prompt(tuple(messages)).text + "\n\nAssistant:"
 
 

@@ -72,10 +72,15 @@ def conditioning(rewards: Sequence[str], values: Sequence[float]) -> str:
     return " ".join(f"<{name}> {value:.1f}" for name, value in zip(rewards, values, strict=True))
 
 
+def condition_suffix(rewards: Sequence[str], values: Sequence[float]) -> str:
+    """What :func:`condition` appends to the last user message."""
+    return f"\n\n{conditioning(rewards, values)}"
+
+
 def condition(prompt: Prompt, rewards: Sequence[str], values: Sequence[float]) -> Prompt:
     """The prompt with the desired scores written after the last user message."""
     messages = [dict(m) for m in prompt.messages]
-    messages[-1]["content"] = f"{messages[-1]['content']}\n\n{conditioning(rewards, values)}"
+    messages[-1]["content"] += condition_suffix(rewards, values)
     return Prompt(tuple(messages))
 
 

@@ -23,13 +23,20 @@ def prepare_output(out: str | Path, *, force: bool = False) -> Path:
     return path
 
 
+FLOAT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def stored_dtype_name(experts) -> str:
+    """The floating dtype of the base checkpoint's tensors (float32 when unknown), by name."""
+    for spec in experts.base.tensors.values():
+        if spec.dtype in FLOAT_DTYPES:
+            return spec.dtype
+    return "float32"
+
+
 def stored_dtype(merger) -> torch.dtype:
     """The floating dtype of the base checkpoint's tensors (float32 when unknown)."""
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    for spec in merger.experts.base.tensors.values():
-        if spec.dtype in names:
-            return names[spec.dtype]
-    return torch.float32
+    return FLOAT_DTYPES[stored_dtype_name(merger.experts)]
 
 
 def save_merged(
