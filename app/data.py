@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from pareto.dominance import pareto_mask
-from pareto.report import Standing, StudyReport, hypervolume_history, study_report, trial_standing
+from pareto.report import (
+    RunRow,
+    Standing,
+    StudyReport,
+    hypervolume_history,
+    study_report,
+    trial_standing,
+)
 from pareto.store import RunResults, open_runs, open_storage, safe_url, study_names
 from pareto.uncertainty import DEFAULT_SAMPLES
 
@@ -91,18 +98,13 @@ def list_studies(storages: list[str]) -> list[StudyRef]:
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    label: str
-    family: str
-    driver: str
+class RunSummary(RunRow):
+    """A run as ``study show`` reports it, with what the Studies page adds."""
+
     experts: tuple[str, ...]
-    budget: int
-    complete: int
     running: int
     waiting: int
     failed: int
-    hypervolume: float
-    front_size: int
     last_update: datetime | None
 
 
@@ -167,17 +169,11 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
         stamps = [t.datetime_complete or t.datetime_start for t in all_trials if t.datetime_start]
         summaries.append(
             RunSummary(
-                label=spec.label,
-                family=spec.family,
-                driver=spec.driver,
+                **vars(hv[spec.label]),
                 experts=tuple(spec.experts),
-                budget=spec.budget,
-                complete=states.count(TrialState.COMPLETE),
                 running=states.count(TrialState.RUNNING),
                 waiting=states.count(TrialState.WAITING),
                 failed=states.count(TrialState.FAIL),
-                hypervolume=hv[spec.label].hypervolume,
-                front_size=hv[spec.label].front_size,
                 last_update=max(stamps) if stamps else None,
             )
         )

@@ -32,7 +32,7 @@ for r in state.studies():
     if d is None or d.objectives != objs or d.senses != senses:
         continue
     for run in d.runs:
-        if not run.complete:
+        if not run.completed:
             continue
         sources[f"{r.name} / {run.label}"] = (r, run.label)
     if len(d.runs) > 1:

@@ -19,7 +19,7 @@ selected = state.selected_trial(data)
 objs, senses = data.objectives, data.senses
 
 with st.container(horizontal=True):
-    with_trials = [r.label for r in data.runs if r.complete]
+    with_trials = [r.label for r in data.runs if r.completed]
     runs = st.multiselect(
         "Runs",
         with_trials,

@@ -30,7 +30,7 @@ def test_tiny_study_table_matches_the_store_and_pareto(tiny, tiny_study):
     assert storage_label(tiny_study) == "tiny/study.db"
     assert tiny.objectives == ("helpfulness", "harmlessness", "verbosity")
     assert [r.label for r in tiny.runs] == ["interpolation", "layerwise", "rewards_in_context"]
-    assert all(r.complete == r.budget == 12 and r.failed == 0 for r in tiny.runs)
+    assert all(r.completed == r.budget == 12 and r.failed == 0 for r in tiny.runs)
     assert len(tiny.trials) == 36
     values = tiny.trials[list(tiny.objectives)].to_numpy()
     expected = np.vstack([r.results().values for r in runs])
