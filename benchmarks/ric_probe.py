@@ -13,8 +13,9 @@ fine-tunes (LoRA, or all weights with ``--rank 0``) on the conditioned prompts. 
 ``--probe-every`` steps it prints how much more likely ``--opening`` is as the start of the
 answer at the target's highest desired score than at its lowest, the others held at 0, as a
 mean over 16 prompts in nats. A positive, growing number means the model reads the marker the
-right way. This takes minutes, where ``zoo_report.py``'s generation sweeps take about 7. The
-training is this script's own loop, not TRL's, so that it can probe the model between steps.
+right way. A probe takes seconds where one level of ``zoo_report.py``'s sweep takes over a
+minute of generation (the whole run took 24 minutes on 2 CPU cores: 9 generating, 15 training).
+The training is this script's own loop, not TRL's, so that it can probe the model between steps.
 """
 
 from __future__ import annotations
