@@ -124,8 +124,7 @@ def soup_answers(zoo, tok, args):
     columns = []
     for o in objectives:
         head = load_head(o.head, device="cpu")
-        if hasattr(head, "bind_policy"):
-            head.bind_policy(tok)
+        head.bind_policy(tok)  # a no-op except for length heads
         columns.append(head.score(all_prompts, all_answers))
     return all_prompts, all_answers, group, np.column_stack(columns), [o.name for o in objectives]
 
@@ -165,8 +164,7 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args) -> None:
     spec = RiCSpec.fit(names, scores)
     z = spec.normalise(scores)
     t = names.index(args.target)
-    end = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
-    end = end if end is not None else tok.eos_token_id
+    end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
 
     def prompt_ids(prompt: Prompt, values) -> list[int]:
         markers = ([names[t]], [values[t]]) if args.only else (names, values)
