@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import signal
@@ -194,24 +193,28 @@ def test_sigkill_mid_trial_then_resume_finishes_the_budget(tiny_zoo_cache, tmp_p
     url = sqlite_url(tmp_path / "killed.db")
     proc = paretomerge("study", "run", str(study), "--storage", url, "--heartbeat", "1,3")
 
-    def running_after_some_done():
+    def mid_trial():
         from optuna.trial import TrialState
 
         try:
             trials = [t for ts in _trials(url, "killed").values() for t in ts]
-        except Exception:
+        except Exception:  # the process is committing: the database is locked
             return False
         done = sum(t.state == TrialState.COMPLETE for t in trials)
-        now = datetime.datetime.now()
-        # a trial that started a moment ago: most of it is still to run when the kill lands
-        fresh = [
-            t
-            for t in trials
-            if t.state == TrialState.RUNNING and (now - t.datetime_start).total_seconds() < 0.3
-        ]
-        return done >= 3 and fresh
+        return done >= 3 and any(t.state == TrialState.RUNNING for t in trials)
 
-    _wait_for(running_after_some_done, what="a running trial after three complete ones")
+    def stopped_mid_trial():
+        """Mid-trial, looked at with the process frozen: stopped, it cannot finish the trial
+        between the look and the kill, however fast this machine runs one."""
+        if not mid_trial():
+            return False
+        os.kill(proc.pid, signal.SIGSTOP)
+        if mid_trial():
+            return True
+        os.kill(proc.pid, signal.SIGCONT)
+        return False
+
+    _wait_for(stopped_mid_trial, what="a running trial after three complete ones")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     from optuna.trial import TrialState
@@ -297,18 +300,39 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
 
         def a_worker_running():
             """A trial running in one of the workers (not the driving process)."""
-            for ts in _trials(url, "shared").values():
-                for t in ts:
-                    pid = str(t.user_attrs.get("worker", "")).rpartition(":")[2]
-                    if t.state == TrialState.RUNNING and pid in by_pid:
-                        return t
+            try:
+                trials = [t for ts in _trials(url, "shared").values() for t in ts]
+            except Exception:  # a process is committing: look again
+                return None
+            for t in trials:
+                pid = str(t.user_attrs.get("worker", "")).rpartition(":")[2]
+                if t.state == TrialState.RUNNING and pid in by_pid:
+                    return t
             return None
 
+        def a_worker_stopped_mid_trial():
+            """That trial, looked at with the workers frozen: stopped, none can finish it
+            between the look and the kill."""
+            if a_worker_running() is None:
+                return None
+            for w in workers:
+                os.kill(w.pid, signal.SIGSTOP)
+            found = a_worker_running()
+            if found is None:
+                for w in workers:
+                    os.kill(w.pid, signal.SIGCONT)
+            return found
+
         try:
-            killed = _wait_for(a_worker_running, timeout=180, what="a worker's running trial")
+            killed = _wait_for(
+                a_worker_stopped_mid_trial, timeout=180, what="a worker's running trial"
+            )
             victim = by_pid[killed.user_attrs["worker"].rpartition(":")[2]]
             victim.send_signal(signal.SIGKILL)
             victim.wait()
+            for w in workers:
+                if w is not victim:
+                    os.kill(w.pid, signal.SIGCONT)
             survivors = [w for w in workers if w is not victim]
             driver = paretomerge("study", "run", str(study), "--storage", url, *beat)
             outputs = [p.communicate(timeout=300)[0] for p in [driver, *survivors]]
