@@ -3,6 +3,7 @@
     python benchmarks/ric_probe.py --data ../shared/data/hh-rlhf [--zoo DIR] [--steps 300]
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
+        [--answers FILE] [--no-base] [--drop P] [--identity-marker] [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
 (train side of the prompt-hash split, half helpful-base, half harmless-base) is answered
@@ -16,11 +17,21 @@ mean over 16 prompts in nats. A positive, growing number means the model reads t
 right way. A probe takes seconds where one level of ``zoo_report.py``'s sweep takes over a
 minute of generation (the whole run took 24 minutes on 2 CPU cores: 9 generating, 15 training).
 The training is this script's own loop, not TRL's, so that it can probe the model between steps.
+
+``--answers FILE`` keeps the generated, scored answers and reuses them on the next run (the
+generation is most of a short run). ``--no-base`` trains on the experts' answers only.
+``--drop P`` writes each marker as 0.0 (the mean) with probability P, so that the model sees
+one reward's marker move with the others at their mean, as a sweep sets them. The control
+``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
+own expert, -1 for the others) and the other scores by noise: a marker that alone tells the
+answers apart. ``--save DIR`` writes the trained adapter as the RiC model of a copy of the zoo's
+manifest, so that ``zoo_report.py --zoo DIR --ric-only`` measures it on held-out prompts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -64,6 +75,11 @@ def main() -> None:
     )
     parser.add_argument("--probe-every", type=int, default=25)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--answers", help="JSON file of scored answers: reused, else written")
+    parser.add_argument("--no-base", action="store_true", help="train on the experts' answers")
+    parser.add_argument("--drop", type=float, default=0.0, help="marker dropout to 0.0")
+    parser.add_argument("--identity-marker", action="store_true", help="control: see above")
+    parser.add_argument("--save", help="write a zoo manifest with the trained RiC model here")
     args = parser.parse_args()
 
     from merging.policy import load_tokenizer
@@ -72,11 +88,21 @@ def main() -> None:
     zoo = load_zoo(args.preset, args.zoo)
     tok = load_tokenizer(zoo.base)
     start = time.perf_counter()
-    prompts, responses, group, raw, names = soup_answers(zoo, tok, args)
-    print(f"{len(responses)} answers generated and scored in {time.perf_counter() - start:.0f} s")
+    prompts, responses, group, soup, raw, names = cached_answers(zoo, tok, args)
+    print(f"{len(responses)} scored answers in {time.perf_counter() - start:.0f} s")
     heads = [i for i, n in enumerate(names) if zoo.heads[n] != "length_tokens"]
     centred = centre(raw, group, heads)
     t = names.index(args.target)
+    keep = soup > 0 if args.no_base else np.ones(len(soup), bool)
+    if args.identity_marker:
+        noise = np.random.default_rng(1).normal(size=centred.shape)
+        own = 1 + list(zoo.experts).index(args.target)  # soup 0 is the base
+        centred = np.where(
+            np.arange(len(names)) == t, np.where(soup == own, 1.0, -1.0)[:, None], noise
+        )
+    prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
+    responses = [r for r, k in zip(responses, keep, strict=True) if k]
+    centred = centred[keep]
     if args.decorrelate:
         keep = decorrelated(centred, t, [i for i in heads if i != t])
         prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
@@ -84,7 +110,55 @@ def main() -> None:
         centred = centred[keep]
         print(f"decorrelated: {keep.sum()} answers kept")
     print("correlations of the training scores:", np.round(np.corrcoef(centred.T), 2).tolist())
-    train_and_probe(zoo, tok, prompts, responses, centred, names, args)
+    model, spec = train_and_probe(zoo, tok, prompts, responses, centred, names, args)
+    if args.save:
+        save_as_zoo(zoo, tok, model, spec, Path(args.save))
+
+
+def cached_answers(zoo, tok, args):
+    """:func:`soup_answers`, read from ``--answers`` when that file exists (written if not)."""
+    from merging.data import Prompt
+
+    path = Path(args.answers) if args.answers else None
+    if path is not None and path.is_file():
+        d = json.loads(path.read_text())
+        prompts = [Prompt(tuple(m)) for m in d["prompts"]]
+        return (
+            prompts,
+            d["responses"],
+            np.array(d["group"]),
+            np.array(d["soup"]),
+            np.array(d["raw"]),
+            d["names"],
+        )
+    prompts, responses, group, raw, names = soup_answers(zoo, tok, args)
+    soup = np.tile(np.arange(args.soups), len(prompts) // args.soups)
+    if path is not None:
+        path.write_text(
+            json.dumps(
+                {
+                    "prompts": [list(p.messages) for p in prompts],
+                    "responses": responses,
+                    "group": group.tolist(),
+                    "soup": soup.tolist(),
+                    "raw": raw.tolist(),
+                    "names": names,
+                }
+            )
+        )
+    return prompts, responses, group, soup, raw, names
+
+
+def save_as_zoo(zoo, tok, model, spec, out: Path) -> None:
+    """The trained adapter as the RiC model of a copy of ``zoo``'s manifest."""
+    folder = out / "ric"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    spec.save(folder)
+    manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
+    (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+    print(f"saved: python benchmarks/zoo_report.py --zoo {out} --ric-only")
 
 
 def soup_answers(zoo, tok, args):
@@ -150,7 +224,8 @@ def decorrelated(scores: np.ndarray, target: int, others: list[int]) -> np.ndarr
     return keep
 
 
-def train_and_probe(zoo, tok, prompts, responses, scores, names, args) -> None:
+def train_and_probe(zoo, tok, prompts, responses, scores, names, args):
+    """Train on the conditioned prompts, probing as it goes; returns ``(model, spec)``."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -163,6 +238,8 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args) -> None:
     torch.manual_seed(0)
     spec = RiCSpec.fit(names, scores)
     z = spec.normalise(scores)
+    if args.drop:  # markers written as the mean
+        z = np.where(np.random.default_rng(2).random(z.shape) < args.drop, 0.0, z)
     t = names.index(args.target)
     end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
 
@@ -243,6 +320,7 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args) -> None:
         if step % args.probe_every == 0 or step == args.steps:
             seconds = time.perf_counter() - start
             print(f"step {step}: loss {loss.item():.3f}, {probe():+.3f} nats ({seconds:.0f} s)")
+    return model, spec
 
 
 if __name__ == "__main__":
