@@ -3,7 +3,8 @@
     python benchmarks/ric_probe.py --data ../shared/data/hh-rlhf [--zoo DIR] [--steps 300]
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
-        [--answers FILE] [--no-base] [--drop P] [--identity-marker] [--save DIR]
+        [--answers FILE] [--train-soups 1,2] [--drop P] [--identity-marker] [--noise-others]
+        [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
 (train side of the prompt-hash split, half helpful-base, half harmless-base) is answered
@@ -19,13 +20,15 @@ minute of generation (the whole run took 24 minutes on 2 CPU cores: 9 generating
 The training is this script's own loop, not TRL's, so that it can probe the model between steps.
 
 ``--answers FILE`` keeps the generated, scored answers and reuses them on the next run (the
-generation is most of a short run). ``--no-base`` trains on the experts' answers only.
+generation is most of a short run). ``--train-soups 1,2,3`` trains on those soups' answers only
+(0 is the base, then the experts in the zoo's order).
 ``--drop P`` writes each marker as 0.0 (the mean) with probability P, so that the model sees
 one reward's marker move with the others at their mean, as a sweep sets them. The control
 ``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
-own expert, -1 for the others) and the other scores by noise: a marker that alone tells the
-answers apart. ``--save DIR`` writes the trained adapter as the RiC model of a copy of the zoo's
-manifest, so that ``zoo_report.py --zoo DIR --ric-only`` measures it on held-out prompts.
+own expert, -1 for the others), and ``--noise-others`` the other scores by standard normal noise;
+with both, the target's marker alone tells the answers apart. ``--save DIR`` writes the trained
+adapter as the RiC model of a copy of the zoo's manifest, so that
+``zoo_report.py --zoo DIR --ric-only`` measures it on held-out prompts.
 """
 
 from __future__ import annotations
@@ -76,9 +79,10 @@ def main() -> None:
     parser.add_argument("--probe-every", type=int, default=25)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--answers", help="JSON file of scored answers: reused, else written")
-    parser.add_argument("--no-base", action="store_true", help="train on the experts' answers")
+    parser.add_argument("--train-soups", help="comma-separated soup indices to train on")
     parser.add_argument("--drop", type=float, default=0.0, help="marker dropout to 0.0")
     parser.add_argument("--identity-marker", action="store_true", help="control: see above")
+    parser.add_argument("--noise-others", action="store_true", help="control: see above")
     parser.add_argument("--save", help="write a zoo manifest with the trained RiC model here")
     args = parser.parse_args()
 
@@ -93,13 +97,15 @@ def main() -> None:
     heads = [i for i, n in enumerate(names) if zoo.heads[n] != "length_tokens"]
     centred = centre(raw, group, heads)
     t = names.index(args.target)
-    keep = soup > 0 if args.no_base else np.ones(len(soup), bool)
+    keep = np.ones(len(soup), bool)
+    if args.train_soups:
+        keep = np.isin(soup, [int(i) for i in args.train_soups.split(",")])
     if args.identity_marker:
-        noise = np.random.default_rng(1).normal(size=centred.shape)
         own = 1 + list(zoo.experts).index(args.target)  # soup 0 is the base
-        centred = np.where(
-            np.arange(len(names)) == t, np.where(soup == own, 1.0, -1.0)[:, None], noise
-        )
+        centred[:, t] = np.where(soup == own, 1.0, -1.0)
+    if args.noise_others:
+        noise = np.random.default_rng(1).normal(size=centred.shape)
+        centred = np.where(np.arange(len(names)) == t, centred, noise)
     prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
     responses = [r for r, k in zip(responses, keep, strict=True) if k]
     centred = centred[keep]
