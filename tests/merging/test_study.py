@@ -166,6 +166,23 @@ def _wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _look_while_stopped(processes: list, look):
+    """What ``look()`` finds, confirmed with ``processes`` stopped (SIGSTOP), or None.
+
+    The first look lets them run; the second repeats it with them frozen, so that nothing they
+    do can change what was found before the caller acts on it. They stay stopped when something
+    is found, and run on (SIGCONT) when not."""
+    if not look():
+        return None
+    for p in processes:
+        os.kill(p.pid, signal.SIGSTOP)
+    found = look()
+    if not found:
+        for p in processes:
+            os.kill(p.pid, signal.SIGCONT)
+    return found or None
+
+
 def _study_file(tmp_path: Path, name: str, families: list, budget: int) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(
@@ -203,18 +220,12 @@ def test_sigkill_mid_trial_then_resume_finishes_the_budget(tiny_zoo_cache, tmp_p
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return done >= 3 and any(t.state == TrialState.RUNNING for t in trials)
 
-    def stopped_mid_trial():
-        """Mid-trial, looked at with the process frozen: stopped, it cannot finish the trial
-        between the look and the kill, however fast this machine runs one."""
-        if not mid_trial():
-            return False
-        os.kill(proc.pid, signal.SIGSTOP)
-        if mid_trial():
-            return True
-        os.kill(proc.pid, signal.SIGCONT)
-        return False
-
-    _wait_for(stopped_mid_trial, what="a running trial after three complete ones")
+    # frozen before the kill: the trial cannot finish between the look and the kill, however
+    # fast this machine runs one
+    _wait_for(
+        lambda: _look_while_stopped([proc], mid_trial),
+        what="a running trial after three complete ones",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     from optuna.trial import TrialState
@@ -310,30 +321,18 @@ def test_postgres_driver_and_three_workers_one_killed(tiny_zoo_cache, tmp_path):
                     return t
             return None
 
-        def a_worker_stopped_mid_trial():
-            """That trial, looked at with the workers frozen: stopped, none can finish it
-            between the look and the kill."""
-            if a_worker_running() is None:
-                return None
-            for w in workers:
-                os.kill(w.pid, signal.SIGSTOP)
-            found = a_worker_running()
-            if found is None:
-                for w in workers:
-                    os.kill(w.pid, signal.SIGCONT)
-            return found
-
         try:
             killed = _wait_for(
-                a_worker_stopped_mid_trial, timeout=180, what="a worker's running trial"
+                lambda: _look_while_stopped(workers, a_worker_running),
+                timeout=180,
+                what="a worker's running trial",
             )
             victim = by_pid[killed.user_attrs["worker"].rpartition(":")[2]]
             victim.send_signal(signal.SIGKILL)
             victim.wait()
-            for w in workers:
-                if w is not victim:
-                    os.kill(w.pid, signal.SIGCONT)
             survivors = [w for w in workers if w is not victim]
+            for w in survivors:
+                os.kill(w.pid, signal.SIGCONT)
             driver = paretomerge("study", "run", str(study), "--storage", url, *beat)
             outputs = [p.communicate(timeout=300)[0] for p in [driver, *survivors]]
         finally:
