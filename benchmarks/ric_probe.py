@@ -106,15 +106,13 @@ def main() -> None:
     if args.noise_others:
         noise = np.random.default_rng(1).normal(size=centred.shape)
         centred = np.where(np.arange(len(names)) == t, centred, noise)
+    if args.decorrelate:
+        kept = np.flatnonzero(keep)
+        keep[kept] = decorrelated(centred[kept], t, [i for i in heads if i != t])
+        print(f"decorrelated: {keep.sum()} answers kept")
     prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
     responses = [r for r, k in zip(responses, keep, strict=True) if k]
     centred = centred[keep]
-    if args.decorrelate:
-        keep = decorrelated(centred, t, [i for i in heads if i != t])
-        prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
-        responses = [r for r, k in zip(responses, keep, strict=True) if k]
-        centred = centred[keep]
-        print(f"decorrelated: {keep.sum()} answers kept")
     print("correlations of the training scores:", np.round(np.corrcoef(centred.T), 2).tolist())
     model, spec = train_and_probe(zoo, tok, prompts, responses, centred, names, args)
     if args.save:
