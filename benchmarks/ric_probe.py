@@ -3,8 +3,8 @@
     python benchmarks/ric_probe.py --data ../shared/data/hh-rlhf [--zoo DIR] [--steps 300]
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
-        [--answers FILE] [--train-soups 1,2] [--drop P] [--identity-marker] [--noise-others]
-        [--save DIR]
+        [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--identity-marker]
+        [--noise-others] [--holdout 16] [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
 (train side of the prompt-hash split, half helpful-base, half harmless-base) is answered
@@ -15,15 +15,23 @@ fine-tunes (LoRA, or all weights with ``--rank 0``) on the conditioned prompts. 
 ``--probe-every`` steps it prints how much more likely ``--opening`` is as the start of the
 answer at the target's highest desired score than at its lowest, the others held at 0, as a
 mean over 16 prompts in nats. A positive, growing number means the model reads the marker the
-right way. A probe takes seconds where one level of ``zoo_report.py``'s sweep takes over a
-minute of generation (the whole run took 24 minutes on 2 CPU cores: 9 generating, 15 training).
-The training is this script's own loop, not TRL's, so that it can probe the model between steps.
+right way. The second, sharper probe ("answers") uses the ``--holdout`` prompts, which are kept
+out of training: for each, how much raising the target's desired score from its lowest to its
+highest level (the others at 0) favours the prompt's best-scored answer over its worst, the
+difference of the two log-likelihood ratios in nats, averaged over the prompts. The opening
+probe can move for reasons of its own (an opening shared by several experts); this one measures
+the marker's effect on the very answers a sweep should move between. A probe takes seconds
+where one level of ``zoo_report.py``'s sweep takes over a minute of generation (the whole run
+took 24 minutes on 2 CPU cores: 9 generating, 15 training). The training is this script's own
+loop, not TRL's, so that it can probe the model between steps.
 
 ``--answers FILE`` keeps the generated, scored answers and reuses them on the next run (the
 generation is most of a short run). ``--train-soups 1,2,3`` trains on those soups' answers only
 (0 is the base, then the experts in the zoo's order).
 ``--drop P`` writes each marker as 0.0 (the mean) with probability P, so that the model sees
-one reward's marker move with the others at their mean, as a sweep sets them. The control
+one reward's marker move with the others at their mean, as a sweep sets them. ``--solo P``
+does so for a share P of the answers: each keeps one marker, drawn at random, and the others
+are written as 0.0. The control
 ``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
 own expert, -1 for the others), and ``--noise-others`` the other scores by standard normal noise;
 with both, the target's marker alone tells the answers apart. ``--save DIR`` writes the trained
@@ -81,9 +89,18 @@ def main() -> None:
     parser.add_argument("--answers", help="JSON file of scored answers: reused, else written")
     parser.add_argument("--train-soups", help="comma-separated soup indices to train on")
     parser.add_argument("--drop", type=float, default=0.0, help="marker dropout to 0.0")
+    parser.add_argument(
+        "--solo", type=float, default=0.0, help="one-marker examples' share (see above)"
+    )
     parser.add_argument("--identity-marker", action="store_true", help="control: see above")
     parser.add_argument("--noise-others", action="store_true", help="control: see above")
     parser.add_argument("--save", help="write a zoo manifest with the trained RiC model here")
+    parser.add_argument(
+        "--holdout",
+        type=int,
+        default=16,
+        help="prompts kept out of training for the answer probe (see above)",
+    )
     args = parser.parse_args()
 
     from merging.policy import load_tokenizer
@@ -110,11 +127,14 @@ def main() -> None:
         kept = np.flatnonzero(keep)
         keep[kept] = decorrelated(centred[kept], t, [i for i in heads if i != t])
         print(f"decorrelated: {keep.sum()} answers kept")
+    held = np.isin(group, np.unique(group)[len(np.unique(group)) - args.holdout :])
+    probe_set = held_out_answers(prompts, responses, group, centred, held & keep, t)
+    keep &= ~held
     prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
     responses = [r for r, k in zip(responses, keep, strict=True) if k]
     centred = centred[keep]
     print("correlations of the training scores:", np.round(np.corrcoef(centred.T), 2).tolist())
-    model, spec = train_and_probe(zoo, tok, prompts, responses, centred, names, args)
+    model, spec = train_and_probe(zoo, tok, prompts, responses, centred, names, args, probe_set)
     if args.save:
         save_as_zoo(zoo, tok, model, spec, Path(args.save))
 
@@ -217,6 +237,19 @@ def centre(raw: np.ndarray, group: np.ndarray, columns: list[int]) -> np.ndarray
     return out
 
 
+def held_out_answers(prompts, responses, group, scores, rows, target):
+    """For each held-out prompt: its prompt, and its answers with the highest and the lowest
+    ``target`` score (among ``rows``)."""
+    out = []
+    for g in np.unique(group[rows]):
+        idx = np.flatnonzero(rows & (group == g))
+        if len(idx) < 2:
+            continue
+        best, worst = idx[np.argmax(scores[idx, target])], idx[np.argmin(scores[idx, target])]
+        out.append((prompts[best], responses[best], responses[worst]))
+    return out
+
+
 def decorrelated(scores: np.ndarray, target: int, others: list[int]) -> np.ndarray:
     """Drop the answers that most make ``target`` anti-correlated with ``others``."""
     z = (scores - scores.mean(0)) / (scores.std(0) + 1e-12)
@@ -228,7 +261,7 @@ def decorrelated(scores: np.ndarray, target: int, others: list[int]) -> np.ndarr
     return keep
 
 
-def train_and_probe(zoo, tok, prompts, responses, scores, names, args):
+def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set=()):
     """Train on the conditioned prompts, probing as it goes; returns ``(model, spec)``."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -244,6 +277,11 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args):
     z = spec.normalise(scores)
     if args.drop:  # markers written as the mean
         z = np.where(np.random.default_rng(2).random(z.shape) < args.drop, 0.0, z)
+    if args.solo:  # one marker kept, the others written as the mean
+        draw = np.random.default_rng(3)
+        solo = draw.random(len(z)) < args.solo
+        kept = draw.integers(len(names), size=len(z))
+        z = np.where(solo[:, None] & (np.arange(len(names)) != kept[:, None]), 0.0, z)
     t = names.index(args.target)
     end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
 
@@ -251,11 +289,14 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args):
         markers = ([names[t]], [values[t]]) if args.only else (names, values)
         return tok(render(tok, condition(prompt, *markers)), add_special_tokens=False)["input_ids"]
 
-    examples = []
-    for prompt, response, row in zip(prompts, responses, z, strict=True):
+    def response_ids(response: str) -> list[int]:
         ids = tok(response, add_special_tokens=False)["input_ids"]
-        kept = ids[: args.response_tokens] + ([end] if len(ids) <= args.response_tokens else [])
-        examples.append((prompt_ids(prompt, list(row)), kept))
+        return ids[: args.response_tokens] + ([end] if len(ids) <= args.response_tokens else [])
+
+    examples = [
+        (prompt_ids(prompt, list(row)), response_ids(response))
+        for prompt, response, row in zip(prompts, responses, z, strict=True)
+    ]
 
     model = AutoModelForCausalLM.from_pretrained(zoo.base, dtype=torch.float32).to(args.device)
     if args.rank > 0:
@@ -290,11 +331,43 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args):
         model.train()
         return float(np.mean(shifts))
 
+    def answer_probe() -> float:
+        """Mean over held-out prompts of how much raising the target's desired score (low to
+        high, others 0) favours its best-scored answer over its worst: positive means the
+        model reads the marker the right way, on answers it was not trained on."""
+        if not probe_set:
+            return float("nan")
+        model.eval()
+        shifts = []
+        for prompt, best, worst in probe_set:
+            logp = {}
+            for level in (spec.low[t], spec.high[t]):
+                values = [0.0] * len(names)
+                values[t] = level
+                head = prompt_ids(prompt, values)
+                for key, response in (("best", best), ("worst", worst)):
+                    ids = torch.tensor([head + response_ids(response)], device=args.device)
+                    with torch.no_grad(), torch.autocast(**autocast):
+                        logits = model(ids).logits[0, :-1].float()
+                    lp = torch.log_softmax(logits, -1)[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+                    logp[key, level] = lp[len(head) - 1 :].sum().item()
+            hi, lo = spec.high[t], spec.low[t]
+            shifts.append(
+                (logp["best", hi] - logp["worst", hi]) - (logp["best", lo] - logp["worst", lo])
+            )
+        model.train()
+        return float(np.mean(shifts))
+
     print(
         f"probe: log p({args.opening!r} | {args.target} = {spec.high[t]:+.1f}) - "
         f"log p(... | {spec.low[t]:+.1f}), others 0, mean over {len(probes)} prompts"
     )
-    print(f"step 0: {probe():+.3f} nats", flush=True)
+    print(
+        f"answer probe: how much more raising {args.target} from {spec.low[t]:+.1f} to "
+        f"{spec.high[t]:+.1f} favours the best-scored answer over the worst, "
+        f"{len(probe_set)} held-out prompts"
+    )
+    print(f"step 0: {probe():+.3f} nats, answers {answer_probe():+.3f}", flush=True)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     order, rng, at = list(range(len(examples))), random.Random(0), len(examples)
     start = time.perf_counter()
@@ -323,7 +396,11 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args):
         optimiser.zero_grad()
         if step % args.probe_every == 0 or step == args.steps:
             seconds = time.perf_counter() - start
-            print(f"step {step}: loss {loss.item():.3f}, {probe():+.3f} nats ({seconds:.0f} s)")
+            print(
+                f"step {step}: loss {loss.item():.3f}, {probe():+.3f} nats, "
+                f"answers {answer_probe():+.3f} ({seconds:.0f} s)",
+                flush=True,
+            )
     return model, spec
 
 

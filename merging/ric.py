@@ -69,7 +69,11 @@ class RiCSpec(BaseModel):
 
 
 def conditioning(rewards: Sequence[str], values: Sequence[float]) -> str:
-    return " ".join(f"<{name}> {value:.1f}" for name, value in zip(rewards, values, strict=True))
+    """``<name> value`` for each reward, one decimal (never ``-0.0``)."""
+    return " ".join(
+        f"<{name}> {round(float(value), 1) + 0.0:.1f}"
+        for name, value in zip(rewards, values, strict=True)
+    )
 
 
 def condition_suffix(rewards: Sequence[str], values: Sequence[float]) -> str:

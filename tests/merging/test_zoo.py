@@ -12,7 +12,7 @@ import pytest
 from merging.checkpoints import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
-from merging.ric import RiCSpec, condition, preference_to_rewards
+from merging.ric import RiCSpec, condition, conditioning, preference_to_rewards
 from merging.zoo import build_zoo, load_zoo
 
 
@@ -110,6 +110,7 @@ def test_preference_mappings_follow_the_paper():
         [0.04],
     )
     assert p.last_user == "q\n\n<a> 0.0"
+    assert conditioning(["a", "b"], [-0.04, -1.25]) == "<a> 0.0 <b> -1.2"  # never "-0.0"
 
 
 def test_zoo_cli_show(tiny_zoo, capsys):
