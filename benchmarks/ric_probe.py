@@ -3,8 +3,8 @@
     python benchmarks/ric_probe.py --data ../shared/data/hh-rlhf [--zoo DIR] [--steps 300]
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
-        [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--identity-marker]
-        [--noise-others] [--holdout 16] [--save DIR]
+        [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--omit-others]
+        [--identity-marker] [--noise-others] [--holdout 16] [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
 (train side of the prompt-hash split, half helpful-base, half harmless-base) is answered
@@ -31,7 +31,8 @@ generation is most of a short run). ``--train-soups 1,2,3`` trains on those soup
 ``--drop P`` writes each marker as 0.0 (the mean) with probability P, so that the model sees
 one reward's marker move with the others at their mean, as a sweep sets them. ``--solo P``
 does so for a share P of the answers: each keeps one marker, drawn at random, and the others
-are written as 0.0. The control
+are written as 0.0 (left out with ``--omit-others``, and then the probes write the target's
+marker alone too). The control
 ``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
 own expert, -1 for the others), and ``--noise-others`` the other scores by standard normal noise;
 with both, the target's marker alone tells the answers apart. ``--save DIR`` writes the trained
@@ -91,6 +92,12 @@ def main() -> None:
     parser.add_argument("--drop", type=float, default=0.0, help="marker dropout to 0.0")
     parser.add_argument(
         "--solo", type=float, default=0.0, help="one-marker examples' share (see above)"
+    )
+    parser.add_argument(
+        "--omit-others",
+        action="store_true",
+        help="with --solo: leave the other markers out instead of writing 0.0; the probes "
+        "then write the target's marker alone too",
     )
     parser.add_argument("--identity-marker", action="store_true", help="control: see above")
     parser.add_argument("--noise-others", action="store_true", help="control: see above")
@@ -285,17 +292,22 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     t = names.index(args.target)
     end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
 
-    def prompt_ids(prompt: Prompt, values) -> list[int]:
-        markers = ([names[t]], [values[t]]) if args.only else (names, values)
+    def prompt_ids(prompt: Prompt, values, alone: int | None = None) -> list[int]:
+        """The conditioned prompt's ids; ``alone``: write that marker only."""
+        if alone is None and args.only:
+            alone = t
+        markers = (names, values) if alone is None else ([names[alone]], [values[alone]])
         return tok(render(tok, condition(prompt, *markers)), add_special_tokens=False)["input_ids"]
 
     def response_ids(response: str) -> list[int]:
         ids = tok(response, add_special_tokens=False)["input_ids"]
         return ids[: args.response_tokens] + ([end] if len(ids) <= args.response_tokens else [])
 
+    probe_alone = t if args.omit_others else None
+    omitted = np.where(solo, kept, -1) if args.solo and args.omit_others else np.full(len(z), -1)
     examples = [
-        (prompt_ids(prompt, list(row)), response_ids(response))
-        for prompt, response, row in zip(prompts, responses, z, strict=True)
+        (prompt_ids(prompt, list(row), None if k < 0 else int(k)), response_ids(response))
+        for prompt, response, row, k in zip(prompts, responses, z, omitted, strict=True)
     ]
 
     model = AutoModelForCausalLM.from_pretrained(zoo.base, dtype=torch.float32).to(args.device)
@@ -322,7 +334,9 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
             for level in (spec.low[t], spec.high[t]):
                 values = [0.0] * len(names)
                 values[t] = level
-                ids = torch.tensor([prompt_ids(prompt, values) + opening], device=args.device)
+                ids = torch.tensor(
+                    [prompt_ids(prompt, values, probe_alone) + opening], device=args.device
+                )
                 with torch.no_grad(), torch.autocast(**autocast):
                     logits = model(ids).logits[0, :-1].float()
                 lp = torch.log_softmax(logits, -1)[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
@@ -344,7 +358,7 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
             for level in (spec.low[t], spec.high[t]):
                 values = [0.0] * len(names)
                 values[t] = level
-                head = prompt_ids(prompt, values)
+                head = prompt_ids(prompt, values, probe_alone)
                 for key, response in (("best", best), ("worst", worst)):
                     ids = torch.tensor([head + response_ids(response)], device=args.device)
                     with torch.no_grad(), torch.autocast(**autocast):
