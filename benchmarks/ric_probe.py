@@ -134,7 +134,8 @@ def main() -> None:
         kept = np.flatnonzero(keep)
         keep[kept] = decorrelated(centred[kept], t, [i for i in heads if i != t])
         print(f"decorrelated: {keep.sum()} answers kept")
-    held = np.isin(group, np.unique(group)[len(np.unique(group)) - args.holdout :])
+    groups = np.unique(group)
+    held = np.isin(group, groups[len(groups) - args.holdout :])
     probe_set = held_out_answers(prompts, responses, group, centred, held & keep, t)
     keep &= ~held
     prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
@@ -284,11 +285,14 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     z = spec.normalise(scores)
     if args.drop:  # markers written as the mean
         z = np.where(np.random.default_rng(2).random(z.shape) < args.drop, 0.0, z)
-    if args.solo:  # one marker kept, the others written as the mean
+    alone = np.full(len(z), -1)  # per example: the one marker written, or -1 for all
+    if args.solo:  # one marker kept, the others written as the mean (or left out)
         draw = np.random.default_rng(3)
         solo = draw.random(len(z)) < args.solo
         kept = draw.integers(len(names), size=len(z))
         z = np.where(solo[:, None] & (np.arange(len(names)) != kept[:, None]), 0.0, z)
+        if args.omit_others:
+            alone = np.where(solo, kept, -1)
     t = names.index(args.target)
     end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
 
@@ -304,10 +308,9 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         return ids[: args.response_tokens] + ([end] if len(ids) <= args.response_tokens else [])
 
     probe_alone = t if args.omit_others else None
-    omitted = np.where(solo, kept, -1) if args.solo and args.omit_others else np.full(len(z), -1)
     examples = [
         (prompt_ids(prompt, list(row), None if k < 0 else int(k)), response_ids(response))
-        for prompt, response, row, k in zip(prompts, responses, z, omitted, strict=True)
+        for prompt, response, row, k in zip(prompts, responses, z, alone, strict=True)
     ]
 
     model = AutoModelForCausalLM.from_pretrained(zoo.base, dtype=torch.float32).to(args.device)
@@ -326,21 +329,27 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     probes = [Prompt(({"role": "user", "content": q},)) for q in PROBE_PROMPTS]
     probes += [prompts[i] for i in range(0, len(prompts), max(1, len(prompts) // 8))][:8]
 
+    def level_ids(prompt: Prompt, level: float) -> list[int]:
+        """The prompt with the target's marker at ``level`` and the others at 0."""
+        values = [0.0] * len(names)
+        values[t] = level
+        return prompt_ids(prompt, values, probe_alone)
+
+    def continuation_logp(head: list[int], tail: list[int]) -> float:
+        """log p(tail | head) under the model, in nats."""
+        ids = torch.tensor([head + tail], device=args.device)
+        with torch.no_grad(), torch.autocast(**autocast):
+            logits = model(ids).logits[0, :-1].float()
+        lp = torch.log_softmax(logits, -1)[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+        return lp[len(head) - 1 :].sum().item()
+
     def probe() -> float:
         model.eval()
         shifts = []
         for prompt in probes:
             logp = []
             for level in (spec.low[t], spec.high[t]):
-                values = [0.0] * len(names)
-                values[t] = level
-                ids = torch.tensor(
-                    [prompt_ids(prompt, values, probe_alone) + opening], device=args.device
-                )
-                with torch.no_grad(), torch.autocast(**autocast):
-                    logits = model(ids).logits[0, :-1].float()
-                lp = torch.log_softmax(logits, -1)[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
-                logp.append(lp[-len(opening) :].sum().item())
+                logp.append(continuation_logp(level_ids(prompt, level), opening))
             shifts.append(logp[1] - logp[0])
         model.train()
         return float(np.mean(shifts))
@@ -356,15 +365,9 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         for prompt, best, worst in probe_set:
             logp = {}
             for level in (spec.low[t], spec.high[t]):
-                values = [0.0] * len(names)
-                values[t] = level
-                head = prompt_ids(prompt, values, probe_alone)
+                head = level_ids(prompt, level)
                 for key, response in (("best", best), ("worst", worst)):
-                    ids = torch.tensor([head + response_ids(response)], device=args.device)
-                    with torch.no_grad(), torch.autocast(**autocast):
-                        logits = model(ids).logits[0, :-1].float()
-                    lp = torch.log_softmax(logits, -1)[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
-                    logp[key, level] = lp[len(head) - 1 :].sum().item()
+                    logp[key, level] = continuation_logp(head, response_ids(response))
             hi, lo = spec.high[t], spec.low[t]
             shifts.append(
                 (logp["best", hi] - logp["worst", hi]) - (logp["best", lo] - logp["worst", lo])
