@@ -4,6 +4,7 @@
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
         [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--omit-others]
+        [--tag-per-prompt] [--versus-base] [--warmup N] [--order A,B,C] [--format tags|lines]
         [--identity-marker] [--noise-others] [--holdout 16] [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
@@ -32,7 +33,13 @@ generation is most of a short run). ``--train-soups 1,2,3`` trains on those soup
 one reward's marker move with the others at their mean, as a sweep sets them. ``--solo P``
 does so for a share P of the answers: each keeps one marker, drawn at random, and the others
 are written as 0.0 (left out with ``--omit-others``, and then the probes write the target's
-marker alone too). The control
+marker alone too); with ``--tag-per-prompt`` every answer to a prompt keeps the same marker,
+so that they differ in that marker's value only; with ``--versus-base`` (and ``--train-soups
+0,1,2,3``) each prompt keeps two answers, the base's and the expert's of its marker's objective
+(the experts in the objectives' order). ``--warmup N`` is a curriculum: the first N
+steps see the target's marker only (the others at 0.0, or left out). ``--order`` sets the order
+the markers are written in, ``--format lines`` writes them as ``name: value`` lines instead of
+the package's ``<name> value``. The control
 ``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
 own expert, -1 for the others), and ``--noise-others`` the other scores by standard normal noise;
 with both, the target's marker alone tells the answers apart. ``--save DIR`` writes the trained
@@ -101,6 +108,35 @@ def main() -> None:
     )
     parser.add_argument("--identity-marker", action="store_true", help="control: see above")
     parser.add_argument("--noise-others", action="store_true", help="control: see above")
+    parser.add_argument(
+        "--versus-base",
+        action="store_true",
+        help="with --solo 1: each prompt keeps two answers, the base's and one objective's "
+        "expert's, and that objective's marker only",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="a curriculum: the first N steps train on the target's marker only (the others "
+        "written as 0.0, or left out with --omit-others), then on the examples as set",
+    )
+    parser.add_argument(
+        "--tag-per-prompt",
+        action="store_true",
+        help="with --solo: every answer to a prompt keeps the same marker, so that its "
+        "answers differ in that marker's value only",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("tags", "lines"),
+        default="tags",
+        help="how the markers are written: the package's '<name> value' (tags), or one "
+        "'name: value' line each (lines)",
+    )
+    parser.add_argument(
+        "--order", help="comma-separated reward names: the order the markers are written in"
+    )
     parser.add_argument("--save", help="write a zoo manifest with the trained RiC model here")
     parser.add_argument(
         "--holdout",
@@ -138,11 +174,21 @@ def main() -> None:
     held = np.isin(group, groups[len(groups) - args.holdout :])
     probe_set = held_out_answers(prompts, responses, group, centred, held & keep, t)
     keep &= ~held
+    args.forced_tags = None
+    if args.versus_base:  # per prompt: one marker, the base's answer and that objective's expert's
+        tag = np.random.default_rng(3).integers(len(names), size=int(group.max()) + 1)[group]
+        keep &= (soup == 0) | (soup == tag + 1)  # expert i is objective i's (soup 0: the base)
+        args.forced_tags = tag[keep]
     prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
     responses = [r for r, k in zip(responses, keep, strict=True) if k]
-    centred = centred[keep]
+    centred, group = centred[keep], group[keep]
+    if args.order:
+        perm = [names.index(n) for n in args.order.split(",")]
+        centred, names = centred[:, perm], [names[i] for i in perm]
     print("correlations of the training scores:", np.round(np.corrcoef(centred.T), 2).tolist())
-    model, spec = train_and_probe(zoo, tok, prompts, responses, centred, names, args, probe_set)
+    model, spec = train_and_probe(
+        zoo, tok, prompts, responses, centred, names, args, probe_set, group
+    )
     if args.save:
         save_as_zoo(zoo, tok, model, spec, Path(args.save))
 
@@ -269,7 +315,7 @@ def decorrelated(scores: np.ndarray, target: int, others: list[int]) -> np.ndarr
     return keep
 
 
-def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set=()):
+def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set=(), group=None):
     """Train on the conditioned prompts, probing as it goes; returns ``(model, spec)``."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -280,9 +326,17 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     from merging.ric import RiCSpec, condition
     from merging.zoo.training import LORA_TARGETS
 
+    if args.format == "lines":  # an experiment: changes what condition() writes
+        import merging.ric
+
+        merging.ric.conditioning = lambda rewards, values: "\n".join(
+            f"{n}: {round(float(v), 1) + 0.0:.1f}" for n, v in zip(rewards, values, strict=True)
+        )
     torch.manual_seed(0)
     spec = RiCSpec.fit(names, scores)
     z = spec.normalise(scores)
+    t = names.index(args.target)
+    warm_z = np.where(np.arange(len(names)) == t, z, 0.0)  # --warmup: the target's marker only
     if args.drop:  # markers written as the mean
         z = np.where(np.random.default_rng(2).random(z.shape) < args.drop, 0.0, z)
     alone = np.full(len(z), -1)  # per example: the one marker written, or -1 for all
@@ -290,10 +344,13 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         draw = np.random.default_rng(3)
         solo = draw.random(len(z)) < args.solo
         kept = draw.integers(len(names), size=len(z))
+        if args.forced_tags is not None:  # --versus-base chose them
+            kept = args.forced_tags
+        elif args.tag_per_prompt:  # the same marker for every answer to a prompt
+            kept = draw.integers(len(names), size=int(group.max()) + 1)[group]
         z = np.where(solo[:, None] & (np.arange(len(names)) != kept[:, None]), 0.0, z)
         if args.omit_others:
             alone = np.where(solo, kept, -1)
-    t = names.index(args.target)
     end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
 
     def prompt_ids(prompt: Prompt, values, alone: int | None = None) -> list[int]:
@@ -311,6 +368,10 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     examples = [
         (prompt_ids(prompt, list(row), None if k < 0 else int(k)), response_ids(response))
         for prompt, response, row, k in zip(prompts, responses, z, alone, strict=True)
+    ]
+    warm = [
+        (prompt_ids(prompt, list(row), probe_alone), response_ids(response))
+        for prompt, response, row in zip(prompts, responses, warm_z, strict=True)
     ]
 
     model = AutoModelForCausalLM.from_pretrained(zoo.base, dtype=torch.float32).to(args.device)
@@ -392,7 +453,8 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         if at + args.batch > len(order):
             rng.shuffle(order)
             at = 0
-        batch = [examples[i] for i in order[at : at + args.batch]]
+        source = warm if step <= args.warmup else examples
+        batch = [source[i] for i in order[at : at + args.batch]]
         at += args.batch
         width = max(len(p) + len(r) for p, r in batch)
         ids = torch.full((len(batch), width), pad)
