@@ -39,7 +39,9 @@ so that they differ in that marker's value only; with ``--versus-base`` (and ``-
 (the experts in the objectives' order). ``--warmup N`` is a curriculum: the first N
 steps see the target's marker only (the others at 0.0, or left out). ``--order`` sets the order
 the markers are written in, ``--format lines`` writes them as ``name: value`` lines instead of
-the package's ``<name> value``. The control
+the package's ``<name> value``, ``--format bare-zeros`` writes a marker at 0.0 as its tag
+alone (a model trained so needs that format at inference too; ``zoo_report.py`` writes the
+package's). The control
 ``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
 own expert, -1 for the others), and ``--noise-others`` the other scores by standard normal noise;
 with both, the target's marker alone tells the answers apart. ``--save DIR`` writes the trained
@@ -129,10 +131,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--format",
-        choices=("tags", "lines"),
+        choices=("tags", "lines", "bare-zeros"),
         default="tags",
-        help="how the markers are written: the package's '<name> value' (tags), or one "
-        "'name: value' line each (lines)",
+        help="how the markers are written: the package's '<name> value' (tags), one "
+        "'name: value' line each (lines), or tags with a 0.0 marker's value left out "
+        "(bare-zeros: a diagnostic)",
     )
     parser.add_argument(
         "--order", help="comma-separated reward names: the order the markers are written in"
@@ -326,12 +329,18 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     from merging.ric import RiCSpec, condition
     from merging.zoo.training import LORA_TARGETS
 
-    if args.format == "lines":  # an experiment: changes what condition() writes
+    if args.format != "tags":  # an experiment: changes what condition() writes
         import merging.ric
 
-        merging.ric.conditioning = lambda rewards, values: "\n".join(
-            f"{n}: {round(float(v), 1) + 0.0:.1f}" for n, v in zip(rewards, values, strict=True)
-        )
+        def written(name: str, value: float) -> str:
+            value = round(float(value), 1) + 0.0
+            if args.format == "lines":
+                return f"{name}: {value:.1f}"
+            return f"<{name}>" if value == 0.0 else f"<{name}> {value:.1f}"
+
+        merging.ric.conditioning = lambda rewards, values: (
+            "\n" if args.format == "lines" else " "
+        ).join(written(n, v) for n, v in zip(rewards, values, strict=True))
     torch.manual_seed(0)
     spec = RiCSpec.fit(names, scores)
     z = spec.normalise(scores)
