@@ -4,7 +4,8 @@
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
         [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--omit-others]
-        [--tag-per-prompt] [--versus-base] [--warmup N] [--order A,B,C] [--format tags|lines]
+        [--tag-per-prompt] [--tag-per-batch] [--versus-base] [--warmup N]
+        [--order A,B,C] [--format tags|lines|bare-zeros]
         [--identity-marker] [--noise-others] [--holdout 16] [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
@@ -34,7 +35,8 @@ one reward's marker move with the others at their mean, as a sweep sets them. ``
 does so for a share P of the answers: each keeps one marker, drawn at random, and the others
 are written as 0.0 (left out with ``--omit-others``, and then the probes write the target's
 marker alone too); with ``--tag-per-prompt`` every answer to a prompt keeps the same marker,
-so that they differ in that marker's value only; with ``--versus-base`` (and ``--train-soups
+so that they differ in that marker's value only; ``--tag-per-batch`` fills each batch with
+examples of one marker kind; with ``--versus-base`` (and ``--train-soups
 0,1,2,3``) each prompt keeps two answers, the base's and the expert's of its marker's objective
 (the experts in the objectives' order). ``--warmup N`` is a curriculum: the first N
 steps see the target's marker only (the others at 0.0, or left out). ``--order`` sets the order
@@ -110,6 +112,11 @@ def main() -> None:
     )
     parser.add_argument("--identity-marker", action="store_true", help="control: see above")
     parser.add_argument("--noise-others", action="store_true", help="control: see above")
+    parser.add_argument(
+        "--tag-per-batch",
+        action="store_true",
+        help="with --solo: every batch holds examples of one marker kind",
+    )
     parser.add_argument(
         "--versus-base",
         action="store_true",
@@ -349,6 +356,7 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     if args.drop:  # markers written as the mean
         z = np.where(np.random.default_rng(2).random(z.shape) < args.drop, 0.0, z)
     alone = np.full(len(z), -1)  # per example: the one marker written, or -1 for all
+    kind = np.zeros(len(z), int)  # per example: the marker kept (--solo), for --tag-per-batch
     if args.solo:  # one marker kept, the others written as the mean (or left out)
         draw = np.random.default_rng(3)
         solo = draw.random(len(z)) < args.solo
@@ -358,6 +366,7 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         elif args.tag_per_prompt:  # the same marker for every answer to a prompt
             kept = draw.integers(len(names), size=int(group.max()) + 1)[group]
         z = np.where(solo[:, None] & (np.arange(len(names)) != kept[:, None]), 0.0, z)
+        kind = np.where(solo, kept, len(names))
         if args.omit_others:
             alone = np.where(solo, kept, -1)
     end = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)
@@ -457,10 +466,24 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
     print(f"step 0: {probe():+.3f} nats, answers {answer_probe():+.3f}", flush=True)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     order, rng, at = list(range(len(examples))), random.Random(0), len(examples)
+
+    def reorder() -> list[int]:
+        """A new epoch's order; with --tag-per-batch, whole batches of one marker kind."""
+        if not args.tag_per_batch:
+            rng.shuffle(order)
+            return order
+        batches = []
+        for k in np.unique(kind):
+            idx = [int(i) for i in np.flatnonzero(kind == k)]
+            rng.shuffle(idx)
+            batches += [idx[i : i + args.batch] for i in range(0, len(idx), args.batch)]
+        rng.shuffle(batches)
+        return [i for b in batches if len(b) == args.batch for i in b]
+
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         if at + args.batch > len(order):
-            rng.shuffle(order)
+            order = reorder()
             at = 0
         source = warm if step <= args.warmup else examples
         batch = [source[i] for i in order[at : at + args.batch]]
