@@ -184,11 +184,11 @@ def main() -> None:
     held = np.isin(group, groups[len(groups) - args.holdout :])
     probe_set = held_out_answers(prompts, responses, group, centred, held & keep, t)
     keep &= ~held
-    args.forced_tags = None
+    tags = None
     if args.versus_base:  # per prompt: one marker, the base's answer and that objective's expert's
         tag = np.random.default_rng(3).integers(len(names), size=int(group.max()) + 1)[group]
         keep &= (soup == 0) | (soup == tag + 1)  # expert i is objective i's (soup 0: the base)
-        args.forced_tags = tag[keep]
+        tags = tag[keep]
     prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
     responses = [r for r, k in zip(responses, keep, strict=True) if k]
     centred, group = centred[keep], group[keep]
@@ -197,7 +197,7 @@ def main() -> None:
         centred, names = centred[:, perm], [names[i] for i in perm]
     print("correlations of the training scores:", np.round(np.corrcoef(centred.T), 2).tolist())
     model, spec = train_and_probe(
-        zoo, tok, prompts, responses, centred, names, args, probe_set, group
+        zoo, tok, prompts, responses, centred, names, args, probe_set, group, tags
     )
     if args.save:
         save_as_zoo(zoo, tok, model, spec, Path(args.save))
@@ -325,25 +325,28 @@ def decorrelated(scores: np.ndarray, target: int, others: list[int]) -> np.ndarr
     return keep
 
 
-def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set=(), group=None):
-    """Train on the conditioned prompts, probing as it goes; returns ``(model, spec)``."""
+def train_and_probe(
+    zoo, tok, prompts, responses, scores, names, args, probe_set=(), group=None, tags=None
+):
+    """Train on the conditioned prompts, probing as it goes; returns ``(model, spec)``.
+    ``tags``: with ``--solo``, the marker each example keeps, when the caller chose them."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from merging.data import Prompt
     from merging.generation import render
-    from merging.ric import RiCSpec, condition
+    from merging.ric import RiCSpec, condition, score_text
     from merging.zoo.training import LORA_TARGETS
 
     if args.format != "tags":  # an experiment: changes what condition() writes
         import merging.ric
 
         def written(name: str, value: float) -> str:
-            value = round(float(value), 1) + 0.0
+            text = score_text(value)
             if args.format == "lines":
-                return f"{name}: {value:.1f}"
-            return f"<{name}>" if value == 0.0 else f"<{name}> {value:.1f}"
+                return f"{name}: {text}"
+            return f"<{name}>" if text == "0.0" else f"<{name}> {text}"
 
         merging.ric.conditioning = lambda rewards, values: (
             "\n" if args.format == "lines" else " "
@@ -361,8 +364,8 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         draw = np.random.default_rng(3)
         solo = draw.random(len(z)) < args.solo
         kept = draw.integers(len(names), size=len(z))
-        if args.forced_tags is not None:  # --versus-base chose them
-            kept = args.forced_tags
+        if tags is not None:  # --versus-base chose them
+            kept = tags
         elif args.tag_per_prompt:  # the same marker for every answer to a prompt
             kept = draw.integers(len(names), size=int(group.max()) + 1)[group]
         z = np.where(solo[:, None] & (np.arange(len(names)) != kept[:, None]), 0.0, z)
@@ -387,10 +390,12 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         (prompt_ids(prompt, list(row), None if k < 0 else int(k)), response_ids(response))
         for prompt, response, row, k in zip(prompts, responses, z, alone, strict=True)
     ]
-    warm = [
-        (prompt_ids(prompt, list(row), probe_alone), response_ids(response))
-        for prompt, response, row in zip(prompts, responses, warm_z, strict=True)
-    ]
+    warm = examples  # --warmup's examples, built only when asked for
+    if args.warmup:
+        warm = [
+            (prompt_ids(prompt, list(row), probe_alone), response_ids(response))
+            for prompt, response, row in zip(prompts, responses, warm_z, strict=True)
+        ]
 
     model = AutoModelForCausalLM.from_pretrained(zoo.base, dtype=torch.float32).to(args.device)
     if args.rank > 0:
@@ -442,11 +447,12 @@ def train_and_probe(zoo, tok, prompts, responses, scores, names, args, probe_set
         model.eval()
         shifts = []
         for prompt, best, worst in probe_set:
+            tails = {"best": response_ids(best), "worst": response_ids(worst)}
             logp = {}
             for level in (spec.low[t], spec.high[t]):
                 head = level_ids(prompt, level)
-                for key, response in (("best", best), ("worst", worst)):
-                    logp[key, level] = continuation_logp(head, response_ids(response))
+                for key, tail in tails.items():
+                    logp[key, level] = continuation_logp(head, tail)
             hi, lo = spec.high[t], spec.low[t]
             shifts.append(
                 (logp["best", hi] - logp["worst", hi]) - (logp["best", lo] - logp["worst", lo])

@@ -68,11 +68,15 @@ class RiCSpec(BaseModel):
         )
 
 
+def score_text(value: float) -> str:
+    """A desired score as a marker writes it: one decimal, never ``-0.0``."""
+    return f"{round(float(value), 1) + 0.0:.1f}"
+
+
 def conditioning(rewards: Sequence[str], values: Sequence[float]) -> str:
-    """``<name> value`` for each reward, one decimal (never ``-0.0``)."""
+    """``<name> value`` for each reward (see :func:`score_text`)."""
     return " ".join(
-        f"<{name}> {round(float(value), 1) + 0.0:.1f}"
-        for name, value in zip(rewards, values, strict=True)
+        f"<{name}> {score_text(value)}" for name, value in zip(rewards, values, strict=True)
     )
 
 
