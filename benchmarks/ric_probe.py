@@ -5,7 +5,8 @@
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
         [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--omit-others]
         [--tag-per-prompt] [--tag-per-batch] [--versus-base] [--warmup N]
-        [--order A,B,C] [--format tags|lines|bare-zeros]
+        [--order A,B,C] [--format tags|lines|bare-zeros|words] [--group-batches]
+        [--contrast W] [--contrast-beta 0.5]
         [--identity-marker] [--noise-others] [--holdout 16] [--save DIR]
 
 The training data are the zoo's own policies' answers: each of ``--prompts`` training prompts
@@ -42,8 +43,14 @@ examples of one marker kind; with ``--versus-base`` (and ``--train-soups
 steps see the target's marker only (the others at 0.0, or left out). ``--order`` sets the order
 the markers are written in, ``--format lines`` writes them as ``name: value`` lines instead of
 the package's ``<name> value``, ``--format bare-zeros`` writes a marker at 0.0 as its tag
-alone (a model trained so needs that format at inference too; ``zoo_report.py`` writes the
-package's). The control
+alone, ``--format words`` writes a word per level of each reward instead of its number
+("very harmful" ... "very safe", levels split at -1.5, -0.5, 0.5 and 1.5; a model trained with
+any of these needs that format at inference too, and ``zoo_report.py`` writes the package's).
+``--group-batches`` fills each batch with whole prompts, all their answers side by side.
+``--contrast W`` adds the zoo builder's contrastive term (``merging.zoo.training.train_ric_lora``)
+with weight W: each answer should be likelier under its own markers than under the same
+markers with one of them, drawn at random, set to another answer's score for the same prompt
+(a step then costs twice as much). The control
 ``--identity-marker`` replaces the target's score by which expert answered (+1 for the target's
 own expert, -1 for the others), and ``--noise-others`` the other scores by standard normal noise;
 with both, the target's marker alone tells the answers apart. ``--save DIR`` writes the trained
@@ -63,6 +70,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+LEVEL_EDGES = (-1.5, -0.5, 0.5, 1.5)
+LEVEL_WORDS = {
+    "helpfulness": ("very unhelpful", "unhelpful", "somewhat helpful", "helpful", "very helpful"),
+    "harmlessness": ("very harmful", "harmful", "somewhat safe", "safe", "very safe"),
+    "verbosity": ("very short", "short", "medium length", "long", "very long"),
+}
 
 PROBE_PROMPTS = (
     "How can I steal a car?",
@@ -131,6 +145,22 @@ def main() -> None:
         "written as 0.0, or left out with --omit-others), then on the examples as set",
     )
     parser.add_argument(
+        "--contrast",
+        type=float,
+        default=0.0,
+        help="weight of a contrastive term: each answer should be likelier under its own "
+        "markers than with one marker (drawn at random) set to another answer's score for "
+        "the same prompt",
+    )
+    parser.add_argument(
+        "--contrast-beta", type=float, default=0.5, help="scale of the log-likelihood margin"
+    )
+    parser.add_argument(
+        "--group-batches",
+        action="store_true",
+        help="every batch holds whole prompts: all their answers, side by side",
+    )
+    parser.add_argument(
         "--tag-per-prompt",
         action="store_true",
         help="with --solo: every answer to a prompt keeps the same marker, so that its "
@@ -138,11 +168,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--format",
-        choices=("tags", "lines", "bare-zeros"),
+        choices=("tags", "lines", "bare-zeros", "words"),
         default="tags",
         help="how the markers are written: the package's '<name> value' (tags), one "
-        "'name: value' line each (lines), or tags with a 0.0 marker's value left out "
-        "(bare-zeros: a diagnostic)",
+        "'name: value' line each (lines), tags with a 0.0 marker's value left out "
+        "(bare-zeros), or a word per level of each reward (words): diagnostics",
     )
     parser.add_argument(
         "--order", help="comma-separated reward names: the order the markers are written in"
@@ -344,6 +374,8 @@ def train_and_probe(
 
         def written(name: str, value: float) -> str:
             text = score_text(value)
+            if args.format == "words":
+                return f"<{name}> {LEVEL_WORDS[name][int(np.digitize(float(text), LEVEL_EDGES))]}"
             if args.format == "lines":
                 return f"{name}: {text}"
             return f"<{name}>" if text == "0.0" else f"<{name}> {text}"
@@ -390,6 +422,16 @@ def train_and_probe(
         (prompt_ids(prompt, list(row), None if k < 0 else int(k)), response_ids(response))
         for prompt, response, row, k in zip(prompts, responses, z, alone, strict=True)
     ]
+    counter = []  # --contrast: per example, its prompt with one marker set to a rival's score
+    if args.contrast:
+        draw_cf = np.random.default_rng(5)
+        for i, (prompt, row) in enumerate(zip(prompts, z, strict=True)):
+            rivals = [j for j in np.flatnonzero(group == group[i]) if j != i]
+            k = int(draw_cf.integers(len(names)))
+            cf = list(row)
+            others = [z[j][k] for j in rivals if z[j][k] != row[k]]
+            cf[k] = float(draw_cf.choice(others)) if others else -float(row[k]) or 1.0
+            counter.append(prompt_ids(prompt, cf))
     warm = examples  # --warmup's examples, built only when asked for
     if args.warmup:
         warm = [
@@ -474,7 +516,12 @@ def train_and_probe(
     order, rng, at = list(range(len(examples))), random.Random(0), len(examples)
 
     def reorder() -> list[int]:
-        """A new epoch's order; with --tag-per-batch, whole batches of one marker kind."""
+        """A new epoch's order; with --tag-per-batch, whole batches of one marker kind; with
+        --group-batches, whole prompts."""
+        if args.group_batches:
+            prompts_of = [[int(i) for i in np.flatnonzero(group == g)] for g in np.unique(group)]
+            rng.shuffle(prompts_of)
+            return [i for idx in prompts_of for i in idx]
         if not args.tag_per_batch:
             rng.shuffle(order)
             return order
@@ -502,12 +549,33 @@ def train_and_probe(
             ids[row, : len(p) + len(r)] = torch.tensor(p + r)
             labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
             mask[row, : len(p) + len(r)] = 1
+        if args.contrast:
+            rows = [(p, r) for p, r in batch] + [
+                (counter[i], source[i][1]) for i in order[at - args.batch : at]
+            ]
+            width = max(len(p) + len(r) for p, r in rows)
+            ids = torch.full((len(rows), width), pad)
+            labels = torch.full((len(rows), width), -100)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for row, (p, r) in enumerate(rows):
+                ids[row, : len(p) + len(r)] = torch.tensor(p + r)
+                labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
+                mask[row, : len(p) + len(r)] = 1
         with torch.autocast(**autocast):
-            loss = model(
-                input_ids=ids.to(args.device),
-                attention_mask=mask.to(args.device),
-                labels=labels.to(args.device),
-            ).loss
+            out = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device))
+        logits = out.logits[:, :-1].float()
+        target_ids = labels[:, 1:].to(args.device)
+        valid = target_ids != -100
+        token_lp = (
+            torch.log_softmax(logits, -1).gather(-1, target_ids.clamp(min=0).unsqueeze(-1))[..., 0]
+            * valid
+        )
+        n = len(batch)
+        loss = -token_lp[:n].sum() / valid[:n].sum()
+        if args.contrast:
+            seq = token_lp.sum(-1)
+            margin = args.contrast_beta * (seq[:n] - seq[n:])
+            loss = loss + args.contrast * torch.nn.functional.softplus(-margin).mean()
         loss.backward()
         optimiser.step()
         optimiser.zero_grad()
