@@ -8,7 +8,8 @@ of the prompt-hash split of HH-RLHF helpful-base and harmless-base, half from ea
 every objective's mean and standard error, and each expert's per-prompt paired difference from
 the base with its standard error. Then steers the rewards-in-context model through five levels
 of desired verbosity (and, separately, of harmlessness), the other rewards held at 0, and
-prints the measured objective per level with Spearman's rank correlation. Evaluations are
+prints the measured objective per level with Spearman's rank correlation and the paired
+per-prompt difference between the highest level and the lowest. Evaluations are
 cached, so a second run prints at once. Prints Markdown tables.
 """
 
@@ -155,7 +156,7 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         mid, half = (ric.low[i] + ric.high[i]) / 2, (ric.high[i] - ric.low[i]) / 2
         span = half * args.ric_span
         levels = np.round(np.linspace(mid - span, mid + span, 5), 1)
-        measured = []
+        measured, per_prompt = [], []
         for level in levels:
             desired = [0.0] * len(names)
             desired[i] = float(level)
@@ -169,11 +170,19 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
                 prompt_transform=ric.prompt_transform(recipe),
             )
             measured.append(r.objectives[target])
+            per_prompt.append(np.array(r.scores[target], dtype=float))
         rho = spearmanr(levels, [m.mean for m in measured]).statistic
         print(f"\n| desired {target} | measured {target} |\n|---|---|")
         for level, m in zip(levels, measured, strict=True):
             print(f"| {level:+.1f} | {m.mean:.3f} ± {m.stderr:.3f} |")
-        print(f"\nSpearman rank correlation: {rho:.2f}\n")
+        d = per_prompt[-1] - per_prompt[0]
+        se = d.std(ddof=1) / np.sqrt(len(d))
+        print(f"\nSpearman rank correlation: {rho:.2f}")
+        print(
+            f"highest level minus lowest, paired per prompt: {d.mean():+.3f} ± {se:.3f} "
+            f"(z {d.mean() / se if se else 0:+.1f}); the score unchanged for "
+            f"{np.mean(d == 0):.0%} of the prompts\n"
+        )
 
 
 if __name__ == "__main__":
