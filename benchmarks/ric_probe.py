@@ -541,26 +541,17 @@ def train_and_probe(
         source = warm if step <= args.warmup else examples
         batch = [source[i] for i in order[at : at + args.batch]]
         at += args.batch
-        width = max(len(p) + len(r) for p, r in batch)
-        ids = torch.full((len(batch), width), pad)
-        labels = torch.full((len(batch), width), -100)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (p, r) in enumerate(batch):
+        rows = list(batch)  # with --contrast, each example again under its counterfactual
+        if args.contrast:
+            rows += [(counter[i], source[i][1]) for i in order[at - args.batch : at]]
+        width = max(len(p) + len(r) for p, r in rows)
+        ids = torch.full((len(rows), width), pad)
+        labels = torch.full((len(rows), width), -100)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, (p, r) in enumerate(rows):
             ids[row, : len(p) + len(r)] = torch.tensor(p + r)
             labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
             mask[row, : len(p) + len(r)] = 1
-        if args.contrast:
-            rows = [(p, r) for p, r in batch] + [
-                (counter[i], source[i][1]) for i in order[at - args.batch : at]
-            ]
-            width = max(len(p) + len(r) for p, r in rows)
-            ids = torch.full((len(rows), width), pad)
-            labels = torch.full((len(rows), width), -100)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for row, (p, r) in enumerate(rows):
-                ids[row, : len(p) + len(r)] = torch.tensor(p + r)
-                labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
-                mask[row, : len(p) + len(r)] = 1
         with torch.autocast(**autocast):
             out = model(input_ids=ids.to(args.device), attention_mask=mask.to(args.device))
         logits = out.logits[:, :-1].float()
