@@ -185,6 +185,8 @@ def main() -> None:
         help="prompts kept out of training for the answer probe (see above)",
     )
     args = parser.parse_args()
+    if args.contrast and args.warmup:
+        parser.error("--contrast's counterfactual prompts are not built for --warmup's examples")
 
     from merging.policy import load_tokenizer
     from merging.zoo import load_zoo
@@ -425,13 +427,13 @@ def train_and_probe(
     counter = []  # --contrast: per example, its prompt with one marker set to a rival's score
     if args.contrast:
         draw_cf = np.random.default_rng(5)
-        for i, (prompt, row) in enumerate(zip(prompts, z, strict=True)):
+        for i, (prompt, row, k_alone) in enumerate(zip(prompts, z, alone, strict=True)):
             rivals = [j for j in np.flatnonzero(group == group[i]) if j != i]
             k = int(draw_cf.integers(len(names)))
             cf = list(row)
             others = [z[j][k] for j in rivals if z[j][k] != row[k]]
             cf[k] = float(draw_cf.choice(others)) if others else -float(row[k]) or 1.0
-            counter.append(prompt_ids(prompt, cf))
+            counter.append(prompt_ids(prompt, cf, None if k_alone < 0 else int(k_alone)))
     warm = examples  # --warmup's examples, built only when asked for
     if args.warmup:
         warm = [

@@ -81,6 +81,12 @@ def main() -> None:
     report_ric(args, zoo, objectives, names, prompts, tok, settings)
 
 
+def paired(d: np.ndarray) -> str:
+    """A per-prompt paired difference as ``mean ± standard error (z mean / error)``."""
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.3f} ± {se:.3f} (z {d.mean() / se if se else 0:+.1f})"
+
+
 def report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger) -> None:
     from merging.families import make_family
     from merging.policy import merged_identity, use_base
@@ -121,9 +127,7 @@ def report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger
     for e in experts:
         cells = []
         for n in names:
-            d = np.array(results[e].scores[n]) - base_scores[n]
-            se = d.std(ddof=1) / np.sqrt(len(d))
-            cells.append(f"{d.mean():+.3f} ± {se:.3f} (z {d.mean() / se if se else 0:+.1f})")
+            cells.append(paired(np.array(results[e].scores[n]) - base_scores[n]))
         print(f"| {e} | " + " | ".join(cells) + " |")
     tokens = {k: r.objectives["verbosity"].mean for k, r in results.items()}
     if "concise" in tokens:
@@ -176,12 +180,10 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         for level, m in zip(levels, measured, strict=True):
             print(f"| {level:+.1f} | {m.mean:.3f} ± {m.stderr:.3f} |")
         d = per_prompt[-1] - per_prompt[0]
-        se = d.std(ddof=1) / np.sqrt(len(d))
         print(f"\nSpearman rank correlation: {rho:.2f}")
         print(
-            f"highest level minus lowest, paired per prompt: {d.mean():+.3f} ± {se:.3f} "
-            f"(z {d.mean() / se if se else 0:+.1f}); the score unchanged for "
-            f"{np.mean(d == 0):.0%} of the prompts\n"
+            f"highest level minus lowest, paired per prompt: {paired(d)}; the score unchanged "
+            f"for {np.mean(d == 0):.0%} of the prompts\n"
         )
 
 
