@@ -47,7 +47,7 @@ alone, ``--format words`` writes a word per level of each reward instead of its 
 ("very harmful" ... "very safe", levels split at -1.5, -0.5, 0.5 and 1.5; a model trained with
 any of these needs that format at inference too, and ``zoo_report.py`` writes the package's).
 ``--group-batches`` fills each batch with whole prompts, all their answers side by side.
-``--contrast W`` adds the zoo builder's contrastive term (``merging.zoo.training.train_ric_lora``)
+``--contrast W`` adds a contrastive term (the one branch ``ric-contrast``'s zoo builder uses)
 with weight W: each answer should be likelier under its own markers than under the same
 markers with one of them, drawn at random, set to another answer's score for the same prompt
 (a step then costs twice as much). The control
