@@ -26,3 +26,17 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)} or auto")
     return DTYPES[dtype]
+
+
+def fast_bfloat16(device: str | torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (a CUDA device that supports it, or a
+    CPU with AVX-512 BF16 or AMX, as oneDNN reports it): where it does, training and the
+    generation of training data run in bfloat16, which is about twice as fast there; elsewhere
+    bfloat16 is emulated and slower than float32."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return dev.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -82,11 +82,26 @@ def auto_batch_size(
     return max(1, min(GPU_MAX_BATCH, fit, n_prompts))
 
 
-@torch.no_grad()
+def end_of_turn_id(tokenizer) -> int:
+    """The token that closes an assistant's turn: the first of :data:`END_OF_TURN_TOKENS` the
+    tokenizer knows, else its end-of-sequence token."""
+    vocab = tokenizer.get_vocab()
+    return next((vocab[t] for t in END_OF_TURN_TOKENS if t in vocab), tokenizer.eos_token_id)
+
+
 def generate(
     model, tokenizer, prompts: Sequence[Prompt], settings: GenerationSettings, *, progress=None
 ) -> list[str]:
     """Responses of ``model`` to ``prompts``, in order (special tokens stripped)."""
+    return generate_finished(model, tokenizer, prompts, settings, progress=progress)[0]
+
+
+@torch.no_grad()
+def generate_finished(
+    model, tokenizer, prompts: Sequence[Prompt], settings: GenerationSettings, *, progress=None
+) -> tuple[list[str], list[bool]]:
+    """:func:`generate`'s responses, and for each whether it ended its turn (a stop token)
+    rather than running out of ``max_new_tokens``."""
     device = next(model.parameters()).device
     texts = [render(tokenizer, p, settings.system_prompt) for p in prompts]
     tokenizer.padding_side = "left"
@@ -107,6 +122,7 @@ def generate(
     )
     stops = stop_token_ids(tokenizer, model)
     responses: list[str | None] = [None] * len(texts)
+    finished = [False] * len(texts)
     for b, start in enumerate(range(0, len(order), size)):
         idx = order[start : start + size]
         batch = tokenizer.pad(
@@ -127,8 +143,10 @@ def generate(
             **kwargs,
         )
         new = out[:, batch["input_ids"].shape[1] :]
-        for i, row in zip(idx, new, strict=True):
+        ended = torch.isin(new, torch.tensor(stops, device=new.device)).any(dim=1)
+        for i, row, end in zip(idx, new, ended.tolist(), strict=True):
             responses[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+            finished[i] = bool(end)
         if progress is not None:
             progress(len(idx))
-    return [r or "" for r in responses]
+    return [r or "" for r in responses], finished

@@ -167,6 +167,30 @@ class CausalLMEncoder(Encoder):
         return feats
 
 
+class RememberingEncoder(Encoder):
+    """Another encoder that keeps the features of every text it has encoded: scoring the texts
+    a head was just trained on then costs nothing (the zoo's builder picks its experts' pairs
+    by the heads' scores of the very pairs they were trained on)."""
+
+    def __init__(self, inner: Encoder):
+        self.inner, self.spec = inner, inner.spec
+        self.tokenizer = getattr(inner, "tokenizer", None)
+        self._features: dict[str, np.ndarray] = {}
+
+    def identity(self) -> dict:
+        return self.inner.identity()
+
+    def encode(self, texts, progress=None) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self._features]
+        if new:
+            self._features.update(zip(new, self.inner.encode(new, progress), strict=True))
+        if progress and len(texts) > len(new):
+            progress(len(texts) - len(new))
+        if not texts:
+            return self.inner.encode([])
+        return np.stack([self._features[t] for t in texts])
+
+
 def scoring_text(prompt, response: str, tokenizer=None) -> str:
     """What an encoder reads: the last user turn and the response (chat-formatted if it can)."""
     messages = [

@@ -105,8 +105,13 @@ def build_tiny(out: Path, *, seed: int = 0, steps: int = 30) -> Path:
     vocab = {t: i for i, t in enumerate(specials)}
     for word in sorted({*TINY_WORDS, "user", "assistant", "system"}):
         vocab[word] = len(vocab)
-    for i in range(100 - len(vocab)):
+    # a RiC marker's characters, so that a tiny RiC model can read its scores; they take the
+    # last ids, where fillers were, so that every other token keeps its id
+    marks = [*"0123456789", ".", "-", "<", ">"]
+    for i in range(100 - len(vocab) - len(marks)):
         vocab[f"x{i}"] = len(vocab)
+    for mark in marks:
+        vocab[mark] = len(vocab)
     raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     raw.add_special_tokens([AddedToken(t, special=True) for t in ("<|im_start|>", "<|im_end|>")])

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from merging.data import PreferencePair, Prompt
 from merging.paths import cache_root
 
-STEP_FILE, MANIFEST_FILE = "step.json", "zoo.json"
+STEP_FILE, MANIFEST_FILE, ANSWERS_FILE = "step.json", "zoo.json", "answers.json"
+PAIR_SCORES_FILE = "pair_scores.npz"
+"""A head's scores of the pairs it was trained on, which pick its expert's pairs."""
 OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
 
 
@@ -32,35 +35,47 @@ class Preset:
     dpo_beta: float
     max_length: int
     lora_rank: int
+    ric_prompts: int
+    """Training prompts each expert answers for the RiC model."""
+    ric_answer_tokens: int
+    """New tokens each answer may take (scored whole: its heads' scores and length)."""
+    ric_train_tokens: int
+    """The first tokens of each answer that the RiC model trains on."""
     ric_steps: int
     ric_learning_rate: float
     ric_batch: int
-    ric_examples: int
+    ric_contrast: float
+    """Weight of the contrastive term (:func:`merging.zoo.training.train_ric_lora`)."""
+    ric_contrast_tokens: int
     estimates: dict[str, float] = field(default_factory=dict)
 
 
 PRESETS = {
     "smol": Preset(
         "smol",
-        dpo_steps=18,
+        dpo_steps=14,
         dpo_batch=8,
         dpo_learning_rate=1e-3,
         concise_learning_rate=3e-4,
         dpo_beta=0.1,
         max_length=192,
         lora_rank=16,
-        ric_steps=100,
+        ric_prompts=160,
+        ric_answer_tokens=96,
+        ric_train_tokens=64,
+        ric_steps=90,
         ric_learning_rate=1e-3,
         ric_batch=8,
-        ric_examples=800,
+        ric_contrast=2.0,
+        ric_contrast_tokens=8,
         estimates={
-            "base": 20,
-            "helpfulness_head": 50,
+            "base": 30,
+            "helpfulness_head": 55,
             "harmlessness_head": 50,
-            "helpfulness_expert": 300,
-            "harmlessness_expert": 300,
-            "concise_expert": 300,
-            "ric": 420,
+            "helpfulness_expert": 215,
+            "harmlessness_expert": 195,
+            "concise_expert": 255,
+            "ric": 760,
         },
     ),
     "tiny": Preset(
@@ -72,10 +87,14 @@ PRESETS = {
         dpo_beta=0.1,
         max_length=64,
         lora_rank=4,
+        ric_prompts=24,
+        ric_answer_tokens=16,
+        ric_train_tokens=16,
         ric_steps=6,
         ric_learning_rate=5e-3,
         ric_batch=4,
-        ric_examples=48,
+        ric_contrast=2.0,
+        ric_contrast_tokens=4,
         estimates={
             "base": 2,
             "helpfulness_head": 2,
@@ -165,7 +184,8 @@ def _duration(seconds: float) -> str:
 
 
 def _bar(name: str):
-    """``update(done, total)`` draws a tqdm bar with an ETA; ``update(None)`` closes it."""
+    """``update(done, total)`` draws a tqdm bar with an ETA (a new ``total`` starts a new bar,
+    for a step's next phase); ``update(None)`` closes it."""
     from tqdm import tqdm
 
     state: dict = {}
@@ -175,6 +195,8 @@ def _bar(name: str):
             if "bar" in state:
                 state["bar"].close()
             return
+        if "bar" in state and total is not None and state["bar"].total != total:
+            state.pop("bar").close()  # a new phase of the step, counted in other units
         if "bar" not in state:
             state["bar"] = tqdm(total=total, desc=f"  {name}", file=sys.stderr, leave=False)
         state["bar"].n = done
@@ -219,10 +241,11 @@ def build_zoo(
     def head_step(pairs: list[PreferencePair], encoder_spec: str):
         def run(folder: Path, bar) -> dict:
             from merging.heads.bt_head import train_bt_head
-            from merging.heads.encoders import make_encoder
+            from merging.heads.encoders import RememberingEncoder, make_encoder
+            from merging.zoo.datasets import pair_scores
 
             kwargs = {"max_tokens": 64} if encoder_spec != "minilm" else {}
-            encoder = make_encoder(encoder_spec, device=device, **kwargs)
+            encoder = RememberingEncoder(make_encoder(encoder_spec, device=device, **kwargs))
             total, done = 2 * len(pairs), [0]
 
             def progress(n):
@@ -233,6 +256,8 @@ def build_zoo(
                 pairs, encoder, progress=progress, data=f"HH-RLHF ({preset})"
             )
             head.save(folder)
+            chosen, rejected = pair_scores(pairs, head)  # features remembered: no second pass
+            np.savez(folder / PAIR_SCORES_FILE, chosen=chosen, rejected=rejected)
             return metrics
 
         return run
@@ -275,7 +300,11 @@ def build_zoo(
             from merging.heads import BTHead
             from merging.zoo.datasets import pair_scores
 
-            scores[name] = pair_scores(pairs, BTHead.load(heads[name], device="cpu"))
+            saved = heads[name] / PAIR_SCORES_FILE  # written by the head's step
+            if saved.is_file() and len(np.load(saved)["chosen"]) == len(pairs):
+                scores[name] = (np.load(saved)["chosen"], np.load(saved)["rejected"])
+            else:
+                scores[name] = pair_scores(pairs, BTHead.load(heads[name], device="cpu"))
         return scores[name]
 
     def agreeing(name: str, pairs: list[PreferencePair]):
@@ -302,25 +331,56 @@ def build_zoo(
     }
 
     def ric_step(folder: Path, bar) -> dict:
-        from merging.zoo.ric_data import build_ric_examples
-        from merging.zoo.training import train_sft_lora
+        from merging.zoo.ric_data import (
+            REWARDS,
+            answer_prompts,
+            build_ric_examples,
+            policy_answers,
+        )
+        from merging.zoo.training import train_ric_lora
 
-        examples, spec = build_ric_examples(helpful, harmless, heads, base, p.ric_examples)
+        prompts = answer_prompts(helpful, harmless, p.ric_prompts)
+        total, done = p.ric_prompts * len(experts), [0]
+
+        def answered(n: int) -> None:
+            done[0] += n
+            bar(done[0], total)
+
+        responses, finished = policy_answers(
+            base,
+            experts,
+            prompts,
+            max_new_tokens=p.ric_answer_tokens,
+            device=device,
+            progress=answered,
+        )
+        answers = {"prompts": [list(q.messages) for q in prompts], "experts": list(experts)}
+        answers |= {"responses": responses, "finished": finished}
+        (folder / ANSWERS_FILE).write_text(json.dumps(answers) + "\n")  # what it trained on
+        examples, spec = build_ric_examples(prompts, responses, finished, heads, base)
         spec.save(folder)
-        metrics = train_sft_lora(
+        metrics = train_ric_lora(
             base,
             examples,
+            REWARDS,
             folder,
             steps=p.ric_steps,
-            learning_rate=p.ric_learning_rate,
             batch_size=p.ric_batch,
-            max_length=p.max_length + 32,
+            learning_rate=p.ric_learning_rate,
+            contrast=p.ric_contrast,
+            contrast_tokens=p.ric_contrast_tokens,
+            max_response_tokens=p.ric_train_tokens,
             lora_rank=p.lora_rank,
             device=device,
             report=lambda s, _: bar(s, p.ric_steps),
         )
         return {
             **metrics,
+            "answers": {
+                "prompts": len(prompts),
+                "experts": list(experts),
+                "finished": [round(sum(f) / len(f), 3) for f in finished],
+            },
             "rewards": list(spec.rewards),
             "low": list(spec.low),
             "high": list(spec.high),

@@ -1,54 +1,187 @@
-"""Training examples for the rewards-in-context model: responses with their scores in the prompt."""
+"""Training examples for the rewards-in-context model: answers with their scores in the prompt.
+
+The answers are the zoo's own experts' (each alone, greedily, on training prompts), so that
+every prompt has answers that differ the way the objectives do: the helpfulness expert's, the
+harmlessness expert's, the concise expert's. Each answer is scored by the zoo's heads and by its
+length; each head's score becomes the answer's rank among the answers to the same prompt (a
+Bradley-Terry head's score is only meaningful against another answer to the same prompt: its
+offset per prompt is most of its variance on HH-RLHF), while a length means the same for every
+prompt; then all are normalised and rounded as in the RiC paper (zero mean, unit variance, one
+decimal). Half of the examples show one marker only, the others written as 0.0, as a
+sweep of one desired reward writes them. Each example carries a
+counterfactual, its markers with one set to another answer's score for the same prompt, for the
+contrastive term of :func:`merging.zoo.training.train_ric_lora`. Measured, each of these three
+choices (the experts' answers, ranks, one-marker examples) is what made the smol zoo's RiC model
+follow its markers within the CPU budget (docs/ric-investigation.md).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from merging.data import PreferencePair, Prompt
-from merging.ric import RiCSpec, condition
+from merging.ric import RiCSpec
 
 REWARDS = ("helpfulness", "harmlessness", "verbosity")
 
 
+@dataclass(frozen=True)
+class RiCExample:
+    """One answer to train on, with what its prompt says and its counterfactual."""
+
+    prompt: Prompt
+    """The prompt without markers."""
+    response: str
+    finished: bool
+    """The answer ended its turn (train on its end too) rather than running out of tokens."""
+    scores: tuple[float, ...]
+    """Normalised, rounded scores in :data:`REWARDS` order: the markers of its prompt."""
+    counterfactual: tuple[float, ...]
+    """``scores`` with one marker set to another answer's score for the same prompt."""
+
+
+def answer_prompts(
+    helpful: Sequence[PreferencePair], harmless: Sequence[PreferencePair], n: int, seed: int = 0
+) -> list[Prompt]:
+    """``n`` distinct training prompts, alternately from each data set."""
+    rng = random.Random(seed)
+    sets = []
+    for pairs in (helpful, harmless):
+        pool = list({p.prompt.text: p.prompt for p in pairs}.values())
+        rng.shuffle(pool)
+        sets.append(pool[: (n + 1) // 2])
+    return [p for pair in zip(*sets, strict=False) for p in pair][:n]
+
+
+def policy_answers(
+    base: Path,
+    experts: dict[str, Path],
+    prompts: Sequence[Prompt],
+    *,
+    max_new_tokens: int,
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[list[str]], list[list[bool]]]:
+    """Greedy answers of each expert alone: ``(responses, finished)``, each indexed
+    ``[expert][prompt]``; in bfloat16 where that is native (the answers are training data,
+    not measurements)."""
+    from merging.checkpoints import ExpertSet
+    from merging.device import fast_bfloat16
+    from merging.generation import GenerationSettings, generate_finished
+    from merging.policy import load_tokenizer
+    from merging.resident import ResidentMerger
+
+    dtype = "bfloat16" if fast_bfloat16(device) else "float32"
+    merger = ResidentMerger(ExpertSet.from_paths(base, experts), device=device, dtype=dtype)
+    tok = load_tokenizer(base)
+    batch = 32 if merger.device.type == "cpu" else "auto"
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch)
+    responses, finished = [], []
+    for weights in np.eye(len(merger.expert_names)):
+        merger.set_linear(list(weights))
+        texts, ended = generate_finished(merger.model, tok, prompts, settings, progress=progress)
+        responses.append(texts)
+        finished.append(ended)
+    return responses, finished
+
+
+def rank_per_prompt(raw: np.ndarray, group: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """A copy of ``raw`` with each listed column replaced by its rank among the rows of the
+    same group, from -1 (lowest) to +1 (highest); ties share their mean rank, and a group of
+    one row is 0."""
+    from scipy.stats import rankdata
+
+    out = np.array(raw, dtype=float)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        for j in columns:
+            if len(rows) == 1:
+                out[rows, j] = 0.0
+            else:
+                out[rows, j] = 2 * (rankdata(out[rows, j]) - 1) / (len(rows) - 1) - 1
+    return out
+
+
+def one_marker_rows(
+    z: np.ndarray, share: float, rng: np.random.Generator, weights: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(shown, varied)``: per row, the scores its prompt shows and the marker its
+    counterfactual changes. A ``share`` of the rows show one marker, drawn at random (in
+    proportion to ``weights``, uniformly by default), with the others written as 0.0 (their
+    mean, as a sweep of one reward writes them), and vary that one; the other rows show every
+    marker and vary one drawn the same way."""
+    p = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
+    varied = rng.choice(z.shape[1], size=len(z), p=p)
+    alone = rng.random(len(z)) < share
+    shown = np.where(alone[:, None] & (np.arange(z.shape[1]) != varied[:, None]), 0.0, z)
+    return shown, varied
+
+
+def counterfactual_scores(
+    shown: np.ndarray, z: np.ndarray, group: np.ndarray, varied: np.ndarray, rng
+) -> np.ndarray:
+    """Per row, ``shown`` with marker ``varied`` set to the score another row of the same group
+    has there (``z``), drawn among those that differ from the row's own (its negation, or 1.0
+    for a 0.0, where none does)."""
+    out = np.array(shown, dtype=float)
+    for i, k in enumerate(varied):
+        rivals = [z[j, k] for j in np.flatnonzero(group == group[i]) if z[j, k] != z[i, k]]
+        out[i, k] = float(rng.choice(rivals)) if rivals else (-z[i, k] or 1.0)
+    return out
+
+
 def build_ric_examples(
-    helpful: list[PreferencePair],
-    harmless: list[PreferencePair],
+    prompts: Sequence[Prompt],
+    responses: Sequence[Sequence[str]],
+    finished: Sequence[Sequence[bool]],
     heads: dict[str, Path],
     base: Path,
-    n: int,
+    *,
+    one_marker: float = 0.5,
+    marker_weights: Sequence[float] | None = None,
     seed: int = 0,
-):
-    """``(examples, spec)``: ``n`` (conditioned prompt, response) pairs and the normalisation.
-
-    Responses are drawn from both data sets, chosen and rejected alike, so that the scores span
-    good and bad answers; each is scored by the helpfulness and harmlessness heads and by its
-    length in the base's tokens, then normalised and rounded as in the RiC paper.
-    """
+) -> tuple[list[RiCExample], RiCSpec]:
+    """``(examples, spec)`` from the answers of several policies (``[policy][prompt]``, as
+    :func:`policy_answers` gives them): each answer is scored by the helpfulness and
+    harmlessness heads, each score replaced by its rank among the answers to the same prompt
+    (:func:`rank_per_prompt`), and by its length in the base's tokens; then normalised and
+    rounded as in the RiC paper. A ``one_marker`` share of the examples show one marker only
+    (:func:`one_marker_rows`); which marker an example shows alone, or its counterfactual
+    changes, is drawn in proportion to ``marker_weights`` (uniformly by default)."""
     from merging.heads import BTHead, LengthTokens
     from merging.policy import load_tokenizer
 
-    rng = random.Random(seed)
-    pool: list[tuple[Prompt, str]] = []
-    for pairs in (helpful, harmless):
-        picked = rng.sample(pairs, min(len(pairs), n // 4 + 1))
-        pool += [(p.prompt, p.chosen) for p in picked] + [(p.prompt, p.rejected) for p in picked]
-    rng.shuffle(pool)
-    pool = pool[:n]
-    prompts, responses = [p for p, _ in pool], [r for _, r in pool]
-    length = LengthTokens(load_tokenizer(base))
+    n = len(prompts)
+    rows = [(i, policy) for i in range(n) for policy in range(len(responses))]
+    all_prompts = [prompts[i] for i, _ in rows]
+    all_responses = [responses[policy][i] for i, policy in rows]
+    group = np.array([i for i, _ in rows])
     raw = np.column_stack(
         [
-            BTHead.load(heads["helpfulness"], device="cpu").score(prompts, responses),
-            BTHead.load(heads["harmlessness"], device="cpu").score(prompts, responses),
-            length.score(prompts, responses),
+            BTHead.load(heads["helpfulness"], device="cpu").score(all_prompts, all_responses),
+            BTHead.load(heads["harmlessness"], device="cpu").score(all_prompts, all_responses),
+            LengthTokens(load_tokenizer(base)).score(all_prompts, all_responses),
         ]
     )
-    spec = RiCSpec.fit(REWARDS, raw)
-    z = spec.normalise(raw)
+    ranked = rank_per_prompt(raw, group, [0, 1])  # the heads' scores; lengths stay as they are
+    spec = RiCSpec.fit(REWARDS, ranked)
+    z = spec.normalise(ranked)
+    rng = np.random.default_rng(seed)
+    shown, varied = one_marker_rows(z, one_marker, rng, marker_weights)
+    counter = counterfactual_scores(shown, z, group, varied, rng)
     examples = [
-        (condition(p, REWARDS, row), r) for p, r, row in zip(prompts, responses, z, strict=True)
+        RiCExample(
+            prompt=all_prompts[r],
+            response=all_responses[r],
+            finished=bool(finished[policy][i]),
+            scores=tuple(map(float, shown[r])),
+            counterfactual=tuple(map(float, counter[r])),
+        )
+        for r, (i, policy) in enumerate(rows)
     ]
     return examples, spec

@@ -1,4 +1,5 @@
-"""Fine-tuning with TRL and PEFT: LoRA DPO experts and the supervised RiC model.
+"""Fine-tuning with PEFT: LoRA DPO experts (TRL's trainer) and the rewards-in-context model
+(a supervised loss with a contrastive term, in a loop of our own).
 
 Both run on the CPU or on CUDA, report progress with a time estimate, and save only the LoRA
 adapter (the ExpertSet turns an adapter into its full delta).
@@ -11,9 +12,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from merging.data import PreferencePair, Prompt
+from merging.data import PreferencePair
+from merging.device import fast_bfloat16
 
 LOG = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -69,8 +72,9 @@ def _common_args(
     seed: int,
     device: str,
 ) -> dict:
-    """Trainer settings shared by DPO and SFT: constant learning rate after a short warm-up,
-    no checkpoints, no external loggers, no activation checkpointing (it costs time here)."""
+    """TRL trainer settings: constant learning rate after a short warm-up,
+    no checkpoints, no external loggers, no activation checkpointing (it costs time here),
+    bfloat16 autocast where the device computes it natively (:func:`fast_bfloat16`)."""
     return {
         "output_dir": str(out / "_trainer"),
         "per_device_train_batch_size": batch_size,
@@ -86,7 +90,7 @@ def _common_args(
         "data_seed": seed,
         "disable_tqdm": True,
         "use_cpu": device == "cpu",
-        "bf16": False,
+        "bf16": fast_bfloat16(device),
         "dataloader_num_workers": 0,
         "gradient_checkpointing": False,
     }
@@ -131,7 +135,10 @@ def train_dpo_expert(
     device: str = "cpu",
     report: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """A LoRA adapter trained with TRL's DPO on ``pairs``; returns the training metrics."""
+    """A LoRA adapter trained with TRL's DPO on ``pairs``; returns the training metrics.
+
+    One epoch when ``steps * batch_size`` is the number of pairs, in batches of pairs of similar
+    length (padding costs as much as real tokens on a CPU)."""
     from trl import DPOConfig, DPOTrainer
 
     model, tok = _load(base, device)
@@ -143,8 +150,16 @@ def train_dpo_expert(
         }
         for p in pairs
     ]
+    # batches of pairs of similar length, taken in this order: a batch is padded to its longest
+    lengths = [
+        len(tok(p.prompt.text + max(p.chosen, p.rejected, key=len))["input_ids"]) for p in pairs
+    ]
+    buckets = _length_buckets(lengths, batch_size, np.random.default_rng(seed))
+    rows = [rows[i] for batch in buckets for i in batch]
     args = DPOConfig(
-        beta=beta, **_common_args(out, steps, batch_size, learning_rate, max_length, seed, device)
+        beta=beta,
+        train_sampling_strategy="sequential",
+        **_common_args(out, steps, batch_size, learning_rate, max_length, seed, device),
     )
     seconds, logs = _train(
         DPOTrainer, args, rows, model, tok, out, steps, _lora(lora_rank, targets), report
@@ -161,39 +176,165 @@ def train_dpo_expert(
     }
 
 
-def train_sft_lora(
+def train_ric_lora(
     base: Path,
-    examples: Sequence[tuple[Prompt, str]],
+    examples: Sequence,
+    rewards: Sequence[str],
     out: Path,
     *,
     steps: int,
     batch_size: int = 8,
-    learning_rate: float = 5e-4,
-    max_length: int = 256,
+    learning_rate: float = 1e-3,
+    contrast: float = 2.0,
+    contrast_beta: float = 0.5,
+    contrast_tokens: int = 8,
+    max_response_tokens: int = 64,
     lora_rank: int = 16,
     seed: int = 0,
     device: str = "cpu",
     report: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """A LoRA adapter trained with TRL's SFT on (prompt, response) examples (loss on the
-    response only)."""
-    from trl import SFTConfig, SFTTrainer
+    """The RiC model: a LoRA adapter trained on :class:`~merging.zoo.ric_data.RiCExample`\\ s.
 
+    The loss is RiC's supervised loss (each response, and its end of turn when it ended, given
+    its prompt with its own scores) plus ``contrast`` times a contrastive term: the first
+    ``contrast_tokens`` tokens of each response should be likelier under its own scores than
+    under its counterfactual's (one marker set to another answer's score for the same prompt),
+    ``softplus(-beta * (log p(own) - log p(counterfactual)))``. Supervised fine-tuning alone
+    teaches a small model the answers' style but, within a CPU budget, not to read each marker
+    (see docs/ric-investigation.md); TRL's SFT trainer has no such term, hence this loop.
+    bfloat16 autocast where it is native (:func:`~merging.device.fast_bfloat16`); the
+    adapter's weights stay float32.
+    """
+    from peft import get_peft_model
+
+    from merging.generation import end_of_turn_id, render
+    from merging.ric import condition
+
+    torch.manual_seed(seed)
     model, tok = _load(base, device)
+    model = get_peft_model(model, _lora(lora_rank, LORA_TARGETS))
+    end = end_of_turn_id(tok)
+
+    def prompt_ids(example, scores) -> list[int]:
+        text = render(tok, condition(example.prompt, rewards, scores))
+        return tok(text, add_special_tokens=False)["input_ids"]
+
     rows = [
-        {"prompt": list(p.messages), "completion": [{"role": "assistant", "content": r}]}
-        for p, r in examples
+        (
+            prompt_ids(e, e.scores),
+            prompt_ids(e, e.counterfactual),
+            response_token_ids(tok, e.response, e.finished, max_response_tokens, end),
+        )
+        for e in examples
     ]
-    args = SFTConfig(
-        packing=False,
-        **_common_args(out, steps, batch_size, learning_rate, max_length, seed, device),
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
+    warmup, decay = max(1, steps // 10), max(1, (3 * steps) // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(  # warm up, hold, then decay over the last 30%
+        optimiser, lambda s: min((s + 1) / warmup, 1.0, (steps - s) / decay)
     )
-    seconds, logs = _train(
-        SFTTrainer, args, rows, model, tok, out, steps, _lora(lora_rank, LORA_TARGETS), report
-    )
-    return {
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    autocast = {
+        "device_type": torch.device(device).type,
+        "dtype": torch.bfloat16,
+        "enabled": fast_bfloat16(device),
+    }
+    batches: list[list[int]] = []
+    rng = np.random.default_rng(seed)
+    logs = []
+    model.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        if not batches:
+            batches = _length_buckets([len(o) + len(r) for o, _, r in rows], batch_size, rng)
+        batch = [rows[i] for i in batches.pop()]
+        own_lp, own_valid = _response_log_probs(
+            model, [(own, response) for own, _, response in batch], pad, device, autocast
+        )
+        loss = -own_lp.sum() / own_valid.sum()
+        record = {"step": step + 1, "supervised": loss.item()}
+        if contrast:  # a pass of its own: its rows are shorter, so padded less
+            cf_lp, cf_valid = _response_log_probs(
+                model,
+                [(cf, response[:contrast_tokens]) for _, cf, response in batch],
+                pad,
+                device,
+                autocast,
+            )
+            head = cf_valid.sum(-1)  # per row: the response tokens the counterfactual covers
+            own = (own_lp * (own_valid.cumsum(-1) <= head[:, None])).sum(-1)  # its first ones
+            margin = contrast_beta * (own - cf_lp.sum(-1))
+            term = torch.nn.functional.softplus(-margin).mean()
+            loss = loss + contrast * term
+            record["margin"] = margin.mean().item() / contrast_beta
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        optimiser.zero_grad()
+        logs.append(record)
+        if report is not None:
+            report(step + 1, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    last = logs[-max(1, len(logs) // 5) :]
+    metrics = {
         "steps": steps,
         "examples": len(examples),
         "seconds": round(seconds, 1),
-        "final_loss": logs[-1]["loss"] if logs else None,
+        "final_loss": sum(r["supervised"] for r in last) / len(last),
     }
+    if contrast:
+        metrics["final_margin_nats"] = sum(r["margin"] for r in last) / len(last)
+    return metrics
+
+
+def _length_buckets(lengths: Sequence[int], size: int, rng) -> list[list[int]]:
+    """One epoch of batches of ``size`` rows of similar length (sorted by length, with a random
+    jitter so that batches differ from epoch to epoch), in random order: padding costs as much
+    as real tokens on a CPU."""
+    jitter = rng.uniform(0, 0.5 * np.std(lengths) + 1e-9, len(lengths))
+    order = np.argsort(np.asarray(lengths) + jitter, kind="stable").tolist()
+    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def response_token_ids(tokenizer, response: str, finished: bool, limit: int, end: int) -> list[int]:
+    """What a model trains to write for ``response``: its tokens, at most ``limit``, then the
+    end of turn if the response ended there (one cut short, or that ran out of tokens when
+    it was generated, is not taught to end)."""
+    ids = tokenizer(response, add_special_tokens=False)["input_ids"][:limit]
+    return [*ids, end] if finished and len(ids) < limit else ids
+
+
+def _response_log_probs(model, sequences, pad: int, device: str, autocast: dict):
+    """``(token_lp, valid)``, each ``(rows, longest response)``: the log-probability of each
+    response token of ``(prompt_ids, response_ids)`` rows, and where a response token is.
+
+    Rows are left-padded, so that the responses end together and the vocabulary projection is
+    computed for the response positions only (most of the cost of a small model's step is
+    there and in the padding)."""
+    width = max(len(p) + len(r) for p, r in sequences)
+    keep = max(len(r) for _, r in sequences)
+    ids = torch.full((len(sequences), width), pad)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    target = torch.full((len(sequences), keep), -100)
+    for row, (p, r) in enumerate(sequences):
+        ids[row, width - len(p) - len(r) :] = torch.tensor(p + r)
+        mask[row, width - len(p) - len(r) :] = 1
+        if r:
+            target[row, keep - len(r) :] = torch.tensor(r)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.autocast(**autocast):
+        logits = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            logits_to_keep=keep + 1,
+        ).logits[:, :-1]
+    target = target.to(device)
+    token_lp = -torch.nn.functional.cross_entropy(
+        logits.float().transpose(1, 2), target, ignore_index=-100, reduction="none"
+    )
+    return token_lp, target != -100

@@ -158,3 +158,31 @@ def test_heads_cli_train_and_eval(model_zoo, tmp_path, capsys):
     assert by_length["accuracy"] > 0.9  # chosen responses carry two extra words here
     assert main(["heads", "eval", "--head", str(out), "--data", str(data)]) == 0
     assert "use --split heldout" in capsys.readouterr().out
+
+
+def test_remembering_encoder_encodes_each_text_once():
+    from merging.heads.encoders import Encoder, RememberingEncoder
+
+    class Counting(Encoder):
+        def __init__(self):
+            self.spec = {"kind": "counting"}
+            self.seen: list[str] = []
+
+        def encode(self, texts, progress=None):
+            self.seen += list(texts)
+            if progress:
+                progress(len(texts))
+            return np.array([[len(t), t.count("a")] for t in texts], dtype=np.float32).reshape(
+                -1, 2
+            )
+
+    inner, counted = Counting(), []
+    enc = RememberingEncoder(inner)
+    first = enc.encode(["aa", "b", "aa"], counted.append)
+    second = enc.encode(["b", "ccc", "aa"], counted.append)
+    assert inner.seen == ["aa", "b", "ccc"]  # each text once, duplicates included
+    np.testing.assert_array_equal(first, [[2, 2], [1, 0], [2, 2]])
+    np.testing.assert_array_equal(second, [[1, 0], [3, 0], [2, 2]])
+    assert sum(counted) == 6  # progress counts every text asked for
+    assert enc.encode([]).shape == (0, 2)
+    assert enc.identity() == {"kind": "counting"}

@@ -47,6 +47,20 @@ def test_tiny_zoo_has_every_component(tiny_zoo):
     assert all(lo <= hi for lo, hi in zip(spec.low, spec.high, strict=True))
 
 
+def test_heads_keep_their_scores_of_the_pairs_they_trained_on(tiny_zoo):
+    from merging.heads import BTHead
+    from merging.zoo.builder import PAIR_SCORES_FILE, _tiny_pairs
+    from merging.zoo.datasets import pair_scores
+
+    manifest, _ = tiny_zoo
+    for name, kind in (("helpfulness", "helpful"), ("harmlessness", "harmless")):
+        saved = np.load(Path(manifest.heads[name]) / PAIR_SCORES_FILE)
+        chosen, rejected = pair_scores(_tiny_pairs(kind), BTHead.load(manifest.heads[name]))
+        np.testing.assert_allclose(saved["chosen"], chosen, atol=1e-5)
+        np.testing.assert_allclose(saved["rejected"], rejected, atol=1e-5)
+        assert (saved["chosen"] > saved["rejected"]).mean() > 0.5  # the marker word wins
+
+
 def test_second_build_reuses_everything(tiny_zoo):
     manifest, out = tiny_zoo
     lines = []
@@ -75,7 +89,8 @@ def test_zoo_experts_merge_and_ric_family(tiny_zoo):
     ric = make_family(
         "rewards_in_context", ["helpfulness", "harmlessness", "verbosity"], ric=manifest.ric
     )
-    recipe = ric.recipe([0.5, 0.0, -1.0])
+    low = RiCSpec.load(manifest.ric).low[2]  # the tiny zoo's shortest answers, normalised
+    recipe = ric.recipe([0.5, 0.0, low])
     ric_merger = ResidentMerger(
         ExpertSet.from_paths(manifest.base, {"ric": manifest.ric}), device="cpu"
     )
@@ -84,7 +99,8 @@ def test_zoo_experts_merge_and_ric_family(tiny_zoo):
     from merging.data import Prompt
 
     shown = transform(Prompt(({"role": "user", "content": "help me"},)))
-    assert shown.last_user == "help me\n\n<helpfulness> 0.5 <harmlessness> 0.0 <verbosity> -1.0"
+    marks = f"<helpfulness> 0.5 <harmlessness> 0.0 <verbosity> {low:.1f}"
+    assert shown.last_user == f"help me\n\n{marks}"
     pref = make_family(
         "rewards_in_context",
         ["helpfulness", "harmlessness", "verbosity"],

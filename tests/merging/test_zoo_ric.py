@@ -1,0 +1,176 @@
+"""The RiC model's training data and loop: answers, centring, counterfactuals, and a model that
+learns to read its marker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from merging.checkpoints import ExpertSet
+from merging.data import PreferencePair, Prompt
+from merging.generation import (
+    GenerationSettings,
+    end_of_turn_id,
+    generate,
+    generate_finished,
+    render,
+)
+from merging.policy import load_tokenizer
+from merging.resident import ResidentMerger
+from merging.ric import condition
+from merging.zoo.base import build_tiny, tiny_text
+from merging.zoo.ric_data import (
+    RiCExample,
+    answer_prompts,
+    counterfactual_scores,
+    one_marker_rows,
+    rank_per_prompt,
+)
+from merging.zoo.training import response_token_ids, train_ric_lora
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return build_tiny(tmp_path_factory.mktemp("tiny_base"))
+
+
+def _prompts(n: int, seed: int) -> list[Prompt]:
+    return [Prompt(({"role": "user", "content": q},)) for q in tiny_text(n, seed)]
+
+
+def test_scores_become_ranks_among_the_answers_to_the_same_prompt():
+    raw = np.array([[5.0, 1.0], [9.0, 1.0], [7.0, 3.0], [0.5, 2.0], [0.1, 2.0], [4.0, 4.0]])
+    group = np.array([0, 0, 0, 1, 1, 2])
+    out = rank_per_prompt(raw, group, [0, 1])
+    np.testing.assert_allclose(
+        out,
+        [[-1, -0.5], [1, -0.5], [0, 1], [1, 0], [-1, 0], [0, 0]],  # ties share their rank
+    )
+    assert raw[0, 0] == 5.0
+    np.testing.assert_array_equal(rank_per_prompt(raw, group, [1])[:, 0], raw[:, 0])
+
+
+def test_one_marker_rows_write_the_others_as_their_mean():
+    z = np.arange(1, 3001, dtype=float).reshape(1000, 3)
+    shown, varied = one_marker_rows(z, 0.5, np.random.default_rng(0))
+    alone = (shown == 0).sum(1) == 2
+    assert 0.45 < alone.mean() < 0.55
+    assert (shown[~alone] == z[~alone]).all()
+    kept = shown[alone][np.arange(alone.sum()), varied[alone]]
+    np.testing.assert_array_equal(kept, z[alone][np.arange(alone.sum()), varied[alone]])
+    assert set(varied) == {0, 1, 2}
+    assert one_marker_rows(z, 0.0, np.random.default_rng(0))[0].tolist() == z.tolist()
+
+
+def test_a_counterfactual_sets_one_marker_to_a_rival_answers_value():
+    z = np.array([[0.5, -1.0, 2.0], [-0.5, 1.0, 2.0], [0.0, 0.3, -1.0], [1.2, 0.3, -1.0]])
+    shown = z * np.array([[1, 1, 1], [0, 1, 0], [1, 1, 1], [1, 0, 0]])  # rows 1, 3: one marker
+    group = np.array([0, 0, 1, 1])
+    varied = np.array([0, 1, 2, 0])
+    out = counterfactual_scores(shown, z, group, varied, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, [[-0.5, -1, 2], [0, -1, 0], [0, 0.3, 1], [0, 0, 0]])
+    rows, groups = np.repeat(z, 50, 0), np.repeat(group, 50)
+    varied = np.random.default_rng(1).integers(3, size=len(rows))
+    many = counterfactual_scores(rows, rows, groups, varied, np.random.default_rng(1))
+    changed = many != rows
+    assert (changed.sum(1) == 1).all()
+    np.testing.assert_array_equal(np.argmax(changed, axis=1), varied)
+
+
+def test_answer_prompts_alternate_between_the_data_sets_without_repeats():
+    a = [PreferencePair(p, "x", "y") for p in _prompts(6, 1)] * 2  # every prompt twice
+    b = [PreferencePair(p, "x", "y") for p in _prompts(6, 2)]
+    out = answer_prompts(a, b, 6)
+    assert len(out) == len({p.text for p in out}) == 6
+    assert [p.text in {q.prompt.text for q in a} for p in out] == [True, False] * 3
+
+
+def test_generation_says_which_responses_ended_their_turn(tiny_base):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    tok = load_tokenizer(tiny_base)
+    prompts = _prompts(12, 3)
+    for limit in (6, 12):  # sampled hot: the tiny base alone would end its turn at once
+        settings = GenerationSettings(
+            max_new_tokens=limit, batch_size=4, do_sample=True, temperature=1.5, top_p=1.0
+        )
+        texts, finished = generate_finished(model, tok, prompts, settings)
+        assert texts == generate(model, tok, prompts, settings)
+        lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        for n, ended in zip(lengths, finished, strict=True):
+            assert n < limit if ended else n == limit
+    assert any(finished)  # some end their turn,
+    assert not all(finished)  # some run out of tokens
+
+
+def test_a_response_is_taught_to_end_only_if_it_ended(tiny_base):
+    tok = load_tokenizer(tiny_base)
+    end = end_of_turn_id(tok)
+    assert end == tok.convert_tokens_to_ids("<|im_end|>")
+    words = tok("help me cook", add_special_tokens=False)["input_ids"]
+    assert response_token_ids(tok, "help me cook", True, 8, end) == [*words, end]
+    assert response_token_ids(tok, "help me cook", False, 8, end) == words
+    assert response_token_ids(tok, "help me cook", True, 2, end) == words[:2]  # cut short
+
+
+def _log_p(model, tok, prompt: Prompt, value: float, response: str) -> float:
+    head = tok(render(tok, condition(prompt, ("harmlessness",), [value])), add_special_tokens=False)
+    tail = response_token_ids(tok, response, True, 32, end_of_turn_id(tok))
+    ids = torch.tensor([head["input_ids"] + tail])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(ids).logits[0, :-1], -1)
+    picked = lp[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+    return float(picked[len(head["input_ids"]) - 1 :].sum())
+
+
+def _marker_shifts(base, folder) -> np.ndarray:
+    """Per held-out prompt and answer: log p(answer | its own score) - log p(answer | the
+    other answer's score)."""
+    merger = ResidentMerger(ExpertSet.from_paths(base, {"ric": folder}), device="cpu")
+    merger.set_linear([1.0])
+    tok = load_tokenizer(base)
+    return np.array(
+        [
+            [
+                _log_p(merger.model, tok, prompt, own, response)
+                - _log_p(merger.model, tok, prompt, -own, response)
+                for response, own in ((SAFE, 1.5), (SURE, -1.5))
+            ]
+            for prompt in _prompts(8, 9)
+        ]
+    )
+
+
+SAFE, SURE = "sorry cannot help with that", "sure here is the plan"
+
+
+def test_the_contrastive_term_teaches_the_model_to_read_its_marker(tiny_base, tmp_path):
+    """Two answers per prompt, told apart only by the harmlessness marker. With the contrastive
+    term each becomes likelier under its own score than under the other's, on prompts never
+    seen; the supervised loss alone, as long, does not get there on the tiny model."""
+    examples = []
+    for p in _prompts(48, 5):
+        examples.append(RiCExample(p, SAFE, True, (1.5,), (-1.5,)))
+        examples.append(RiCExample(p, SURE, True, (-1.5,), (1.5,)))
+    shifts = {}
+    for weight in (1.0, 0.0):
+        folder = tmp_path / f"contrast{weight}"
+        metrics = train_ric_lora(
+            tiny_base,
+            examples,
+            ("harmlessness",),
+            folder,
+            steps=80,
+            batch_size=8,
+            learning_rate=1e-2,
+            contrast=weight,
+            contrast_tokens=4,
+            lora_rank=8,
+        )
+        assert (metrics["steps"], metrics["examples"]) == (80, 96)
+        shifts[weight] = _marker_shifts(tiny_base, folder)
+    assert metrics.get("final_margin_nats") is None  # no contrastive term, no margin
+    assert shifts[1.0].min() > 1.0, shifts[1.0]
+    assert shifts[1.0].mean() > shifts[0.0].mean() + 1.0, (shifts[1.0], shifts[0.0])
