@@ -183,6 +183,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def _counting(bar, total: int) -> Callable[[int], None]:
+    """``progress(n)`` callbacks that add ``n`` done items to ``bar``, out of ``total``."""
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        bar(done[0], total)
+
+    return progress
+
+
 def _bar(name: str):
     """``update(done, total)`` draws a tqdm bar with an ETA (a new ``total`` starts a new bar,
     for a step's next phase); ``update(None)`` closes it."""
@@ -246,12 +257,7 @@ def build_zoo(
 
             kwargs = {"max_tokens": 64} if encoder_spec != "minilm" else {}
             encoder = RememberingEncoder(make_encoder(encoder_spec, device=device, **kwargs))
-            total, done = 2 * len(pairs), [0]
-
-            def progress(n):
-                done[0] += n
-                bar(done[0], total)
-
+            progress = _counting(bar, 2 * len(pairs))
             head, metrics = train_bt_head(
                 pairs, encoder, progress=progress, data=f"HH-RLHF ({preset})"
             )
@@ -301,8 +307,9 @@ def build_zoo(
             from merging.zoo.datasets import pair_scores
 
             saved = heads[name] / PAIR_SCORES_FILE  # written by the head's step
-            if saved.is_file() and len(np.load(saved)["chosen"]) == len(pairs):
-                scores[name] = (np.load(saved)["chosen"], np.load(saved)["rejected"])
+            kept = np.load(saved) if saved.is_file() else None
+            if kept is not None and len(kept["chosen"]) == len(pairs):
+                scores[name] = (kept["chosen"], kept["rejected"])
             else:
                 scores[name] = pair_scores(pairs, BTHead.load(heads[name], device="cpu"))
         return scores[name]
@@ -340,19 +347,13 @@ def build_zoo(
         from merging.zoo.training import train_ric_lora
 
         prompts = answer_prompts(helpful, harmless, p.ric_prompts)
-        total, done = p.ric_prompts * len(experts), [0]
-
-        def answered(n: int) -> None:
-            done[0] += n
-            bar(done[0], total)
-
         responses, finished = policy_answers(
             base,
             experts,
             prompts,
             max_new_tokens=p.ric_answer_tokens,
             device=device,
-            progress=answered,
+            progress=_counting(bar, p.ric_prompts * len(experts)),
         )
         answers = {"prompts": [list(q.messages) for q in prompts], "experts": list(experts)}
         answers |= {"responses": responses, "finished": finished}

@@ -10,9 +10,10 @@ prompt; then all are normalised and rounded as in the RiC paper (zero mean, unit
 decimal). Half of the examples show one marker only, the others written as 0.0, as a
 sweep of one desired reward writes them. Each example carries a
 counterfactual, its markers with one set to another answer's score for the same prompt, for the
-contrastive term of :func:`merging.zoo.training.train_ric_lora`. Measured, each of these three
-choices (the experts' answers, ranks, one-marker examples) is what made the smol zoo's RiC model
-follow its markers within the CPU budget (docs/ric-investigation.md).
+contrastive term of :func:`merging.zoo.training.train_ric_lora`. Measured, these three
+choices (the experts' answers, ranks, one-marker examples) made the smol zoo's RiC model follow
+its verbosity marker, and its harmlessness marker on some answer sets but not yet reliably
+(docs/ric-investigation.md).
 """
 
 from __future__ import annotations
