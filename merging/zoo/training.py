@@ -164,15 +164,12 @@ def train_dpo_expert(
     seconds, logs = _train(
         DPOTrainer, args, rows, model, tok, out, steps, _lora(lora_rank, targets), report
     )
-    last = logs[-max(1, len(logs) // 5) :]
     return {
         "steps": steps,
         "pairs": len(pairs),
         "seconds": round(seconds, 1),
-        "final_loss": sum(h["loss"] for h in last) / len(last) if last else None,
-        "final_reward_accuracy": sum(h.get("rewards/accuracies", 0) for h in last) / len(last)
-        if last
-        else None,
+        "final_loss": _final_mean(logs, "loss"),
+        "final_reward_accuracy": _final_mean(logs, "rewards/accuracies"),
     }
 
 
@@ -278,16 +275,22 @@ def train_ric_lora(
     seconds = time.perf_counter() - start
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    last = logs[-max(1, len(logs) // 5) :]
     metrics = {
         "steps": steps,
         "examples": len(examples),
         "seconds": round(seconds, 1),
-        "final_loss": sum(r["supervised"] for r in last) / len(last),
+        "final_loss": _final_mean(logs, "supervised"),
     }
     if contrast:
-        metrics["final_margin_nats"] = sum(r["margin"] for r in last) / len(last)
+        metrics["final_margin_nats"] = _final_mean(logs, "margin")
     return metrics
+
+
+def _final_mean(logs: Sequence[dict], key: str) -> float | None:
+    """The mean of ``key`` over the last fifth of the training logs (a single step is noisy);
+    ``None`` when there are no logs, and a log without ``key`` counts as 0."""
+    last = logs[-max(1, len(logs) // 5) :]
+    return sum(h.get(key, 0) for h in last) / len(last) if last else None
 
 
 def _length_buckets(lengths: Sequence[int], size: int, rng) -> list[list[int]]:
