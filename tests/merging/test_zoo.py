@@ -137,3 +137,34 @@ def test_zoo_cli_show(tiny_zoo, capsys):
     assert json.loads(capsys.readouterr().out)["preset"] == "tiny"
     assert main(["zoo", "show", "--preset", "tiny", "--out", str(out / "nowhere")]) == 2
     assert "paretomerge zoo build --preset tiny" in capsys.readouterr().err
+
+
+def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_zoo, tmp_path):
+    """benchmarks/ric_retrain.py: the zoo's saved answers, the preset's recipe, more steps; the
+    new folder is a zoo whose manifest differs from the source in its RiC model only."""
+    import subprocess
+    import sys
+
+    manifest, _ = tiny_zoo
+    script = Path(__file__).parents[2] / "benchmarks" / "ric_retrain.py"
+    out = tmp_path / "retrained"
+    argv = [sys.executable, str(script), "--preset", "tiny", "--zoo", manifest.folder]
+    subprocess.run(
+        [*argv, "--out", str(out), "--steps", "3", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    metrics = json.loads((out / "ric" / "step.json").read_text())["metrics"]
+    answers = json.loads((Path(manifest.ric) / "answers.json").read_text())
+    assert metrics["steps"] == 3
+    assert metrics["examples"] == len(answers["experts"]) * len(answers["prompts"])
+    new = load_zoo("tiny", out)
+    assert new.ric == str((out / "ric").resolve()) != manifest.ric
+    unchanged = {"ric", "folder"}
+    assert new.model_dump(exclude=unchanged) == manifest.model_dump(exclude=unchanged)
+    assert RiCSpec.load(new.ric) == RiCSpec.load(manifest.ric)  # same answers, same scores
+    assert (out / "ric" / "adapter_model.safetensors").is_file()
+    again = subprocess.run([*argv, "--out", str(out)], capture_output=True, text=True)
+    assert again.returncode != 0
+    assert "exists already" in again.stderr

@@ -1,0 +1,101 @@
+"""Retrain a zoo's rewards-in-context model from its saved answers, with more steps or elsewhere.
+
+    python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
+        [--preset smol] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
+    python benchmarks/zoo_report.py --zoo /tmp/ric-800 --ric-only
+
+The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
+90 steps of 8 answers; docs/ric-investigation.md). This script trains the RiC model again, the
+builder's way (:func:`merging.zoo.ric_data.build_ric_examples` on the experts' answers the build
+saved in ``ric/answers.json``, then :func:`merging.zoo.training.train_ric_lora` with the
+preset's settings), changing only what its options say, so that a longer run or one on a GPU
+can be measured against the build's own. ``--out`` becomes a zoo folder: its ``zoo.json`` is the
+source zoo's manifest with ``ric`` pointing at the new model (base, heads and experts are the
+source zoo's, not copied), which ``zoo_report.py --zoo`` reads; ``ric/step.json`` records the
+training's time and metrics, as the builder's step does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800",
+    )
+    parser.add_argument("--preset", default="smol", help="preset whose settings to start from")
+    parser.add_argument("--zoo", help="source zoo folder (default: the user cache)")
+    parser.add_argument("--out", required=True, help="folder for the new zoo manifest and model")
+    parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    parser.add_argument("--learning-rate", type=float, help="default: the preset's")
+    parser.add_argument("--contrast", type=float, help="contrastive weight (default: preset's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from tqdm import tqdm
+
+    from merging.data import Prompt
+    from merging.device import resolve_device
+    from merging.zoo import load_zoo
+    from merging.zoo.builder import ANSWERS_FILE, PRESETS, STEP_FILE
+    from merging.zoo.ric_data import REWARDS, build_ric_examples
+    from merging.zoo.training import train_ric_lora
+
+    preset = PRESETS[args.preset]
+    zoo = load_zoo(args.preset, args.zoo)
+    if zoo.ric is None:
+        raise SystemExit(f"the zoo at {zoo.folder} has no RiC model, so no saved answers")
+    saved = Path(zoo.ric) / ANSWERS_FILE
+    if not saved.is_file():
+        raise SystemExit(f"{saved} is missing: rebuild the zoo's ric step to save its answers")
+    out = Path(args.out).expanduser()
+    if (out / "ric").exists():
+        raise SystemExit(f"{out / 'ric'} exists already: choose another --out")
+    answers = json.loads(saved.read_text())
+    prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
+    heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
+    examples, spec = build_ric_examples(
+        prompts, answers["responses"], answers["finished"], heads, Path(zoo.base), seed=args.seed
+    )
+    folder = out / "ric"
+    folder.mkdir(parents=True)
+    spec.save(folder)
+    steps = args.steps or preset.ric_steps
+    bar = tqdm(total=steps, desc="RiC training", unit="step")
+    device = str(resolve_device(args.device))
+    start = time.perf_counter()
+    metrics = train_ric_lora(
+        Path(zoo.base),
+        examples,
+        REWARDS,
+        folder,
+        steps=steps,
+        batch_size=preset.ric_batch,
+        learning_rate=args.learning_rate or preset.ric_learning_rate,
+        contrast=preset.ric_contrast if args.contrast is None else args.contrast,
+        contrast_tokens=preset.ric_contrast_tokens,
+        max_response_tokens=preset.ric_train_tokens,
+        lora_rank=preset.lora_rank,
+        seed=args.seed,
+        device=device,
+        report=lambda done, _: bar.update(done - bar.n),
+    )
+    bar.close()
+    seconds = round(time.perf_counter() - start, 1)
+    record = {"seconds": seconds, "metrics": {**metrics, "device": device, "retrained": True}}
+    (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
+    (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    print(f"measure it: python benchmarks/zoo_report.py --zoo {out} --ric-only")
+
+
+if __name__ == "__main__":
+    main()
