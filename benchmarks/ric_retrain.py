@@ -44,7 +44,7 @@ def main() -> None:
     from merging.data import Prompt
     from merging.device import resolve_device
     from merging.zoo import load_zoo
-    from merging.zoo.builder import ANSWERS_FILE, PRESETS, STEP_FILE
+    from merging.zoo.builder import ANSWERS_FILE, PRESETS, STEP_FILE, ric_training_settings
     from merging.zoo.ric_data import REWARDS, build_ric_examples
     from merging.zoo.training import train_ric_lora
 
@@ -67,8 +67,13 @@ def main() -> None:
     folder = out / "ric"
     folder.mkdir(parents=True)
     spec.save(folder)
-    steps = args.steps or preset.ric_steps
-    bar = tqdm(total=steps, desc="RiC training", unit="step")
+    overrides = {
+        "steps": args.steps,
+        "learning_rate": args.learning_rate,
+        "contrast": args.contrast,
+    }
+    settings = ric_training_settings(preset) | {k: v for k, v in overrides.items() if v is not None}
+    bar = tqdm(total=settings["steps"], desc="RiC training", unit="step")
     device = str(resolve_device(args.device))
     start = time.perf_counter()
     metrics = train_ric_lora(
@@ -76,13 +81,7 @@ def main() -> None:
         examples,
         REWARDS,
         folder,
-        steps=steps,
-        batch_size=preset.ric_batch,
-        learning_rate=args.learning_rate or preset.ric_learning_rate,
-        contrast=preset.ric_contrast if args.contrast is None else args.contrast,
-        contrast_tokens=preset.ric_contrast_tokens,
-        max_response_tokens=preset.ric_train_tokens,
-        lora_rank=preset.lora_rank,
+        **settings,
         seed=args.seed,
         device=device,
         report=lambda done, _: bar.update(done - bar.n),

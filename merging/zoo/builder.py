@@ -108,6 +108,20 @@ PRESETS = {
 }
 
 
+def ric_training_settings(preset: Preset) -> dict:
+    """The preset's keyword arguments for :func:`merging.zoo.training.train_ric_lora`: how the
+    builder trains the RiC model (``benchmarks/ric_retrain.py`` starts from them too)."""
+    return {
+        "steps": preset.ric_steps,
+        "batch_size": preset.ric_batch,
+        "learning_rate": preset.ric_learning_rate,
+        "contrast": preset.ric_contrast,
+        "contrast_tokens": preset.ric_contrast_tokens,
+        "max_response_tokens": preset.ric_train_tokens,
+        "lora_rank": preset.lora_rank,
+    }
+
+
 class ZooManifest(BaseModel):
     """Where a built zoo's components are (paths absolute)."""
 
@@ -365,13 +379,7 @@ def build_zoo(
             examples,
             REWARDS,
             folder,
-            steps=p.ric_steps,
-            batch_size=p.ric_batch,
-            learning_rate=p.ric_learning_rate,
-            contrast=p.ric_contrast,
-            contrast_tokens=p.ric_contrast_tokens,
-            max_response_tokens=p.ric_train_tokens,
-            lora_rank=p.lora_rank,
+            **ric_training_settings(p),
             device=device,
             report=lambda s, _: bar(s, p.ric_steps),
         )
