@@ -382,7 +382,7 @@ def train_and_probe(
                 return f"{name}: {text}"
             return f"<{name}>" if text == "0.0" else f"<{name}> {text}"
 
-        merging.ric.conditioning = lambda rewards, values: (
+        merging.ric.conditioning = lambda rewards, values, words=None: (
             "\n" if args.format == "lines" else " "
         ).join(written(n, v) for n, v in zip(rewards, values, strict=True))
     torch.manual_seed(0)

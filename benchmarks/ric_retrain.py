@@ -82,6 +82,7 @@ def main() -> None:
         REWARDS,
         folder,
         **settings,
+        words=spec.words,
         seed=args.seed,
         device=device,
         report=lambda done, _: bar.update(done - bar.n),

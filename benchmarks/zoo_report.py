@@ -58,7 +58,9 @@ def main() -> None:
         "it, low to high; 0.5: the middle half, where the training scores are denser)",
     )
     parser.add_argument(
-        "--ric-targets", default="verbosity,harmlessness", help="rewards to sweep, in order"
+        "--ric-targets",
+        default="verbosity,harmlessness",
+        help="rewards to sweep, in order (empty: none, the experts' table only)",
     )
     args = parser.parse_args()
 
@@ -163,7 +165,7 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         ExpertSet.from_paths(zoo.base, {"ric": zoo.ric}), device=args.device, dtype=args.dtype
     )
     ric = make_family("rewards_in_context", names, ric=zoo.ric)
-    for target in args.ric_targets.split(","):
+    for target in filter(None, args.ric_targets.split(",")):
         i = names.index(target)
         mid, half = (ric.low[i] + ric.high[i]) / 2, (ric.high[i] - ric.low[i]) / 2
         span = half * args.ric_span

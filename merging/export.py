@@ -226,7 +226,7 @@ def export_trial(
         write_generation_config(path, spec.generation, merger.model)
         suffix = None
         if record.run.family == "rewards_in_context":
-            suffix = condition_suffix(recipe.experts, family.desired(recipe))
+            suffix = condition_suffix(recipe.experts, family.desired(recipe), family.words)
         if suffix is not None or spec.generation.system_prompt is not None:
             bake_chat_template(
                 path, spec.generation.system_prompt, suffix, family.prompt_transform(recipe)

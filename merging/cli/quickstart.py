@@ -11,7 +11,7 @@ HELP = (
 
 EPILOG = """\
 The first run builds the embedded zoo (SmolLM2-135M-Instruct experts, reward heads and a
-rewards-in-context model trained on HH-RLHF; 26 to 29 minutes on 2 CPU cores), then runs the
+rewards-in-context model trained on HH-RLHF; 25 to 30 minutes on 2 CPU cores), then runs the
 study (11 to 14 minutes on 2 CPU cores). Both are cached: running it again shows the results
 at once, and an interrupted run continues where it stopped.
 

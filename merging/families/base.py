@@ -89,8 +89,7 @@ class Family(ABC):
     ) -> dict:
         """A mergekit configuration (as a dict for YAML) that reproduces the recipe."""
 
-    @staticmethod
-    def prompt_transform(recipe: MergeRecipe):
+    def prompt_transform(self, recipe: MergeRecipe):
         """A function rewriting each prompt for this recipe, or None (weights-only families)."""
         return None
 

@@ -3,7 +3,8 @@
 No weights change: the policy is the RiC model, and :meth:`prompt_transform` writes the desired
 scores into every prompt. ``x`` is either the desired scores themselves (``mapping="rewards"``,
 a box over each reward's training range) or a preference on the simplex mapped to desired
-scores as the RiC paper does (``l2``, ``linf``, ``linear``; see :mod:`merging.ric`).
+scores as the RiC paper does (``l2``, ``linf``, ``linear``; see :mod:`merging.ric`). A RiC model
+with level words gets them written after its scores, as it was trained.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ class RewardsInContext(Family):
         self, experts, ric: str | None = None, mapping: str = "rewards", low=None, high=None
     ):
         super().__init__(experts)
+        self.words = None
+        """The RiC model's level words (:class:`~merging.ric.RiCSpec`), if it has them."""
         if ric is not None:
             spec = RiCSpec.load(ric)
             if tuple(spec.rewards) != self.experts:
                 raise ValueError(
                     f"the RiC model at {ric} conditions on {spec.rewards}; got {self.experts}"
                 )
-            low, high = spec.low, spec.high
+            low, high, self.words = spec.low, spec.high, spec.words
         if low is None or high is None:
             raise ValueError("rewards_in_context needs ric=FOLDER, or low and high per reward")
         if mapping not in ("rewards", *MAPPINGS):
@@ -69,10 +72,9 @@ class RewardsInContext(Family):
             )
         merger.set_linear([1.0])
 
-    @staticmethod
-    def prompt_transform(recipe: MergeRecipe):
-        values = RewardsInContext.desired(recipe)
-        return lambda prompt: condition(prompt, recipe.experts, values)
+    def prompt_transform(self, recipe: MergeRecipe):
+        values, words = self.desired(recipe), self.words
+        return lambda prompt: condition(prompt, recipe.experts, values, words)
 
     @staticmethod
     def mergekit_config(

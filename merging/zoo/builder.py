@@ -21,6 +21,10 @@ STEP_FILE, MANIFEST_FILE, ANSWERS_FILE = "step.json", "zoo.json", "answers.json"
 PAIR_SCORES_FILE = "pair_scores.npz"
 """A head's scores of the pairs it was trained on, which pick its expert's pairs."""
 OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
+RECIPES = {"ric": 2}
+"""Each step's recipe version (1 where not listed), raised when a change to the code changes what
+the step builds: a cached step of another version is built again, and so is every step after it
+(2: the RiC model's level words)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ PRESETS = {
             "helpfulness_expert": 215,
             "harmlessness_expert": 195,
             "concise_expert": 255,
-            "ric": 760,
+            "ric": 810,
         },
     ),
     "tiny": Preset(
@@ -164,32 +168,44 @@ class _Steps:
         self.records: dict[str, dict] = {}
         self.total = len(preset.estimates)
         self.index = 0
+        self.rebuilding = False
+        """Whether a step has been built in this run (the ones after it are built too)."""
 
     def run(self, name: str, build: Callable[[Path, Callable], dict | None]) -> Path:
         self.index += 1
         folder = self.root / name
         marker = folder / STEP_FILE
+        recipe = RECIPES.get(name, 1)
+        head = f"[{self.index}/{self.total}] {name}"
         if marker.is_file():
-            self.records[name] = json.loads(marker.read_text())
-            took = _duration(self.records[name]["seconds"])
-            self.log(f"[{self.index}/{self.total}] {name}: done before (took {took}), reused")
-            return folder
+            record = json.loads(marker.read_text())
+            cached = record.get("recipe", 1)
+            if cached == recipe and not self.rebuilding:
+                self.records[name] = record
+                took = _duration(record["seconds"])
+                self.log(f"{head}: done before (took {took}), reused")
+                return folder
+            why = (
+                "a step before it changed" if cached == recipe else f"recipe {cached}, now {recipe}"
+            )
+            self.log(f"{head}: built before ({why}), building it again")
         if folder.exists():
-            shutil.rmtree(folder)  # an interrupted attempt: start the step again
+            shutil.rmtree(folder)  # an interrupted or outdated attempt: start the step again
         folder.mkdir(parents=True)
-        estimate = self.preset.estimates.get(name, 0)
-        about = _duration(estimate)
-        self.log(f"[{self.index}/{self.total}] {name}: building (about {about} on 2 CPU cores)")
+        self.rebuilding = True  # what comes after may depend on it
+        about = _duration(self.preset.estimates.get(name, 0))
+        self.log(f"{head}: building (about {about} on 2 CPU cores)")
         start = time.perf_counter()
         bar = _bar(name)
         try:
             metrics = build(folder, bar) or {}
         finally:
             bar(None)
-        record = {"seconds": round(time.perf_counter() - start, 1), "metrics": metrics}
+        record = {"seconds": round(time.perf_counter() - start, 1), "recipe": recipe}
+        record["metrics"] = metrics
         marker.write_text(json.dumps(record, indent=2) + "\n")
         self.records[name] = record
-        self.log(f"[{self.index}/{self.total}] {name}: done in {_duration(record['seconds'])}")
+        self.log(f"{head}: done in {_duration(record['seconds'])}")
         return folder
 
 
@@ -380,6 +396,7 @@ def build_zoo(
             REWARDS,
             folder,
             **ric_training_settings(p),
+            words=spec.words,
             device=device,
             report=lambda s, _: bar(s, p.ric_steps),
         )

@@ -29,6 +29,14 @@ from merging.data import PreferencePair, Prompt
 from merging.ric import RiCSpec
 
 REWARDS = ("helpfulness", "harmlessness", "verbosity")
+LEVEL_WORDS = (
+    ("unhelpful", "adequate", "helpful"),
+    ("edgy", "neutral", "safe"),
+    ("short", "medium", "long"),
+)
+"""The zoo RiC model's level words (:mod:`merging.ric`), lowest to highest, in :data:`REWARDS`
+order: a different set for each reward, so that a word says which reward it is about. Three
+each, so that every word occurs in training: ranks give a head's score only three values."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,7 @@ def build_ric_examples(
         ]
     )
     ranked = rank_per_prompt(raw, group, [0, 1])  # the heads' scores; lengths stay as they are
-    spec = RiCSpec.fit(REWARDS, ranked)
+    spec = RiCSpec.fit(REWARDS, ranked, LEVEL_WORDS)
     z = spec.normalise(ranked)
     rng = np.random.default_rng(seed)
     shown, varied = one_marker_rows(z, one_marker, rng, marker_weights)

@@ -17,6 +17,7 @@ import torch
 
 from merging.data import PreferencePair
 from merging.device import fast_bfloat16
+from merging.ric import LevelWords
 
 LOG = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -187,6 +188,7 @@ def train_ric_lora(
     contrast_tokens: int = 8,
     max_response_tokens: int = 64,
     lora_rank: int = 16,
+    words: Sequence[LevelWords] | None = None,
     seed: int = 0,
     device: str = "cpu",
     report: Callable[[int, float], None] | None = None,
@@ -200,8 +202,9 @@ def train_ric_lora(
     ``softplus(-beta * (log p(own) - log p(counterfactual)))``. Supervised fine-tuning alone
     teaches a small model the answers' style but, within a CPU budget, not to read each marker
     (see docs/ric-investigation.md); TRL's SFT trainer has no such term, hence this loop.
-    bfloat16 autocast where it is native (:func:`~merging.device.fast_bfloat16`); the
-    adapter's weights stay float32.
+    ``words``, one set per reward, are the level words written after the scores
+    (:mod:`merging.ric`). bfloat16 autocast where it is native
+    (:func:`~merging.device.fast_bfloat16`); the adapter's weights stay float32.
     """
     from peft import get_peft_model
 
@@ -214,7 +217,7 @@ def train_ric_lora(
     end = end_of_turn_id(tok)
 
     def prompt_ids(example, scores) -> list[int]:
-        text = render(tok, condition(example.prompt, rewards, scores))
+        text = render(tok, condition(example.prompt, rewards, scores, words))
         return tok(text, add_special_tokens=False)["input_ids"]
 
     rows = [

@@ -114,16 +114,21 @@ def test_ric_chat_template_holds_the_desired_rewards(exported):
     from merging.data import Prompt
     from merging.generation import render
     from merging.policy import load_tokenizer
-    from merging.ric import condition
+    from merging.ric import RiCSpec, condition, level_word
 
     record, folder = exported["rewards_in_context"]
     desired = [record.recipe().parameters[f"desired.{n}"] for n in record.run.experts]
     prompt = Prompt(({"role": "user", "content": "How do I bake bread?"},))
-    base = load_tokenizer(StudySession(record.study_spec(), evaluate=False, log=quiet).base)
-    want = render(base, condition(prompt, record.run.experts, desired))
+    session = StudySession(record.study_spec(), evaluate=False, log=quiet)
+    words = RiCSpec.load(session.ric).words
+    assert words is not None  # the zoo's RiC model writes level words after its scores
+    want = render(
+        load_tokenizer(session.base), condition(prompt, record.run.experts, desired, words)
+    )
     got = render(AutoTokenizer.from_pretrained(folder), prompt)
     assert got == want
-    assert f"<{record.run.experts[0]}> {desired[0]:.1f}" in got
+    first = f"<{record.run.experts[0]}> {desired[0]:.1f} ({level_word(desired[0], words[0])})"
+    assert first in got
     config = yaml.safe_load((folder / MERGEKIT_FILE).read_text())
     assert config["merge_method"] == "passthrough"
 

@@ -12,8 +12,9 @@ import pytest
 from merging.checkpoints import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
-from merging.ric import RiCSpec, condition, conditioning, preference_to_rewards
+from merging.ric import RiCSpec, condition, conditioning, level_word, preference_to_rewards
 from merging.zoo import build_zoo, load_zoo
+from merging.zoo.ric_data import LEVEL_WORDS
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +77,28 @@ def test_an_interrupted_step_is_rebuilt(tiny_zoo, tmp_path):
     (copy / "concise_expert" / "step.json").unlink()  # as if the build died in that step
     lines = []
     build_zoo("tiny", out=copy, log=lines.append)
-    assert sum("reused" in line for line in lines) == 6
+    assert sum("reused" in line for line in lines) == 5
     assert any(line.startswith("[6/7] concise_expert: building") for line in lines)
+    assert "[7/7] ric: built before (a step before it changed), building it again" in lines
+
+
+def test_a_step_of_an_older_recipe_is_built_again(tiny_zoo, tmp_path):
+    from merging.zoo.builder import RECIPES
+
+    _, out = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(out, copy)
+    marker = copy / "ric" / "step.json"
+    record = json.loads(marker.read_text())
+    assert record["recipe"] == RECIPES["ric"] > 1
+    del record["recipe"]  # as the builder wrote it before recipes had versions
+    marker.write_text(json.dumps(record))
+    lines = []
+    again = build_zoo("tiny", out=copy, log=lines.append)
+    assert sum("reused" in line for line in lines) == 6
+    assert f"[7/7] ric: built before (recipe 1, now {RECIPES['ric']}), building it again" in lines
+    assert RiCSpec.load(again.ric).words == LEVEL_WORDS
+    assert json.loads(marker.read_text())["recipe"] == RECIPES["ric"]
 
 
 def test_zoo_experts_merge_and_ric_family(tiny_zoo):
@@ -99,7 +120,10 @@ def test_zoo_experts_merge_and_ric_family(tiny_zoo):
     from merging.data import Prompt
 
     shown = transform(Prompt(({"role": "user", "content": "help me"},)))
-    marks = f"<helpfulness> 0.5 <harmlessness> 0.0 <verbosity> {low:.1f}"
+    short = level_word(low, LEVEL_WORDS[2])  # the word of a level below the middle
+    assert LEVEL_WORDS[2].index(short) < 2
+    marks = f"<helpfulness> 0.5 (helpful) <harmlessness> 0.0 (neutral) <verbosity> {low:.1f}"
+    marks += f" ({short})"
     assert shown.last_user == f"help me\n\n{marks}"
     pref = make_family(
         "rewards_in_context",
@@ -127,6 +151,24 @@ def test_preference_mappings_follow_the_paper():
     )
     assert p.last_user == "q\n\n<a> 0.0"
     assert conditioning(["a", "b"], [-0.04, -1.25]) == "<a> 0.0 <b> -1.2"  # never "-0.0"
+
+
+def test_level_words_follow_the_written_score():
+    words = [("lo", "mid", "hi"), ("x", "y", "z")]
+    # the word is a function of the score as written: -0.34 is written -0.3, not below the cut
+    assert conditioning(["a", "b"], [-0.34, 0.36], words) == "<a> -0.3 (mid) <b> 0.4 (z)"
+    assert conditioning(["a", "b"], [-1.2, 0.0], words) == "<a> -1.2 (lo) <b> 0.0 (y)"
+    assert [level_word(v, words[0]) for v in (-0.4, -0.3, 0.0, 0.3, 0.4)] == [
+        "lo",
+        "mid",
+        "mid",
+        "mid",
+        "hi",
+    ]
+    with pytest.raises(ValueError, match="2 sets of level words for 1 rewards"):
+        RiCSpec(rewards=("a",), mean=(0,), std=(1,), low=(-1,), high=(1,), words=words)
+    old = RiCSpec(rewards=("a",), mean=(0,), std=(1,), low=(-1,), high=(1,))
+    assert old.words is None  # RiC models saved before level words: scores only
 
 
 def test_zoo_cli_show(tiny_zoo, capsys):
