@@ -96,7 +96,7 @@ class RiCSpec(BaseModel):
             std=tuple(map(float, std)),
             low=tuple(map(float, z.min(0))),
             high=tuple(map(float, z.max(0))),
-            words=None if words is None else tuple(tuple(w) for w in words),
+            words=words,  # validated, and made tuples, by the model
         )
 
 

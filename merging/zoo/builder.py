@@ -201,11 +201,11 @@ class _Steps:
             metrics = build(folder, bar) or {}
         finally:
             bar(None)
-        record = {"seconds": round(time.perf_counter() - start, 1), "recipe": recipe}
-        record["metrics"] = metrics
+        seconds = round(time.perf_counter() - start, 1)
+        record = {"seconds": seconds, "recipe": recipe, "metrics": metrics}
         marker.write_text(json.dumps(record, indent=2) + "\n")
         self.records[name] = record
-        self.log(f"{head}: done in {_duration(record['seconds'])}")
+        self.log(f"{head}: done in {_duration(seconds)}")
         return folder
 
 
