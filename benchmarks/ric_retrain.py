@@ -1,7 +1,8 @@
 """Retrain a zoo's rewards-in-context model from its saved answers, with more steps or elsewhere.
 
     python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
-        [--preset smol] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
+        [--preset smol] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0] [--train-tokens 96]
+        [--marker-weights 0.25,1,1] [--one-marker 0.5]
     python benchmarks/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
@@ -35,6 +36,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="default: the preset's")
     parser.add_argument("--contrast", type=float, help="contrastive weight (default: preset's)")
+    parser.add_argument(
+        "--train-tokens", type=int, help="response tokens trained on (default: the preset's)"
+    )
+    parser.add_argument(
+        "--marker-weights",
+        help="how often each reward's marker is shown alone or varied, e.g. 0.25,1,1 "
+        "(default: the builder's)",
+    )
+    parser.add_argument(
+        "--one-marker", type=float, help="share of one-marker examples (default: the builder's)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -44,7 +56,13 @@ def main() -> None:
     from merging.data import Prompt
     from merging.device import resolve_device
     from merging.zoo import load_zoo
-    from merging.zoo.builder import ANSWERS_FILE, PRESETS, STEP_FILE, ric_training_settings
+    from merging.zoo.builder import (
+        ANSWERS_FILE,
+        PRESETS,
+        STEP_FILE,
+        ric_data_settings,
+        ric_training_settings,
+    )
     from merging.zoo.ric_data import REWARDS, build_ric_examples
     from merging.zoo.training import train_ric_lora
 
@@ -61,8 +79,23 @@ def main() -> None:
     answers = json.loads(saved.read_text())
     prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
     heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
+    data_overrides = {
+        "marker_weights": [float(w) for w in args.marker_weights.split(",")]
+        if args.marker_weights
+        else None,
+        "one_marker": args.one_marker,
+    }
+    data_settings = ric_data_settings(preset) | {
+        k: v for k, v in data_overrides.items() if v is not None
+    }
     examples, spec = build_ric_examples(
-        prompts, answers["responses"], answers["finished"], heads, Path(zoo.base), seed=args.seed
+        prompts,
+        answers["responses"],
+        answers["finished"],
+        heads,
+        Path(zoo.base),
+        seed=args.seed,
+        **data_settings,
     )
     folder = out / "ric"
     folder.mkdir(parents=True)
@@ -71,6 +104,7 @@ def main() -> None:
         "steps": args.steps,
         "learning_rate": args.learning_rate,
         "contrast": args.contrast,
+        "max_response_tokens": args.train_tokens,
     }
     settings = ric_training_settings(preset) | {k: v for k, v in overrides.items() if v is not None}
     bar = tqdm(total=settings["steps"], desc="RiC training", unit="step")
@@ -89,7 +123,8 @@ def main() -> None:
     )
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
-    record = {"seconds": seconds, "metrics": {**metrics, "device": device, "retrained": True}}
+    metrics |= {"device": device, "retrained": True, **data_settings}
+    record = {"seconds": seconds, "metrics": metrics}
     (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")
     manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")

@@ -21,6 +21,9 @@ STEP_FILE, MANIFEST_FILE, ANSWERS_FILE = "step.json", "zoo.json", "answers.json"
 PAIR_SCORES_FILE = "pair_scores.npz"
 """A head's scores of the pairs it was trained on, which pick its expert's pairs."""
 OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
+FLOAT32_SLOWDOWN = 2.2
+"""How much longer a smol build took on a 2-core CPU without native bfloat16 (float32
+throughout: about 57 min against 25.3, the per-step ratios 1.6 to 2.6)."""
 RECIPES = {"ric": 2}
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step after it
@@ -29,7 +32,8 @@ the step builds: a cached step of another version is built again, and so is ever
 
 @dataclass(frozen=True)
 class Preset:
-    """How much of everything a zoo gets; the estimates are seconds on 2 CPU cores."""
+    """How much of everything a zoo gets; the estimates are seconds on 2 CPU cores that compute
+    bfloat16 natively (:data:`FLOAT32_SLOWDOWN` times as many where they do not)."""
 
     name: str
     dpo_steps: int
@@ -51,6 +55,11 @@ class Preset:
     ric_contrast: float
     """Weight of the contrastive term (:func:`merging.zoo.training.train_ric_lora`)."""
     ric_contrast_tokens: int
+    ric_one_marker: float
+    """Share of the RiC examples that show one marker only (``one_marker_rows``)."""
+    ric_marker_weights: tuple[float, ...] | None
+    """How often each reward's marker is the one shown alone or varied, in ``REWARDS`` order
+    (``None``: equally often)."""
     estimates: dict[str, float] = field(default_factory=dict)
 
 
@@ -72,6 +81,8 @@ PRESETS = {
         ric_batch=8,
         ric_contrast=2.0,
         ric_contrast_tokens=8,
+        ric_one_marker=0.5,
+        ric_marker_weights=None,
         estimates={
             "base": 30,
             "helpfulness_head": 55,
@@ -99,6 +110,8 @@ PRESETS = {
         ric_batch=4,
         ric_contrast=2.0,
         ric_contrast_tokens=4,
+        ric_one_marker=0.5,
+        ric_marker_weights=None,
         estimates={
             "base": 2,
             "helpfulness_head": 2,
@@ -124,6 +137,11 @@ def ric_training_settings(preset: Preset) -> dict:
         "max_response_tokens": preset.ric_train_tokens,
         "lora_rank": preset.lora_rank,
     }
+
+
+def ric_data_settings(preset: Preset) -> dict:
+    """The preset's keyword arguments for :func:`merging.zoo.ric_data.build_ric_examples`."""
+    return {"one_marker": preset.ric_one_marker, "marker_weights": preset.ric_marker_weights}
 
 
 class ZooManifest(BaseModel):
@@ -163,8 +181,10 @@ def load_zoo(preset: str = "smol", folder: str | Path | None = None) -> ZooManif
 class _Steps:
     """Runs named steps once each, recording timings; prints what it does and how long."""
 
-    def __init__(self, root: Path, preset: Preset, log: Callable[[str], None]):
+    def __init__(self, root: Path, preset: Preset, log: Callable[[str], None], slowdown: float):
         self.root, self.preset, self.log = root, preset, log
+        self.slowdown = slowdown
+        """What the preset's estimates are multiplied by on this machine."""
         self.records: dict[str, dict] = {}
         self.total = len(preset.estimates)
         self.index = 0
@@ -193,8 +213,9 @@ class _Steps:
             shutil.rmtree(folder)  # an interrupted or outdated attempt: start the step again
         folder.mkdir(parents=True)
         self.rebuilding = True  # what comes after may depend on it
-        about = _duration(self.preset.estimates.get(name, 0))
-        self.log(f"{head}: building (about {about} on 2 CPU cores)")
+        about = _duration(self.preset.estimates.get(name, 0) * self.slowdown)
+        how = "2 CPU cores" if self.slowdown == 1 else "2 CPU cores without native bfloat16"
+        self.log(f"{head}: building (about {about} on {how})")
         start = time.perf_counter()
         bar = _bar(name)
         try:
@@ -260,7 +281,10 @@ def build_zoo(
     p = PRESETS[preset]
     root = Path(out).expanduser() if out else default_zoo_dir(preset)
     root.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(root, p, log)
+    from merging.device import fast_bfloat16
+
+    slow = preset != "tiny" and not fast_bfloat16(device)
+    steps = _Steps(root, p, log, FLOAT32_SLOWDOWN if slow else 1.0)
     start = time.perf_counter()
     if preset == "tiny":
         helpful, harmless = _tiny_pairs("helpful"), _tiny_pairs("harmless")
@@ -388,7 +412,9 @@ def build_zoo(
         answers = {"prompts": [list(q.messages) for q in prompts], "experts": list(experts)}
         answers |= {"responses": responses, "finished": finished}
         (folder / ANSWERS_FILE).write_text(json.dumps(answers) + "\n")  # what it trained on
-        examples, spec = build_ric_examples(prompts, responses, finished, heads, base)
+        examples, spec = build_ric_examples(
+            prompts, responses, finished, heads, base, **ric_data_settings(p)
+        )
         spec.save(folder)
         metrics = train_ric_lora(
             base,
@@ -402,6 +428,7 @@ def build_zoo(
         )
         return {
             **metrics,
+            **ric_data_settings(p),
             "answers": {
                 "prompts": len(prompts),
                 "experts": list(experts),

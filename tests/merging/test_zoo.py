@@ -192,7 +192,7 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     out = tmp_path / "retrained"
     argv = [sys.executable, str(script), "--preset", "tiny", "--zoo", manifest.folder]
     subprocess.run(
-        [*argv, "--out", str(out), "--steps", "3", "--device", "cpu"],
+        [*argv, "--out", str(out), "--steps", "3", "--device", "cpu", "--marker-weights", "0,1,1"],
         capture_output=True,
         text=True,
         check=True,
@@ -200,6 +200,8 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     metrics = json.loads((out / "ric" / "step.json").read_text())["metrics"]
     answers = json.loads((Path(manifest.ric) / "answers.json").read_text())
     assert metrics["steps"] == 3
+    assert metrics["marker_weights"] == [0.0, 1.0, 1.0]
+    assert metrics["one_marker"] == 0.5
     assert metrics["examples"] == len(answers["experts"]) * len(answers["prompts"])
     new = load_zoo("tiny", out)
     assert new.ric == str((out / "ric").resolve()) != manifest.ric

@@ -63,6 +63,15 @@ def test_one_marker_rows_write_the_others_as_their_mean():
     assert one_marker_rows(z, 0.0, np.random.default_rng(0))[0].tolist() == z.tolist()
 
 
+def test_marker_weights_set_how_often_each_marker_is_shown_alone_or_varied():
+    z = np.arange(1, 6001, dtype=float).reshape(2000, 3)
+    _, varied = one_marker_rows(z, 0.5, np.random.default_rng(0), (0.25, 1.0, 1.0))
+    share = np.bincount(varied, minlength=3) / len(varied)
+    np.testing.assert_allclose(share, [0.25 / 2.25, 1 / 2.25, 1 / 2.25], atol=0.03)
+    _, never_first = one_marker_rows(z, 0.5, np.random.default_rng(0), (0.0, 1.0, 1.0))
+    assert set(never_first) == {1, 2}
+
+
 def test_a_counterfactual_sets_one_marker_to_a_rival_answers_value():
     z = np.array([[0.5, -1.0, 2.0], [-0.5, 1.0, 2.0], [0.0, 0.3, -1.0], [1.2, 0.3, -1.0]])
     shown = z * np.array([[1, 1, 1], [0, 1, 0], [1, 1, 1], [1, 0, 0]])  # rows 1, 3: one marker
