@@ -79,15 +79,10 @@ def main() -> None:
     answers = json.loads(saved.read_text())
     prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
     heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
-    data_overrides = {
-        "marker_weights": [float(w) for w in args.marker_weights.split(",")]
-        if args.marker_weights
-        else None,
-        "one_marker": args.one_marker,
-    }
-    data_settings = ric_data_settings(preset) | {
-        k: v for k, v in data_overrides.items() if v is not None
-    }
+    weights = [float(w) for w in args.marker_weights.split(",")] if args.marker_weights else None
+    data_settings = ric_data_settings(preset) | given(
+        marker_weights=weights, one_marker=args.one_marker
+    )
     examples, spec = build_ric_examples(
         prompts,
         answers["responses"],
@@ -100,13 +95,12 @@ def main() -> None:
     folder = out / "ric"
     folder.mkdir(parents=True)
     spec.save(folder)
-    overrides = {
-        "steps": args.steps,
-        "learning_rate": args.learning_rate,
-        "contrast": args.contrast,
-        "max_response_tokens": args.train_tokens,
-    }
-    settings = ric_training_settings(preset) | {k: v for k, v in overrides.items() if v is not None}
+    settings = ric_training_settings(preset) | given(
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        contrast=args.contrast,
+        max_response_tokens=args.train_tokens,
+    )
     bar = tqdm(total=settings["steps"], desc="RiC training", unit="step")
     device = str(resolve_device(args.device))
     start = time.perf_counter()
@@ -130,6 +124,11 @@ def main() -> None:
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     print(json.dumps(record, indent=2))
     print(f"measure it: python benchmarks/zoo_report.py --zoo {out} --ric-only")
+
+
+def given(**overrides) -> dict:
+    """The options the user gave (an explicit 0 included), to override the preset's."""
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 if __name__ == "__main__":

@@ -412,8 +412,9 @@ def build_zoo(
         answers = {"prompts": [list(q.messages) for q in prompts], "experts": list(experts)}
         answers |= {"responses": responses, "finished": finished}
         (folder / ANSWERS_FILE).write_text(json.dumps(answers) + "\n")  # what it trained on
+        data_settings = ric_data_settings(p)
         examples, spec = build_ric_examples(
-            prompts, responses, finished, heads, base, **ric_data_settings(p)
+            prompts, responses, finished, heads, base, **data_settings
         )
         spec.save(folder)
         metrics = train_ric_lora(
@@ -428,7 +429,7 @@ def build_zoo(
         )
         return {
             **metrics,
-            **ric_data_settings(p),
+            **data_settings,
             "answers": {
                 "prompts": len(prompts),
                 "experts": list(experts),
