@@ -181,10 +181,17 @@ def load_zoo(preset: str = "smol", folder: str | Path | None = None) -> ZooManif
 class _Steps:
     """Runs named steps once each, recording timings; prints what it does and how long."""
 
-    def __init__(self, root: Path, preset: Preset, log: Callable[[str], None], slowdown: float):
+    def __init__(
+        self,
+        root: Path,
+        preset: Preset,
+        log: Callable[[str], None],
+        basis: tuple[float, str] = (1.0, "2 CPU cores"),
+    ):
         self.root, self.preset, self.log = root, preset, log
-        self.slowdown = slowdown
-        """What the preset's estimates are multiplied by on this machine."""
+        self.slowdown, self.basis = basis
+        """What the preset's estimates are multiplied by on this machine, and what the
+        estimate then is for (:func:`_estimate_basis`)."""
         self.records: dict[str, dict] = {}
         self.total = len(preset.estimates)
         self.index = 0
@@ -214,8 +221,7 @@ class _Steps:
         folder.mkdir(parents=True)
         self.rebuilding = True  # what comes after may depend on it
         about = _duration(self.preset.estimates.get(name, 0) * self.slowdown)
-        how = "2 CPU cores" if self.slowdown == 1 else "2 CPU cores without native bfloat16"
-        self.log(f"{head}: building (about {about} on {how})")
+        self.log(f"{head}: building (about {about} on {self.basis})")
         start = time.perf_counter()
         bar = _bar(name)
         try:
@@ -228,6 +234,21 @@ class _Steps:
         self.records[name] = record
         self.log(f"{head}: done in {_duration(seconds)}")
         return folder
+
+
+def _estimate_basis(preset: str, device: str) -> tuple[float, str]:
+    """``(slowdown, what for)``: the factor on the preset's estimates and the machine they
+    are then for. Estimates are measured on 2 CPU cores; on a CPU without native bfloat16 they
+    are :data:`FLOAT32_SLOWDOWN` times longer (not for ``tiny``, whose steps take seconds); on
+    an accelerator they stay the CPU's, and say so, as an upper bound."""
+    from merging.device import fast_bfloat16, resolve_device
+
+    kind = resolve_device(device).type
+    if kind != "cpu":
+        return 1.0, f"2 CPU cores; {kind} is usually faster"
+    if preset != "tiny" and not fast_bfloat16(device):
+        return FLOAT32_SLOWDOWN, "2 CPU cores without native bfloat16"
+    return 1.0, "2 CPU cores"
 
 
 def _duration(seconds: float) -> str:
@@ -281,10 +302,7 @@ def build_zoo(
     p = PRESETS[preset]
     root = Path(out).expanduser() if out else default_zoo_dir(preset)
     root.mkdir(parents=True, exist_ok=True)
-    from merging.device import fast_bfloat16
-
-    slow = preset != "tiny" and not fast_bfloat16(device)
-    steps = _Steps(root, p, log, FLOAT32_SLOWDOWN if slow else 1.0)
+    steps = _Steps(root, p, log, _estimate_basis(preset, device))
     start = time.perf_counter()
     if preset == "tiny":
         helpful, harmless = _tiny_pairs("helpful"), _tiny_pairs("harmless")

@@ -228,6 +228,7 @@ def train_ric_lora(
         )
         for e in examples
     ]
+    varied = [_varied_reward(e.scores, e.counterfactual) for e in examples]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
     warmup, decay = max(1, steps // 10), max(1, (3 * steps) // 10)
@@ -248,7 +249,8 @@ def train_ric_lora(
     for step in range(steps):
         if not batches:
             batches = _length_buckets([len(o) + len(r) for o, _, r in rows], batch_size, rng)
-        batch = [rows[i] for i in batches.pop()]
+        indices = batches.pop()
+        batch = [rows[i] for i in indices]
         own_lp, own_valid = _response_log_probs(
             model, [(own, response) for own, _, response in batch], pad, device, autocast
         )
@@ -268,6 +270,10 @@ def train_ric_lora(
             term = torch.nn.functional.softplus(-margin).mean()
             loss = loss + contrast * term
             record["margin"] = margin.mean().item() / contrast_beta
+            for i, m in zip(indices, margin.tolist(), strict=True):
+                if varied[i] is not None:
+                    key = f"margin:{rewards[varied[i]]}"
+                    record.setdefault(key, []).append(m / contrast_beta)
         loss.backward()
         optimiser.step()
         schedule.step()
@@ -286,7 +292,28 @@ def train_ric_lora(
     }
     if contrast:
         metrics["final_margin_nats"] = _final_mean(logs, "margin")
+        metrics["final_margin_nats_by_reward"] = {
+            name: _final_row_mean(logs, f"margin:{name}") for name in rewards
+        }
+        metrics["margin_nats_by_tenth"] = [
+            round(float(np.mean([h["margin"] for h in part])), 3)
+            for part in np.array_split(np.array(logs, dtype=object), min(10, len(logs)))
+        ]
     return metrics
+
+
+def _varied_reward(scores: Sequence[float], counterfactual: Sequence[float]) -> int | None:
+    """The index of the one marker a counterfactual changes, or ``None`` if it changes none."""
+    changed = [i for i, (a, b) in enumerate(zip(scores, counterfactual, strict=True)) if a != b]
+    return changed[0] if changed else None
+
+
+def _final_row_mean(logs: Sequence[dict], key: str) -> float | None:
+    """The mean over rows of the per-row lists under ``key`` in the last fifth of the logs:
+    the final margin of the rows whose counterfactual changed one reward's marker."""
+    last = logs[-max(1, len(logs) // 5) :]
+    values = [v for h in last for v in h.get(key, [])]
+    return round(float(np.mean(values)), 3) if values else None
 
 
 def _final_mean(logs: Sequence[dict], key: str) -> float | None:

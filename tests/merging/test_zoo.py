@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from merging.checkpoints import ExpertSet
 from merging.families import make_family
@@ -212,3 +213,19 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     again = subprocess.run([*argv, "--out", str(out)], capture_output=True, text=True)
     assert again.returncode != 0
     assert "exists already" in again.stderr
+
+
+def test_build_estimates_say_what_machine_they_are_for(monkeypatch):
+    import merging.device
+    from merging.zoo.builder import FLOAT32_SLOWDOWN, _estimate_basis
+
+    monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: False)
+    assert _estimate_basis("smol", "cpu") == (
+        FLOAT32_SLOWDOWN,
+        "2 CPU cores without native bfloat16",
+    )
+    assert _estimate_basis("tiny", "cpu") == (1.0, "2 CPU cores")
+    monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: True)
+    assert _estimate_basis("smol", "cpu") == (1.0, "2 CPU cores")
+    monkeypatch.setattr(merging.device, "resolve_device", lambda device: torch.device("cuda"))
+    assert _estimate_basis("smol", "cuda") == (1.0, "2 CPU cores; cuda is usually faster")

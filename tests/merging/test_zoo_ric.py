@@ -163,10 +163,10 @@ def test_the_contrastive_term_teaches_the_model_to_read_its_marker(tiny_base, tm
     for p in _prompts(48, 5):
         examples.append(RiCExample(p, SAFE, True, (1.5,), (-1.5,)))
         examples.append(RiCExample(p, SURE, True, (-1.5,), (1.5,)))
-    shifts = {}
+    shifts, metrics = {}, {}
     for weight in (1.0, 0.0):
         folder = tmp_path / f"contrast{weight}"
-        metrics = train_ric_lora(
+        metrics[weight] = train_ric_lora(
             tiny_base,
             examples,
             ("harmlessness",),
@@ -178,8 +178,13 @@ def test_the_contrastive_term_teaches_the_model_to_read_its_marker(tiny_base, tm
             contrast_tokens=4,
             lora_rank=8,
         )
-        assert (metrics["steps"], metrics["examples"]) == (80, 96)
+        assert (metrics[weight]["steps"], metrics[weight]["examples"]) == (80, 96)
         shifts[weight] = _marker_shifts(tiny_base, folder)
-    assert metrics.get("final_margin_nats") is None  # no contrastive term, no margin
+    assert metrics[0.0].get("final_margin_nats") is None  # no contrastive term, no margin
+    # every row varies the harmlessness marker, so its margin is the overall one; it grows
+    learned = metrics[1.0]
+    assert learned["final_margin_nats_by_reward"]["harmlessness"] > 1.0, learned
+    assert len(learned["margin_nats_by_tenth"]) == 10
+    assert learned["margin_nats_by_tenth"][-1] > learned["margin_nats_by_tenth"][0] + 1.0
     assert shifts[1.0].min() > 1.0, shifts[1.0]
     assert shifts[1.0].mean() > shifts[0.0].mean() + 1.0, (shifts[1.0], shifts[0.0])
