@@ -300,9 +300,10 @@ def build_zoo(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
     p = PRESETS[preset]
+    basis = _estimate_basis(preset, device)  # and an unavailable device fails here, first
     root = Path(out).expanduser() if out else default_zoo_dir(preset)
     root.mkdir(parents=True, exist_ok=True)
-    steps = _Steps(root, p, log, _estimate_basis(preset, device))
+    steps = _Steps(root, p, log, basis)
     start = time.perf_counter()
     if preset == "tiny":
         helpful, harmless = _tiny_pairs("helpful"), _tiny_pairs("harmless")
