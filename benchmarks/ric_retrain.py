@@ -47,6 +47,11 @@ def main() -> None:
     parser.add_argument(
         "--one-marker", type=float, help="share of one-marker examples (default: the builder's)"
     )
+    parser.add_argument(
+        "--random-batches",
+        action="store_true",
+        help="draw each batch at random instead of grouping answers of similar length",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -100,6 +105,7 @@ def main() -> None:
         learning_rate=args.learning_rate,
         contrast=args.contrast,
         max_response_tokens=args.train_tokens,
+        length_batches=False if args.random_batches else None,
     )
     bar = tqdm(total=settings["steps"], desc="RiC training", unit="step")
     device = str(resolve_device(args.device))

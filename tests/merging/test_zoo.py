@@ -193,7 +193,11 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     out = tmp_path / "retrained"
     argv = [sys.executable, str(script), "--preset", "tiny", "--zoo", manifest.folder]
     subprocess.run(
-        [*argv, "--out", str(out), "--steps", "3", "--device", "cpu", "--marker-weights", "0,1,1"],
+        [
+            *argv,
+            *("--out", str(out), "--steps", "3", "--device", "cpu"),
+            *("--marker-weights", "0,1,1", "--random-batches"),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -203,6 +207,12 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     assert metrics["steps"] == 3
     assert metrics["marker_weights"] == [0.0, 1.0, 1.0]
     assert metrics["one_marker"] == 0.5
+    assert metrics["length_batches"] is False
+    assert set(metrics["final_margin_nats_by_reward"]) == {
+        "helpfulness",
+        "harmlessness",
+        "verbosity",
+    }
     assert metrics["examples"] == len(answers["experts"]) * len(answers["prompts"])
     new = load_zoo("tiny", out)
     assert new.ric == str((out / "ric").resolve()) != manifest.ric
