@@ -2,7 +2,7 @@
 
     python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
         [--preset smol] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0] [--train-tokens 96]
-        [--marker-weights 0.25,1,1] [--one-marker 0.5]
+        [--marker-weights 0.25,1,1] [--one-marker 0.5] [--contrast-tokens 32] [--random-batches]
     python benchmarks/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
@@ -13,7 +13,8 @@ preset's settings), changing only what its options say, so that a longer run or 
 can be measured against the build's own. ``--out`` becomes a zoo folder: its ``zoo.json`` is the
 source zoo's manifest with ``ric`` pointing at the new model (base, heads and experts are the
 source zoo's, not copied), which ``zoo_report.py --zoo`` reads; ``ric/step.json`` records the
-training's time and metrics, as the builder's step does.
+training's time, metrics and settings, as the builder's step does, with the contrastive
+margin per reward (which markers the run learned to read) and by tenth of training.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="default: the preset's")
     parser.add_argument("--contrast", type=float, help="contrastive weight (default: preset's)")
+    parser.add_argument(
+        "--contrast-tokens",
+        type=int,
+        help="first response tokens the contrastive term compares (default: the preset's)",
+    )
     parser.add_argument(
         "--train-tokens", type=int, help="response tokens trained on (default: the preset's)"
     )
@@ -104,6 +110,7 @@ def main() -> None:
         steps=args.steps,
         learning_rate=args.learning_rate,
         contrast=args.contrast,
+        contrast_tokens=args.contrast_tokens,
         max_response_tokens=args.train_tokens,
         length_batches=False if args.random_batches else None,
     )
@@ -124,7 +131,7 @@ def main() -> None:
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
     metrics |= {"device": device, "retrained": True, **data_settings}
-    record = {"seconds": seconds, "metrics": metrics}
+    record = {"seconds": seconds, "metrics": metrics, "training": settings}
     (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")
     manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")

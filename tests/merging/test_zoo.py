@@ -15,6 +15,7 @@ from merging.families import make_family
 from merging.resident import ResidentMerger
 from merging.ric import RiCSpec, condition, conditioning, level_word, preference_to_rewards
 from merging.zoo import build_zoo, load_zoo
+from merging.zoo.builder import PRESETS
 from merging.zoo.ric_data import LEVEL_WORDS
 
 
@@ -202,7 +203,10 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
         text=True,
         check=True,
     )
-    metrics = json.loads((out / "ric" / "step.json").read_text())["metrics"]
+    record = json.loads((out / "ric" / "step.json").read_text())
+    metrics = record["metrics"]
+    assert record["training"]["steps"] == 3  # the settings it trained with, the preset's and ours
+    assert record["training"]["contrast_tokens"] == PRESETS["tiny"].ric_contrast_tokens
     answers = json.loads((Path(manifest.ric) / "answers.json").read_text())
     assert metrics["steps"] == 3
     assert metrics["marker_weights"] == [0.0, 1.0, 1.0]
