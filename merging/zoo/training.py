@@ -307,7 +307,8 @@ def train_ric_lora(
         }
         metrics["margin_nats_by_tenth"] = [
             round(float(np.mean([h["margin"] for h in part])), 3)
-            for part in np.array_split(np.array(logs, dtype=object), min(10, len(logs)))
+            for part in np.array_split(np.array(logs, dtype=object), max(1, min(10, len(logs))))
+            if len(part)
         ]
     return metrics
 
