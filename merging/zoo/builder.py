@@ -186,7 +186,7 @@ class _Steps:
         root: Path,
         preset: Preset,
         log: Callable[[str], None],
-        basis: tuple[float, str] = (1.0, "2 CPU cores"),
+        basis: tuple[float, str],
     ):
         self.root, self.preset, self.log = root, preset, log
         self.slowdown, self.basis = basis

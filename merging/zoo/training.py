@@ -256,8 +256,7 @@ def train_ric_lora(
                 lengths = [len(o) + len(r) for o, _, r in rows]
                 batches = _length_buckets(lengths, batch_size, rng)
             else:  # each batch a random draw: dearer in padding, less biased per step
-                order = rng.permutation(len(rows)).tolist()
-                batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+                batches = _chunks(rng.permutation(len(rows)).tolist(), batch_size)
         indices = batches.pop()
         batch = [rows[i] for i in indices]
         own_lp, own_valid = _response_log_probs(
@@ -322,16 +321,25 @@ def _varied_reward(scores: Sequence[float], counterfactual: Sequence[float]) -> 
 def _final_row_mean(logs: Sequence[dict], key: str) -> float | None:
     """The mean over rows of the per-row lists under ``key`` in the last fifth of the logs:
     the final margin of the rows whose counterfactual changed one reward's marker."""
-    last = logs[-max(1, len(logs) // 5) :]
-    values = [v for h in last for v in h.get(key, [])]
+    values = [v for h in _last_fifth(logs) for v in h.get(key, [])]
     return round(float(np.mean(values)), 3) if values else None
 
 
 def _final_mean(logs: Sequence[dict], key: str) -> float | None:
     """The mean of ``key`` over the last fifth of the training logs (a single step is noisy);
     ``None`` when there are no logs, and a log without ``key`` counts as 0."""
-    last = logs[-max(1, len(logs) // 5) :]
+    last = _last_fifth(logs)
     return sum(h.get(key, 0) for h in last) / len(last) if last else None
+
+
+def _last_fifth(logs: Sequence[dict]) -> Sequence[dict]:
+    """The last fifth of the training logs (at least one): what final metrics average over."""
+    return logs[-max(1, len(logs) // 5) :]
+
+
+def _chunks(order: Sequence[int], size: int) -> list[list[int]]:
+    """``order`` cut into consecutive batches of ``size`` (the last may be shorter)."""
+    return [list(order[i : i + size]) for i in range(0, len(order), size)]
 
 
 def _length_buckets(lengths: Sequence[int], size: int, rng) -> list[list[int]]:
@@ -340,7 +348,7 @@ def _length_buckets(lengths: Sequence[int], size: int, rng) -> list[list[int]]:
     as real tokens on a CPU."""
     jitter = rng.uniform(0, 0.5 * np.std(lengths) + 1e-9, len(lengths))
     order = np.argsort(np.asarray(lengths) + jitter, kind="stable").tolist()
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
+    batches = _chunks(order, size)
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
