@@ -24,10 +24,11 @@ OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "mi
 FLOAT32_SLOWDOWN = 2.2
 """How much longer a smol build took on a 2-core CPU without native bfloat16 (float32
 throughout: about 57 min against 25.3, the per-step ratios 1.6 to 2.6)."""
-RECIPES = {"ric": 2}
+RECIPES = {"ric": 3}
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step after it
-(2: the RiC model's level words)."""
+(2: the RiC model's level words; 3: whole answers, the helpfulness marker drawn a quarter as
+often)."""
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,14 @@ PRESETS = {
         lora_rank=16,
         ric_prompts=160,
         ric_answer_tokens=96,
-        ric_train_tokens=64,
+        ric_train_tokens=96,  # whole answers: a 64-token window never shows where "long" ends
         ric_steps=90,
         ric_learning_rate=1e-3,
         ric_batch=8,
         ric_contrast=2.0,
         ric_contrast_tokens=8,
         ric_one_marker=0.5,
-        ric_marker_weights=None,
+        ric_marker_weights=(0.25, 1.0, 1.0),  # the harmlessness and verbosity markers more often
         estimates={
             "base": 30,
             "helpfulness_head": 55,
@@ -90,7 +91,7 @@ PRESETS = {
             "helpfulness_expert": 215,
             "harmlessness_expert": 195,
             "concise_expert": 255,
-            "ric": 810,
+            "ric": 930,
         },
     ),
     "tiny": Preset(
