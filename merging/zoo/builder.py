@@ -461,6 +461,9 @@ def build_zoo(
         }
 
     ric = steps.run("ric", ric_step)
+    margins = steps.records["ric"]["metrics"].get("final_margin_nats_by_reward")
+    if margins:
+        log(f"  {ric_margins_line(margins)}")
     manifest = ZooManifest(
         preset=preset,
         folder=str(root.resolve()),
@@ -478,6 +481,17 @@ def build_zoo(
     (root / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
     log(f"zoo {preset} ready at {root} ({_duration(time.perf_counter() - start)} this run)")
     return manifest
+
+
+def ric_margins_line(margins: dict[str, float | None]) -> str:
+    """One line of the RiC model's contrastive margin per marker at the end of its training:
+    how much likelier an answer is under its own scores than under a counterfactual's that
+    changed that one marker. A marker with a margin far below the others is one the model
+    has not learned to read; measuring the model (``benchmarks/zoo_report.py``) tells for sure."""
+    cells = ", ".join(
+        f"{name} {'n/a' if value is None else f'{value:.2f}'}" for name, value in margins.items()
+    )
+    return f"RiC margin per marker at the end of training (nats): {cells}"
 
 
 def _tiny_pairs(kind: str, n: int = 160) -> list[PreferencePair]:

@@ -70,6 +70,19 @@ def test_second_build_reuses_everything(tiny_zoo):
     again = build_zoo("tiny", out=out, log=lines.append)
     assert sum("reused" in line for line in lines) == 7
     assert again.experts == manifest.experts
+    margins = again.steps["ric"]["metrics"]["final_margin_nats_by_reward"]
+    assert set(margins) == {"helpfulness", "harmlessness", "verbosity"}
+    shown = [line for line in lines if "RiC margin per marker" in line]
+    assert len(shown) == 1
+    for name, value in margins.items():
+        assert f"{name} {'n/a' if value is None else f'{value:.2f}'}" in shown[0]
+
+
+def test_the_margins_line_names_a_marker_without_rows():
+    from merging.zoo.builder import ric_margins_line
+
+    line = ric_margins_line({"helpfulness": 1.031, "harmlessness": None, "verbosity": 5.114})
+    assert line.endswith("(nats): helpfulness 1.03, harmlessness n/a, verbosity 5.11")
 
 
 def test_an_interrupted_step_is_rebuilt(tiny_zoo, tmp_path):
