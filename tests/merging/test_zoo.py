@@ -15,7 +15,7 @@ from merging.families import make_family
 from merging.resident import ResidentMerger
 from merging.ric import RiCSpec, condition, conditioning, level_word, preference_to_rewards
 from merging.zoo import build_zoo, load_zoo
-from merging.zoo.builder import PRESETS
+from merging.zoo.builder import PRESETS, ric_margins_line
 from merging.zoo.ric_data import LEVEL_WORDS
 
 
@@ -73,14 +73,10 @@ def test_second_build_reuses_everything(tiny_zoo):
     margins = again.steps["ric"]["metrics"]["final_margin_nats_by_reward"]
     assert set(margins) == {"helpfulness", "harmlessness", "verbosity"}
     shown = [line for line in lines if "RiC margin per marker" in line]
-    assert len(shown) == 1
-    for name, value in margins.items():
-        assert f"{name} {'n/a' if value is None else f'{value:.2f}'}" in shown[0]
+    assert shown == [f"  {ric_margins_line(margins)}"]  # its format: the test below
 
 
 def test_the_margins_line_names_a_marker_without_rows():
-    from merging.zoo.builder import ric_margins_line
-
     line = ric_margins_line({"helpfulness": 1.031, "harmlessness": None, "verbosity": 5.114})
     assert line.endswith("(nats): helpfulness 1.03, harmlessness n/a, verbosity 5.11")
 
