@@ -368,21 +368,33 @@ class RunStore:
             stop.set()
             thread.join()
 
-    def complete(self, trial, x: np.ndarray, outcome: Outcome) -> None:
-        trial.set_user_attr("x", np.asarray(x, dtype=float).tolist())
-        trial.set_user_attr("stderr", [float(outcome.stderrs[n]) for n in self.spec.objectives])
-        trial.set_user_attr("family", self.spec.family)
-        trial.set_user_attr("driver", self.spec.driver)
-        for key, value in outcome.attrs.items():
-            trial.set_user_attr(key, value)
-        self.study.tell(trial, [float(outcome.values[n]) for n in self.spec.objectives])
+    def complete(self, trial, x: np.ndarray, outcome: Outcome) -> bool:
+        """Record the trial's result; False, recording nothing, when the trial was finished
+        meanwhile by another process (failed as stale, and so retried, while this one was
+        paused or starved long enough to miss its heartbeats)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        try:
+            trial.set_user_attr("x", np.asarray(x, dtype=float).tolist())
+            trial.set_user_attr("stderr", [float(outcome.stderrs[n]) for n in self.spec.objectives])
+            trial.set_user_attr("family", self.spec.family)
+            trial.set_user_attr("driver", self.spec.driver)
+            for key, value in outcome.attrs.items():
+                trial.set_user_attr(key, value)
+            values = [float(outcome.values[n]) for n in self.spec.objectives]
+            told = self.study.tell(trial, values, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        return told.state == TrialState.COMPLETE
 
     def fail(self, trial, error: BaseException) -> None:
+        """Record the trial as failed, with the error (nothing when it is finished already)."""
         from optuna.trial import TrialState
 
         with contextlib.suppress(Exception):
             trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
-        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
     # -- reading -------------------------------------------------------------------------
     def results(self, trials: Sequence | None = None) -> RunResults:

@@ -60,7 +60,13 @@ def evaluate_trial(run: RunStore, trial, evaluate: Evaluate, log: Log | None = N
     except BaseException as err:
         run.fail(trial, err)
         raise
-    run.complete(trial, x, outcome)
+    if not run.complete(trial, x, outcome):
+        if log is not None:
+            log(
+                f"{run.spec.label}: trial {trial.number} was finished by another process while "
+                "this one evaluated it (its heartbeat went stale): result dropped, the retry counts"
+            )
+        return
     if log is not None:
         values = ", ".join(
             f"{n} {outcome.values[n]:.4g}±{outcome.stderrs[n]:.2g}" for n in run.spec.objectives

@@ -241,3 +241,40 @@ def test_a_bad_storage_url_is_one_clear_error():
         open_storage("nonsense")
     with pytest.raises(ValueError, match=r"postgresql\+psycopg://me:\*\*\*@127.0.0.1:1/x"):
         open_storage("postgresql+psycopg://me:secret@127.0.0.1:1/x")
+
+
+def test_a_trial_reaped_while_its_process_evaluates_it_is_dropped_not_fatal(storage):
+    """A process paused past the grace period (SIGSTOP, swap, a starved CPU) finds on waking
+    that another process failed its trial as stale and queued a retry: it drops its result
+    and goes on, rather than dying on the finished trial."""
+    import socket
+
+    from optuna.trial import TrialState
+
+    from pareto.search.loop import evaluate_trial
+
+    run = make_run(storage, "tpe", Simplex(3), budget=4)
+
+    def reaped_while_evaluating(trial, then=closed_form):
+        def evaluate(spec, x):
+            trial.set_user_attr("worker", f"{socket.gethostname()}:999999999")
+            assert run.reap() == 1  # as another process would, seeing no live owner
+            return then(spec, x)
+
+        return evaluate
+
+    trial, logs = run.ask(), []
+    evaluate_trial(run, trial, reaped_while_evaluating(trial), log=logs.append)
+    assert "result dropped, the retry counts" in logs[0], logs
+    stored = run.study.trials[trial.number]
+    assert stored.state == TrialState.FAIL
+    assert "x" not in stored.user_attrs  # nothing of the dropped result
+    counts = run.counts()
+    assert (counts.complete, counts.failed, counts.waiting) == (0, 1, 1)
+    retry = run.claim()  # the retry is evaluated and recorded as usual
+    evaluate_trial(run, retry, closed_form, log=logs.append)
+    assert run.counts().complete == 1
+    failing = run.ask()  # an evaluation that fails after its trial was reaped still raises
+    with pytest.raises(ZeroDivisionError):
+        evaluate_trial(run, failing, reaped_while_evaluating(failing, lambda *_: 1 / 0))
+    assert run.study.trials[failing.number].state == TrialState.FAIL
