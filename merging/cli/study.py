@@ -171,14 +171,31 @@ def format_report(report) -> str:
     lines.append(f"Pareto front of the study ({len(report.front)} trials, * = knee):")
     header = "  ".join(f"{n:>22}" for n in report.objectives)
     lines.append(f"  {'run':<22}{'trial':>6}  {header}  x")
-    for row in report.front:
+    for rows in _same_scores(report.front):
+        row = rows[0]
         cells = "  ".join(
             f"{f'{v:.4g} ± {e:.2g}':>22}" for v, e in zip(row.values, row.stderrs, strict=True)
         )
-        mark = "*" if row.knee else " "
+        mark = "*" if any(r.knee for r in rows) else " "
         x = json.dumps(_rounded(row.x))
         lines.append(f"{mark} {row.label:<22}{row.trial:>6}  {cells}  {x}")
+        if len(rows) > 1:
+            others = ", ".join(str(r.trial) for r in rows[1:])
+            lines.append(
+                f"  {'':<22}{'':>6}  the same scores: {'trial' if len(rows) == 2 else 'trials'} "
+                f"{others}"
+            )
     return "\n".join(lines)
+
+
+def _same_scores(front) -> list[list]:
+    """The front's rows grouped by run and identical scores (a tie, such as RiC points whose
+    markers changed no answer), in the order of each group's first row, the knee first within
+    its group: printed once each."""
+    groups: dict[tuple, list] = {}
+    for row in front:
+        groups.setdefault((row.label, tuple(row.values), tuple(row.stderrs)), []).append(row)
+    return [sorted(rows, key=lambda r: not r.knee) for rows in groups.values()]
 
 
 def _rounded(x):

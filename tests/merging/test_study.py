@@ -401,3 +401,40 @@ def test_quickstart_study_ships_in_the_package():
     assert [f.family for f in spec.families] == ["interpolation", "layerwise", "rewards_in_context"]
     assert spec.families[1].settings == {"blocks": 3}
     assert os.path.samefile(str(builtin_study("tiny")), TINY)
+
+
+def test_the_printed_front_lists_trials_with_the_same_scores_once():
+    """Tied points of one run (RiC markers that changed no answer) take one line, naming the
+    other trials; the knee's number is the one shown; ties across runs stay separate lines."""
+    from merging.cli.study import format_report
+    from pareto.report import FrontRow, RunRow, StudyReport
+
+    def row(label, trial, values, knee=False):
+        return FrontRow(label, trial, [0.1 * trial], values, (0.01, 0.02), knee)
+
+    tie = (0.5, 1.25)
+    report = StudyReport(
+        study="s",
+        objectives=("a", "b"),
+        senses=("max", "min"),
+        runs=(RunRow("ric", "rewards_in_context", "tpe", 6, 6, 0.3, 4),),
+        front=(
+            row("ric", 3, tie),
+            row("ric", 6, tie, knee=True),
+            row("ric", 9, tie),
+            row("ric", 1, (0.7, 2.0)),
+            row("soup", 2, tie),
+        ),
+        reference_point=(0.0, 3.0),
+        bounds=((0.5, 1.25), (0.7, 2.0)),
+    )
+    lines = format_report(report).splitlines()
+    front = lines[lines.index(next(x for x in lines if x.startswith("Pareto front"))) + 2 :]
+    assert "Pareto front of the study (5 trials, * = knee):" in lines
+    assert [line.split()[:3] for line in front] == [
+        ["*", "ric", "6"],  # the knee's number, for its tie with trials 3 and 9
+        ["the", "same", "scores:"],
+        ["ric", "1", "0.7"],
+        ["soup", "2", "0.5"],  # the same scores in another run: a line of its own
+    ]
+    assert front[1].split()[3:] == ["trials", "3,", "9"]
