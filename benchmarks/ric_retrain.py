@@ -2,7 +2,7 @@
 
     python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
         [--preset smol] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0] [--train-tokens 96]
-        [--marker-weights 0.25,1,1] [--one-marker 0.5] [--contrast-tokens 32] [--random-batches]
+        [--marker-weights 0.25,1,1] [--one-marker 0.5] [--contrast-tokens 8,32,8] [--random-batches]
     python benchmarks/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--contrast", type=float, help="contrastive weight (default: preset's)")
     parser.add_argument(
         "--contrast-tokens",
-        type=int,
-        help="first response tokens the contrastive term compares (default: the preset's)",
+        help="first response tokens the contrastive term compares: one count, or one per reward "
+        "(helpfulness,harmlessness,verbosity: the marker a row's counterfactual changed), "
+        "e.g. 8,32,8 (default: the preset's)",
     )
     parser.add_argument(
         "--train-tokens", type=int, help="response tokens trained on (default: the preset's)"
@@ -110,7 +111,7 @@ def main() -> None:
         steps=args.steps,
         learning_rate=args.learning_rate,
         contrast=args.contrast,
-        contrast_tokens=args.contrast_tokens,
+        contrast_tokens=counts(args.contrast_tokens),
         max_response_tokens=args.train_tokens,
         length_batches=False if args.random_batches else None,
     )
@@ -137,6 +138,14 @@ def main() -> None:
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     print(json.dumps(record, indent=2))
     print(f"measure it: python benchmarks/zoo_report.py --zoo {out} --ric-only")
+
+
+def counts(text: str | None) -> int | list[int] | None:
+    """``--contrast-tokens``: one count, or a comma-separated count per reward."""
+    if text is None:
+        return None
+    values = [int(v) for v in text.split(",")]
+    return values[0] if len(values) == 1 else values
 
 
 def given(**overrides) -> dict:

@@ -55,7 +55,9 @@ class Preset:
     ric_batch: int
     ric_contrast: float
     """Weight of the contrastive term (:func:`merging.zoo.training.train_ric_lora`)."""
-    ric_contrast_tokens: int
+    ric_contrast_tokens: int | tuple[int, ...]
+    """First answer tokens the contrastive term compares: one count, or one per reward in
+    ``REWARDS`` order (the marker a row's counterfactual changed)."""
     ric_one_marker: float
     """Share of the RiC examples that show one marker only (``one_marker_rows``)."""
     ric_marker_weights: tuple[float, ...] | None

@@ -185,7 +185,7 @@ def train_ric_lora(
     learning_rate: float = 1e-3,
     contrast: float = 2.0,
     contrast_beta: float = 0.5,
-    contrast_tokens: int = 8,
+    contrast_tokens: int | Sequence[int] = 8,
     max_response_tokens: int = 64,
     length_batches: bool = True,
     lora_rank: int = 16,
@@ -200,7 +200,9 @@ def train_ric_lora(
     its prompt with its own scores) plus ``contrast`` times a contrastive term: the first
     ``contrast_tokens`` tokens of each response should be likelier under its own scores than
     under its counterfactual's (one marker set to another answer's score for the same prompt),
-    ``softplus(-beta * (log p(own) - log p(counterfactual)))``. Supervised fine-tuning alone
+    ``softplus(-beta * (log p(own) - log p(counterfactual)))``; ``contrast_tokens`` is one count
+    for every marker or one per reward (in ``rewards`` order: the tokens a row compares are those
+    of the marker its counterfactual changed). Supervised fine-tuning alone
     teaches a small model the answers' style but, within a CPU budget, not to read each marker
     (see docs/ric-investigation.md); TRL's SFT trainer has no such term, hence this loop.
     ``words``, one set per reward, are the level words written after the scores
@@ -215,6 +217,8 @@ def train_ric_lora(
     from merging.generation import end_of_turn_id, render
     from merging.ric import condition
 
+    varied = [_varied_reward(e.scores, e.counterfactual) for e in examples]
+    heads = _contrast_heads(contrast_tokens, varied, len(rewards))
     torch.manual_seed(seed)
     model, tok = _load(base, device)
     model = get_peft_model(model, _lora(lora_rank, LORA_TARGETS))
@@ -232,7 +236,6 @@ def train_ric_lora(
         )
         for e in examples
     ]
-    varied = [_varied_reward(e.scores, e.counterfactual) for e in examples]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
     warmup, decay = max(1, steps // 10), max(1, (3 * steps) // 10)
@@ -267,7 +270,7 @@ def train_ric_lora(
         if contrast:  # a pass of its own: its rows are shorter, so padded less
             cf_lp, cf_valid = _response_log_probs(
                 model,
-                [(cf, response[:contrast_tokens]) for _, cf, response in batch],
+                [(rows[i][1], rows[i][2][: heads[i]]) for i in indices],
                 pad,
                 device,
                 autocast,
@@ -310,6 +313,22 @@ def train_ric_lora(
             if len(part)
         ]
     return metrics
+
+
+def _contrast_heads(
+    contrast_tokens: int | Sequence[int], varied: Sequence[int | None], n_rewards: int
+) -> list[int]:
+    """Per row, the first response tokens its contrastive term compares: ``contrast_tokens``,
+    or its entry for the reward the row's counterfactual changed (the shortest where it changed
+    none: then the term is constant)."""
+    if isinstance(contrast_tokens, int):
+        return [contrast_tokens] * len(varied)
+    counts = [int(c) for c in contrast_tokens]
+    if len(counts) != n_rewards or min(counts) < 1:
+        raise ValueError(
+            f"contrast_tokens needs one positive count per reward ({n_rewards}), not {counts}"
+        )
+    return [min(counts) if v is None else counts[v] for v in varied]
 
 
 def _varied_reward(scores: Sequence[float], counterfactual: Sequence[float]) -> int | None:

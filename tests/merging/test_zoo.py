@@ -206,7 +206,7 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
         [
             *argv,
             *("--out", str(out), "--steps", "3", "--device", "cpu"),
-            *("--marker-weights", "0,1,1", "--random-batches"),
+            *("--marker-weights", "0,1,1", "--random-batches", "--contrast-tokens", "2,6,2"),
         ],
         capture_output=True,
         text=True,
@@ -215,7 +215,8 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     record = json.loads((out / "ric" / "step.json").read_text())
     metrics = record["metrics"]
     assert record["training"]["steps"] == 3  # the settings it trained with, the preset's and ours
-    assert record["training"]["contrast_tokens"] == PRESETS["tiny"].ric_contrast_tokens
+    assert record["training"]["contrast_tokens"] == [2, 6, 2]
+    assert record["training"]["lora_rank"] == PRESETS["tiny"].lora_rank
     answers = json.loads((Path(manifest.ric) / "answers.json").read_text())
     assert metrics["steps"] == 3
     assert metrics["marker_weights"] == [0.0, 1.0, 1.0]

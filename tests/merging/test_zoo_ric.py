@@ -188,3 +188,16 @@ def test_the_contrastive_term_teaches_the_model_to_read_its_marker(tiny_base, tm
     assert learned["margin_nats_by_tenth"][-1] > learned["margin_nats_by_tenth"][0] + 1.0
     assert shifts[1.0].min() > 1.0, shifts[1.0]
     assert shifts[1.0].mean() > shifts[0.0].mean() + 1.0, (shifts[1.0], shifts[0.0])
+
+
+def test_contrast_tokens_one_count_or_one_per_reward():
+    """Each row compares the count of the marker its counterfactual changed; a row that changed
+    none takes the shortest (its term is constant); a count per reward must cover every reward."""
+    from merging.zoo.training import _contrast_heads
+
+    assert _contrast_heads(8, [0, None, 2], 3) == [8, 8, 8]
+    assert _contrast_heads((8, 32, 4), [0, 1, None, 2, 1], 3) == [8, 32, 4, 4, 32]
+    with pytest.raises(ValueError, match="one positive count per reward"):
+        _contrast_heads((8, 32), [0, 1], 3)
+    with pytest.raises(ValueError, match="one positive count per reward"):
+        _contrast_heads((8, 0, 8), [0], 3)
