@@ -369,9 +369,10 @@ class RunStore:
             thread.join()
 
     def complete(self, trial, x: np.ndarray, outcome: Outcome) -> bool:
-        """Record the trial's result; False, recording nothing, when the trial was finished
-        meanwhile by another process (failed as stale, and so retried, while this one was
-        paused or starved long enough to miss its heartbeats)."""
+        """Record the trial's result; False when the trial was finished meanwhile by another
+        process (failed as stale, and so retried, while this one was paused or starved long
+        enough to miss its heartbeats): its values are not recorded, and attributes written
+        before the failure was noticed stay on the failed trial."""
         import optuna
         from optuna.trial import TrialState
 
