@@ -253,3 +253,16 @@ def test_build_estimates_say_what_machine_they_are_for(monkeypatch):
     assert _estimate_basis("smol", "cpu") == (1.0, "2 CPU cores")
     monkeypatch.setattr(merging.device, "resolve_device", lambda device: torch.device("cuda"))
     assert _estimate_basis("smol", "cuda") == (1.0, "2 CPU cores; cuda is usually faster")
+
+
+def test_bfloat16_is_native_only_with_avx512_bf16_or_amx_not_where_onednn_emulates_it(monkeypatch):
+    import merging.device
+
+    # oneDNN says yes on any AVX-512 CPU; only the instruction sets that compute bfloat16 count
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    for bf16, amx, native in [(False, False, False), (True, False, True), (False, True, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert merging.device.fast_bfloat16("cpu") is native
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    assert merging.device.fast_bfloat16("cpu") is False  # a torch without the check: float32
