@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from merging.data import Prompt
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
-CPU_BATCH = 16
+CPU_BATCH = 64
+"""Prompts per batch on a CPU. Measured on 2 cores (SmolLM2-135M, float32, 64 prompts, 80 new
+tokens, greedy): batch 16 took 74 s, 32 took 49 s, 64 took 33 s, with the same answers."""
 GPU_MAX_BATCH = 256
 
 

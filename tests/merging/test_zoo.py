@@ -244,9 +244,15 @@ def test_build_estimates_say_what_machine_they_are_for(monkeypatch):
     from merging.zoo.builder import FLOAT32_SLOWDOWN, _estimate_basis
 
     monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: False)
     assert _estimate_basis("smol", "cpu") == (
-        FLOAT32_SLOWDOWN,
-        "2 CPU cores without native bfloat16",
+        FLOAT32_SLOWDOWN["avx2"],
+        "2 CPU cores without AVX-512 or native bfloat16",
+    )
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: True)
+    assert _estimate_basis("smol", "cpu") == (
+        FLOAT32_SLOWDOWN["avx512"],
+        "2 CPU cores with AVX-512, float32",
     )
     assert _estimate_basis("tiny", "cpu") == (1.0, "2 CPU cores")
     monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: True)
