@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from merging.data import Prompt
@@ -61,3 +62,23 @@ def test_progress_is_reported(policy):
         progress=seen.append,
     )
     assert sum(seen) == len(PROMPTS)
+
+
+def test_cpu_batch_is_capped_by_its_kv_cache(policy):
+    from types import SimpleNamespace
+
+    from merging.generation import CPU_BATCH, CPU_CACHE_BYTES, auto_batch_size
+
+    model, _ = policy
+    cpu, settings = torch.device("cpu"), GenerationSettings(max_new_tokens=96)
+    assert auto_batch_size(model, cpu, 1000, settings) == CPU_BATCH
+    assert auto_batch_size(model, cpu, 5, settings) == 5
+    # a 7B-sized cache in float32: 32 layers, 8 KV heads of 128, 512 + 96 tokens
+    big = SimpleNamespace(
+        config=SimpleNamespace(
+            num_hidden_layers=32, num_key_value_heads=8, head_dim=128, vocab_size=32000
+        ),
+        parameters=lambda: iter([torch.zeros(1)]),
+    )
+    per_sequence = 2 * 32 * 8 * 128 * 608 * 4 + 32000 * 4
+    assert auto_batch_size(big, cpu, 1000, settings) == CPU_CACHE_BYTES // per_sequence == 13
