@@ -21,8 +21,7 @@ CPU_BATCH = 64
 tokens, greedy): batch 16 took 74 s, 32 took 49 s, 64 took 33 s, with the same answers."""
 CPU_CACHE_BYTES = 2 * 1024**3
 """The KV cache a CPU batch may take (SmolLM2-135M in float32 needs 28 MB a sequence at 512 + 96
-tokens, so 64 fit; a 7B model with 32 layers and 8 KV heads
-needs 160 MB, so 13)."""
+tokens, so 64 fit; a 7B model with 32 layers and 8 KV heads needs 160 MB, so 13)."""
 GPU_MAX_BATCH = 256
 
 
