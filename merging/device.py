@@ -38,9 +38,19 @@ def fast_bfloat16(device: str | torch.device) -> bool:
     dev = torch.device(device)
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if dev.type != "cpu":
-        return False
+    return dev.type == "cpu" and _cpu_has("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def cpu_has_avx512() -> bool:
+    """Whether this CPU has AVX-512 (its float32 matrix products are about 1.5 times as fast as
+    AVX2's: what the zoo builder's estimates go by)."""
+    return _cpu_has("_is_avx512_supported")
+
+
+def _cpu_has(*checks: str) -> bool:
+    """Whether ``torch.cpu`` reports any of these instruction sets (its private checks; False
+    where this torch lacks one)."""
     try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return any(bool(getattr(torch.cpu, check)()) for check in checks)
     except (AttributeError, RuntimeError):
         return False

@@ -247,26 +247,16 @@ def _estimate_basis(preset: str, device: str) -> tuple[float, str]:
     are :data:`FLOAT32_SLOWDOWN` times longer, by whether it has AVX-512 (not for ``tiny``,
     whose steps take seconds); on an accelerator they stay the CPU's, and say so, as an upper
     bound."""
-    from merging.device import fast_bfloat16, resolve_device
+    from merging.device import cpu_has_avx512, fast_bfloat16, resolve_device
 
     kind = resolve_device(device).type
     if kind != "cpu":
         return 1.0, f"2 CPU cores; {kind} is usually faster"
     if preset != "tiny" and not fast_bfloat16(device):
-        if _has_avx512():
+        if cpu_has_avx512():
             return FLOAT32_SLOWDOWN["avx512"], "2 CPU cores with AVX-512, float32"
         return FLOAT32_SLOWDOWN["avx2"], "2 CPU cores without AVX-512 or native bfloat16"
     return 1.0, "2 CPU cores"
-
-
-def _has_avx512() -> bool:
-    """Whether this CPU has AVX-512 (float32 matrix products about 1.5 times as fast as AVX2's)."""
-    import torch
-
-    try:
-        return bool(torch.cpu._is_avx512_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _duration(seconds: float) -> str:
