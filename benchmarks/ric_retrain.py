@@ -1,8 +1,9 @@
 """Retrain a zoo's rewards-in-context model from its saved answers, with more steps or elsewhere.
 
     python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
-        [--preset smol] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0] [--train-tokens 96]
-        [--marker-weights 0.25,1,1] [--one-marker 0.5] [--contrast-tokens 8,32,8] [--random-batches]
+        [--preset smol] [--batch-size 8] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
+        [--train-tokens 96] [--marker-weights 0.25,1,1] [--one-marker 0.5]
+        [--contrast-tokens 8,32,8] [--random-batches]
     python benchmarks/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--zoo", help="source zoo folder (default: the user cache)")
     parser.add_argument("--out", required=True, help="folder for the new zoo manifest and model")
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, help="answers a step (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="default: the preset's")
     parser.add_argument("--contrast", type=float, help="contrastive weight (default: preset's)")
     parser.add_argument(
@@ -109,6 +111,7 @@ def main() -> None:
     spec.save(folder)
     settings = ric_training_settings(preset) | given(
         steps=args.steps,
+        batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         contrast=args.contrast,
         contrast_tokens=counts(args.contrast_tokens),

@@ -205,7 +205,7 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     subprocess.run(
         [
             *argv,
-            *("--out", str(out), "--steps", "3", "--device", "cpu"),
+            *("--out", str(out), "--steps", "3", "--batch-size", "2", "--device", "cpu"),
             *("--marker-weights", "0,1,1", "--random-batches", "--contrast-tokens", "2,6,2"),
         ],
         capture_output=True,
@@ -216,6 +216,7 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     metrics = record["metrics"]
     assert record["training"]["steps"] == 3  # the settings it trained with, the preset's and ours
     assert record["training"]["contrast_tokens"] == [2, 6, 2]
+    assert record["training"]["batch_size"] == 2 != PRESETS["tiny"].ric_batch
     assert record["training"]["lora_rank"] == PRESETS["tiny"].lora_rank
     answers = json.loads((Path(manifest.ric) / "answers.json").read_text())
     assert metrics["steps"] == 3
