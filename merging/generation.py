@@ -1,4 +1,5 @@
-"""Batched generation: chat template, left padding, KV cache, fixed seeds, stop at end of turn.
+"""Batched generation: chat template, left padding, KV cache, fixed seeds, stop at end of turn;
+greedy decoding drops each row from the batch as it stops (:func:`greedy_decode`).
 
 The same model, prompts and settings give the same responses: prompts are sorted by length
 into batches (less padding), every batch reseeds the generator with ``seed + batch index``,
@@ -7,6 +8,7 @@ and the responses are returned in the prompts' order.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Literal
 
@@ -134,6 +136,7 @@ def generate_finished(
         else int(settings.batch_size)
     )
     stops = stop_token_ids(tokenizer, model)
+    greedy = not settings.do_sample and plain_greedy(model)
     responses: list[str | None] = [None] * len(texts)
     finished = [False] * len(texts)
     for b, start in enumerate(range(0, len(order), size)):
@@ -141,25 +144,128 @@ def generate_finished(
         batch = tokenizer.pad(
             {"input_ids": [encoded[i] for i in idx]}, padding=True, return_tensors="pt"
         ).to(device)
-        torch.manual_seed(settings.seed + b)
-        kwargs = {"do_sample": settings.do_sample}
-        if settings.do_sample:
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        if greedy:
+            rows = greedy_decode(
+                model, batch["input_ids"], batch["attention_mask"], settings.max_new_tokens, stops
+            )
         else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        out = model.generate(
-            **batch,
-            max_new_tokens=settings.max_new_tokens,
-            eos_token_id=stops,
-            pad_token_id=tokenizer.pad_token_id,
-            use_cache=True,
-            **kwargs,
-        )
-        new = out[:, batch["input_ids"].shape[1] :]
-        ended = torch.isin(new, torch.tensor(stops, device=new.device)).any(dim=1)
-        for i, row, end in zip(idx, new, ended.tolist(), strict=True):
+            rows = _transformers_generate(model, tokenizer, batch, settings, stops, batch_index=b)
+        for i, row in zip(idx, rows, strict=True):
             responses[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
-            finished[i] = bool(end)
+            finished[i] = bool(row) and row[-1] in stops
         if progress is not None:
             progress(len(idx))
     return [r or "" for r in responses], finished
+
+
+GREEDY_NEUTRAL = {
+    "num_beams": (None, 1),
+    "penalty_alpha": (None, 0, 0.0),
+    "repetition_penalty": (None, 1, 1.0),
+    "encoder_repetition_penalty": (None, 1, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "min_length": (None, 0),
+    "min_new_tokens": (None, 0),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "sequence_bias": (None,),
+    "exponential_decay_length_penalty": (None,),
+    "guidance_scale": (None, 1, 1.0),
+    "watermarking_config": (None,),
+    "prompt_lookup_num_tokens": (None,),
+    "custom_generate": (None,),
+}
+"""The values of a ``generation_config`` setting under which transformers' greedy search is a
+plain argmax at every step (:func:`plain_greedy`): unset, or its old default."""
+
+
+def plain_greedy(model) -> bool:
+    """Whether :func:`greedy_decode` decodes ``model`` as transformers' greedy search does: its
+    forward takes position ids and a key-value cache, and its ``generation_config`` asks for no
+    beams, penalties or forced tokens (where it does, transformers' ``generate`` decodes)."""
+    keywords = _forward_keywords(model)
+    if "position_ids" not in keywords or not {"cache", "past_key_values"} & keywords:
+        return False
+    config = getattr(model, "generation_config", None)
+    return config is None or all(
+        getattr(config, key, None) in neutral for key, neutral in GREEDY_NEUTRAL.items()
+    )
+
+
+@torch.no_grad()
+def greedy_decode(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, stops
+) -> list[list[int]]:
+    """The greedy continuation of each left-padded row, ending with its stop token if it met
+    one: transformers' greedy search, except that a row leaves the batch (and its keys and
+    values the cache) once it has stopped, so the steps after cost only the rows still writing
+    (the quickstart study generated a quarter faster on 2 CPU cores, the same tokens; README)."""
+    keywords = _forward_keywords(model)
+    name = "cache" if "cache" in keywords else "past_key_values"  # renamed in transformers 5
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in keywords else {}
+    stop = torch.tensor(sorted(stops), device=input_ids.device)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        use_cache=True,
+        **last_only,
+    )
+    cache, mask, position = getattr(out, name), attention_mask, positions[:, -1:]
+    alive = torch.arange(len(input_ids), device=input_ids.device)
+    written: list[list[int]] = [[] for _ in range(len(input_ids))]
+    for step in range(max_new_tokens):
+        tokens = out.logits[:, -1].float().argmax(-1)
+        for row, token in zip(alive.tolist(), tokens.tolist(), strict=True):
+            written[row].append(token)
+        going = ~torch.isin(tokens, stop)
+        if step == max_new_tokens - 1 or not going.any():
+            break
+        if not going.all():  # the rows that stopped leave the batch and the cache
+            keep = going.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            alive, tokens, mask, position = alive[keep], tokens[keep], mask[keep], position[keep]
+        mask = torch.cat([mask, mask.new_ones((len(mask), 1))], dim=1)
+        position = position + 1
+        out = model(
+            input_ids=tokens[:, None],
+            attention_mask=mask,
+            position_ids=position,
+            use_cache=True,
+            **{name: cache},
+        )
+    return written
+
+
+def _transformers_generate(model, tokenizer, batch, settings, stops, *, batch_index: int):
+    """transformers' ``generate`` (sampling, or a model whose greedy search is not a plain
+    argmax): each row's new tokens, up to and including its stop token."""
+    torch.manual_seed(settings.seed + batch_index)
+    kwargs = {"do_sample": settings.do_sample}
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    out = model.generate(
+        **batch,
+        max_new_tokens=settings.max_new_tokens,
+        eos_token_id=stops,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+        **kwargs,
+    )
+    rows = []
+    for row in out[:, batch["input_ids"].shape[1] :].tolist():
+        end = next((i for i, t in enumerate(row) if t in stops), None)
+        rows.append(row if end is None else row[: end + 1])
+    return rows
+
+
+def _forward_keywords(model) -> set[str]:
+    """The keyword arguments the forward of ``model`` (the model a PEFT wrapper holds) names."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)

@@ -5,7 +5,15 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from merging.data import Prompt
-from merging.generation import GenerationSettings, generate, render, stop_token_ids
+from merging.generation import (
+    GenerationSettings,
+    generate,
+    generate_finished,
+    greedy_decode,
+    plain_greedy,
+    render,
+    stop_token_ids,
+)
 
 PROMPTS = [
     Prompt(({"role": "user", "content": " ".join(f"w{7 + (i * j) % 80}" for j in range(n))},))
@@ -82,3 +90,72 @@ def test_cpu_batch_is_capped_by_its_kv_cache(policy):
     )
     per_sequence = 2 * 32 * 8 * 128 * 608 * 4 + 32000 * 4
     assert auto_batch_size(big, cpu, 1000, settings) == CPU_CACHE_BYTES // per_sequence == 13
+
+
+def _left_padded(tok, prompts):
+    tok.padding_side = "left"
+    ids = [tok(render(tok, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    return tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+
+
+def _until_stop(rows: list[list[int]], stops: set[int]) -> list[list[int]]:
+    return [row[: next((i + 1 for i, t in enumerate(row) if t in stops), len(row))] for row in rows]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])  # rotary and learned positions
+def test_greedy_decode_is_transformers_greedy_search_with_rows_leaving(model_zoo, arch):
+    """Rows leave the batch (and the cache) as they stop, at different steps; every row's tokens
+    are still those of transformers' ``generate``, up to and including its stop token. (The
+    tiny Qwen2's tokenizer reads these prompts as the same three tokens: no rows to tell apart.)"""
+    base, _ = model_zoo(arch, 2)
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():  # GPT-2's initial scale: the fixture's answers hardly differ by row
+        for name, weight in model.named_parameters():
+            if "norm" not in name and "ln_" not in name:
+                weight.normal_(0, 0.02)
+    tok = AutoTokenizer.from_pretrained(base)
+    assert plain_greedy(model)
+    batch = _left_padded(tok, PROMPTS)
+    free = greedy_decode(model, batch["input_ids"], batch["attention_mask"], 12, [-1])
+    assert {len(r) for r in free} == {12}
+    tokens = sorted({t for row in free for t in row})
+    stops = max(  # the one or two tokens whose first places differ most from row to row
+        ({a, b} for a in tokens for b in tokens),
+        key=lambda s: len({len(r) for r in _until_stop(free, s)}),
+    )
+    mine = greedy_decode(model, batch["input_ids"], batch["attention_mask"], 12, sorted(stops))
+    lengths = {len(r) for r in mine}
+    assert len(lengths) >= 2, mine
+    assert min(lengths) < 12, mine
+    theirs = model.generate(
+        **batch,
+        max_new_tokens=12,
+        do_sample=False,
+        eos_token_id=sorted(stops),
+        pad_token_id=tok.pad_token_id,
+    )[:, batch["input_ids"].shape[1] :].tolist()
+    assert mine == _until_stop(theirs, stops)
+    assert mine == _until_stop(free, stops)
+
+
+def test_a_generation_config_with_a_penalty_is_decoded_by_transformers(model_zoo):
+    """A repetition penalty in the model's generation config is not a plain argmax: generation
+    then goes through transformers' ``generate``, which applies it."""
+    base, _ = model_zoo("llama", 2)
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    tok = AutoTokenizer.from_pretrained(base)
+    settings = GenerationSettings(max_new_tokens=10, batch_size=len(PROMPTS))
+    plain = generate(model, tok, PROMPTS, settings)
+    model.generation_config.repetition_penalty = 3.0
+    assert not plain_greedy(model)
+    penalised, _ = generate_finished(model, tok, PROMPTS, settings)
+    batch = _left_padded(tok, PROMPTS)
+    stops = stop_token_ids(tok, model)
+    out = model.generate(
+        **batch, max_new_tokens=10, do_sample=False, eos_token_id=stops, pad_token_id=0
+    )[:, batch["input_ids"].shape[1] :]
+    order = sorted(range(len(PROMPTS)), key=lambda i: (batch["attention_mask"][i].sum(), i))
+    expected = [tok.decode(row, skip_special_tokens=True).strip() for row in out]
+    assert penalised == expected, order
+    assert penalised != plain
