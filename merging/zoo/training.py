@@ -18,6 +18,7 @@ import torch
 from merging.data import PreferencePair
 from merging.device import fast_bfloat16
 from merging.ric import LevelWords
+from merging.zoo.compact_head import add_compact_lm_head
 
 LOG = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -112,12 +113,22 @@ def _train(
         callbacks=[_progress_callback(steps, report)],
     )
     _quiet(trainer)
+    if not _triton_head(trainer.accelerator.device):
+        add_compact_lm_head(trainer.model.get_base_model())
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
     trainer.model.save_pretrained(out)
     tok.save_pretrained(out)
     return seconds, [h for h in trainer.state.log_history if "loss" in h]
+
+
+def _triton_head(device: torch.device) -> bool:
+    """Whether TRL's fused head scores only the labelled positions there (with Triton kernels),
+    as :func:`~merging.zoo.compact_head.add_compact_lm_head` does elsewhere."""
+    from transformers.utils import is_triton_available
+
+    return device.type in ("cuda", "xpu") and is_triton_available()
 
 
 def train_dpo_expert(
@@ -383,9 +394,10 @@ def _response_log_probs(model, sequences, pad: int, device: str, autocast: dict)
     """``(token_lp, valid)``, each ``(rows, longest response)``: the log-probability of each
     response token of ``(prompt_ids, response_ids)`` rows, and where a response token is.
 
-    Rows are left-padded, so that the responses end together and the vocabulary projection is
-    computed for the response positions only (most of the cost of a small model's step is
-    there and in the padding)."""
+    Rows are left-padded, so that the responses end together; the vocabulary projection and its
+    log-softmax are computed for the response tokens only (on a CPU they cost as much as a
+    tenth of the model's layers per position, and a batch's shorter responses leave prompt and
+    padding positions among its last ones)."""
     width = max(len(p) + len(r) for p, r in sequences)
     keep = max(len(r) for _, r in sequences)
     ids = torch.full((len(sequences), width), pad)
@@ -397,15 +409,17 @@ def _response_log_probs(model, sequences, pad: int, device: str, autocast: dict)
         if r:
             target[row, keep - len(r) :] = torch.tensor(r)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    target = target.to(device)
+    valid = target != -100
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     with torch.autocast(**autocast):
-        logits = model(
+        hidden = causal.base_model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
-            logits_to_keep=keep + 1,
-        ).logits[:, :-1]
-    target = target.to(device)
-    token_lp = -torch.nn.functional.cross_entropy(
-        logits.float().transpose(1, 2), target, ignore_index=-100, reduction="none"
-    )
-    return token_lp, target != -100
+            use_cache=False,
+        ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the response tokens
+        logits = causal.get_output_embeddings()(hidden[valid]).float()
+    scored = target[valid]
+    lp = logits.gather(-1, scored[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return lp.new_zeros(valid.shape).masked_scatter(valid, lp), valid

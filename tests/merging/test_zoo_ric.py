@@ -201,3 +201,39 @@ def test_contrast_tokens_one_count_or_one_per_reward():
         _contrast_heads((8, 32), [0, 1], 3)
     with pytest.raises(ValueError, match="one positive count per reward"):
         _contrast_heads((8, 0, 8), [0], 3)
+
+
+def test_response_log_probs_are_each_rows_own(tiny_base):
+    """Rows of different prompt and answer lengths, left-padded into one batch and projected at
+    their answer tokens only, score each answer token as the row's own forward pass does."""
+    from peft import get_peft_model
+
+    from merging.zoo.training import _load, _lora, _response_log_probs
+
+    model, tok = _load(tiny_base, "cpu")
+    torch.manual_seed(0)
+    model = get_peft_model(model, _lora(4, ["q_proj", "v_proj"]))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    rows = [
+        ([5, 6, 7, 8], [9, 10, 11]),
+        ([12, 13], [14, 15, 16, 17, 18]),
+        ([19, 20, 21, 22, 23, 24], [25]),
+        ([26, 27], []),
+    ]
+    off = {"device_type": "cpu", "dtype": torch.bfloat16, "enabled": False}
+    lp, valid = _response_log_probs(model, rows, tok.pad_token_id, "cpu", off)
+    assert lp.shape == (4, 5)
+    assert valid.sum(-1).tolist() == [3, 5, 1, 0]
+    assert (lp[~valid] == 0).all()
+    for row, (prompt, answer) in enumerate(rows[:3]):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt + answer])).logits[0]
+        alone = logits[len(prompt) - 1 : -1].log_softmax(-1)
+        own = alone.gather(-1, torch.tensor(answer)[:, None])[:, 0]
+        torch.testing.assert_close(lp[row][valid[row]].detach(), own, rtol=1e-5, atol=1e-5)
+    lp.sum().backward()
+    grads = [p.grad for name, p in model.named_parameters() if "lora_B" in name]
+    assert all(g is not None for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)

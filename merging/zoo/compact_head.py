@@ -1,0 +1,96 @@
+"""TRL's fused language-model head, for the scored positions only, where TRL would score them all.
+
+TRL's preference trainers call ``model(..., labels=labels, fused_lm_head=True)`` and read the
+per-token log-probabilities (and, for DPO's logs, the entropy, the mean logit and whether the
+label is the top token) from a :class:`trl.trainer.utils.FusedCausalLMOutput`. Where Triton runs
+(CUDA), TRL projects only the positions whose label is not ``-100``. On a CPU it projects every
+position, prompts and padding included, in vocabulary tiles folded by a dozen elementwise passes,
+and the backward projects them all again: with SmolLM2's 49,152-token vocabulary that was about
+half of a DPO step on 2 cores (``benchmarks/dpo_head.py``). :func:`add_compact_lm_head` keeps the
+same contract and projects the scored positions once, with a plain log-softmax.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+
+SCALING_SETTINGS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
+"""Config fields that change the logits after the projection; a model that sets one keeps TRL's
+head, which applies them."""
+
+
+def add_compact_lm_head(model) -> bool:
+    """Wrap ``model.forward`` (the causal LM that TRL's ``add_fused_lm_head`` patched, not its
+    PEFT wrapper) so that ``fused_lm_head=True`` calls project only the scored positions; returns
+    whether it did. Calls it does not serve (pre-shifted labels, MoE router logits, a model that
+    scales its logits) go to the forward it wraps. ``entropy``, ``mean_logits`` and ``is_top1``
+    and ``log_sum_sq_probs`` carry no gradient (TRL's DPO logs the first three and weighs pairs by
+    the last)."""
+    config = model.config.get_text_config()
+    if any(getattr(config, name, None) not in (None, 1.0) for name in SCALING_SETTINGS):
+        return False
+    wrapped = model.forward
+
+    @functools.wraps(type(model).forward)  # generate checks its keywords against this signature
+    def forward(
+        self,
+        *args,
+        fused_lm_head=False,
+        labels=None,
+        shift_labels=None,
+        num_items_in_batch=None,
+        **kwargs,
+    ):
+        if not fused_lm_head or shift_labels is not None or kwargs.get("output_router_logits"):
+            return wrapped(
+                *args,
+                fused_lm_head=fused_lm_head,
+                labels=labels,
+                shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch,
+                **kwargs,
+            )
+        from trl.trainer.utils import FusedCausalLMOutput
+
+        kwargs["use_cache"] = False
+        hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        head = self.get_output_embeddings()
+        targets = labels[:, 1:].to(head.weight.device)
+        mask = targets != -100
+        logits = head(hidden.to(head.weight.device)[mask]).float()  # (scored tokens, vocabulary)
+        chosen = targets[mask]
+        log_z = torch.logsumexp(logits, dim=-1)
+        log_probs = logits.gather(-1, chosen[:, None]).squeeze(-1) - log_z
+        with torch.no_grad():
+            probs = torch.softmax(logits, dim=-1)
+            entropy = log_z - (probs * logits).sum(-1)
+            log_sum_sq_probs = probs.square().sum(-1).log()
+            mean_logits = logits.mean(-1)
+            is_top1 = logits.argmax(-1) == chosen  # the first of tied maxima, as TRL counts it
+
+        def spread(values):  # masked_scatter keeps an all-unscored batch connected to the graph
+            return values.new_zeros(mask.shape).masked_scatter(mask, values)
+
+        per_token = spread(log_probs)
+        count = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        return FusedCausalLMOutput(
+            loss=-per_token.sum() / count,
+            log_probs=per_token,
+            entropy=spread(entropy),
+            log_sum_sq_probs=spread(log_sum_sq_probs),
+            mean_logits=spread(mean_logits),
+            is_top1=spread(is_top1),
+            label_mask=mask,
+        )
+
+    model.forward = types.MethodType(forward, model)
+    return True
