@@ -92,7 +92,7 @@ PRESETS = {
             "base": 30,
             "helpfulness_head": 55,
             "harmlessness_head": 50,
-            # the experts' 0.79 of their time before the compact head (float32 on AVX-512)
+            # 0.79 of the experts' times before the compact head (measured in float32, AVX-512)
             "helpfulness_expert": 170,
             "harmlessness_expert": 155,
             "concise_expert": 200,

@@ -6,8 +6,8 @@ label is the top token) from a :class:`trl.trainer.utils.FusedCausalLMOutput`. W
 (CUDA), TRL projects only the positions whose label is not ``-100``. On a CPU it projects every
 position, prompts and padding included, in vocabulary tiles folded by a dozen elementwise passes,
 and the backward projects them all again: with SmolLM2's 49,152-token vocabulary that was about
-half of a DPO step on 2 cores (``benchmarks/dpo_head.py``). :func:`add_compact_lm_head` keeps the
-same contract and projects the scored positions once, with a plain log-softmax.
+a third of a DPO step's time on 2 cores (``benchmarks/dpo_head.py``). :func:`add_compact_lm_head`
+keeps the same contract and projects the scored positions once, with a plain log-softmax.
 """
 
 from __future__ import annotations
@@ -63,34 +63,46 @@ def add_compact_lm_head(model) -> bool:
 
         kwargs["use_cache"] = False
         hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
-        head = self.get_output_embeddings()
-        targets = labels[:, 1:].to(head.weight.device)
-        mask = targets != -100
-        logits = head(hidden.to(head.weight.device)[mask]).float()  # (scored tokens, vocabulary)
-        chosen = targets[mask]
-        log_z = torch.logsumexp(logits, dim=-1)
-        log_probs = logits.gather(-1, chosen[:, None]).squeeze(-1) - log_z
+        log_probs, mask, logits, log_z = scored_log_probs(
+            self.get_output_embeddings(), hidden, labels[:, 1:]
+        )
         with torch.no_grad():
             probs = torch.softmax(logits, dim=-1)
             entropy = log_z - (probs * logits).sum(-1)
             log_sum_sq_probs = probs.square().sum(-1).log()
             mean_logits = logits.mean(-1)
-            is_top1 = logits.argmax(-1) == chosen  # the first of tied maxima, as TRL counts it
+            labelled = labels[:, 1:].to(mask.device)[mask]
+            is_top1 = logits.argmax(-1) == labelled  # the first of tied maxima, as TRL counts it
 
-        def spread(values):  # masked_scatter keeps an all-unscored batch connected to the graph
-            return values.new_zeros(mask.shape).masked_scatter(mask, values)
-
-        per_token = spread(log_probs)
         count = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
         return FusedCausalLMOutput(
-            loss=-per_token.sum() / count,
-            log_probs=per_token,
-            entropy=spread(entropy),
-            log_sum_sq_probs=spread(log_sum_sq_probs),
-            mean_logits=spread(mean_logits),
-            is_top1=spread(is_top1),
+            loss=-log_probs.sum() / count,
+            log_probs=log_probs,
+            entropy=_spread(entropy, mask),
+            log_sum_sq_probs=_spread(log_sum_sq_probs, mask),
+            mean_logits=_spread(mean_logits, mask),
+            is_top1=_spread(is_top1, mask),
             label_mask=mask,
         )
 
     model.forward = types.MethodType(forward, model)
     return True
+
+
+def scored_log_probs(head, hidden, targets):
+    """``(log_probs, mask, logits, log_z)``: the projection ``head`` of the ``hidden`` states
+    (``(rows, positions, width)``) at the positions whose target is not ``-100`` only, each such
+    position's log-probability of its target spread to the targets' shape (zero elsewhere), the
+    mask of those positions, and their float32 logits and log-partition, in mask order."""
+    targets = targets.to(head.weight.device)  # a model split across devices ends elsewhere
+    mask = targets != -100
+    logits = head(hidden.to(head.weight.device)[mask]).float()  # (scored positions, vocabulary)
+    log_z = torch.logsumexp(logits, dim=-1)
+    log_probs = logits.gather(-1, targets[mask][:, None]).squeeze(-1) - log_z
+    return _spread(log_probs, mask), mask, logits, log_z
+
+
+def _spread(values, mask):
+    """``values``, one per true cell of ``mask``, in a zero tensor of its shape; masked_scatter
+    keeps a batch with nothing scored connected to the graph."""
+    return values.new_zeros(mask.shape).masked_scatter(mask, values)

@@ -18,7 +18,7 @@ import torch
 from merging.data import PreferencePair
 from merging.device import fast_bfloat16
 from merging.ric import LevelWords
-from merging.zoo.compact_head import add_compact_lm_head
+from merging.zoo.compact_head import add_compact_lm_head, scored_log_probs
 
 LOG = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -409,8 +409,6 @@ def _response_log_probs(model, sequences, pad: int, device: str, autocast: dict)
         if r:
             target[row, keep - len(r) :] = torch.tensor(r)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    target = target.to(device)
-    valid = target != -100
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     with torch.autocast(**autocast):
         hidden = causal.base_model(
@@ -419,7 +417,5 @@ def _response_log_probs(model, sequences, pad: int, device: str, autocast: dict)
             position_ids=positions.to(device),
             use_cache=False,
         ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the response tokens
-        logits = causal.get_output_embeddings()(hidden[valid]).float()
-    scored = target[valid]
-    lp = logits.gather(-1, scored[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return lp.new_zeros(valid.shape).masked_scatter(valid, lp), valid
+        token_lp, valid, _, _ = scored_log_probs(causal.get_output_embeddings(), hidden, target)
+    return token_lp, valid
