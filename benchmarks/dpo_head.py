@@ -1,15 +1,17 @@
-"""DPO expert training on SmolLM2-135M-Instruct with the compact language-model head against
-TRL's fused head, side by side in one run.
+"""DPO expert training on SmolLM2-135M-Instruct with the compact language-model head (each pair
+packed, or its rows apart) against TRL's fused head, side by side in one run.
 
     python benchmarks/dpo_head.py [--steps 5] [--batch-size 8] [--device cpu] [--data DIR]
 
 On a CPU, TRL's fused head projects every position of a batch (prompts and padding too) onto the
 49,152-token vocabulary and folds the tiles with a dozen elementwise passes, and the backward
 projects them all again; :func:`merging.zoo.compact_head.add_compact_lm_head`, which the zoo
-builder installs there, projects only the answer tokens once. Both runs train the builder's
-helpfulness expert recipe (LoRA rank 16, max length 192) on the same HH-RLHF helpful-base pairs
-from the same start. Prints seconds per step, the ratio, each run's final DPO loss and reward
-accuracy, and the largest difference between the two adapters.
+builder installs there, projects only the answer tokens once, and runs each chosen and rejected
+answer as one packed sequence that computes their prompt once
+(:func:`merging.zoo.shared_prefix.pack_pairs`). The three runs train the builder's helpfulness
+expert recipe (LoRA rank 16, max length 192) on the same HH-RLHF helpful-base pairs from the
+same start. Prints seconds per step, the ratios, each run's final DPO loss and reward accuracy,
+and the largest difference between each adapter and TRL's.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
-    from merging.zoo import training
+    from merging.zoo import compact_head, training
     from merging.zoo.builder import PRESETS, default_zoo_dir
     from merging.zoo.datasets import HH_FILES, locate_hh_rlhf, short_pairs
 
@@ -50,10 +52,11 @@ def main() -> None:
             from merging.zoo.base import convert_smollm2
 
             base = convert_smollm2(Path(tmp) / "base")
-        real = training.add_compact_lm_head
+        real, packs = training.add_compact_lm_head, compact_head.masks_per_position
         runs = {}
-        for head in ("compact", "trl"):
-            training.add_compact_lm_head = real if head == "compact" else (lambda model: False)
+        for head in ("packed", "apart", "trl"):
+            training.add_compact_lm_head = real if head != "trl" else (lambda model: False)
+            compact_head.masks_per_position = packs if head == "packed" else (lambda model: False)
             start = time.perf_counter()
             metrics = training.train_dpo_expert(
                 base,
@@ -70,19 +73,28 @@ def main() -> None:
             wall = time.perf_counter() - start
             adapter = load_file(Path(tmp) / head / "adapter_model.safetensors")
             runs[head] = (metrics, wall, adapter)
-        training.add_compact_lm_head = real
+        training.add_compact_lm_head, compact_head.masks_per_position = real, packs
+    names = {"packed": "compact, pairs packed", "apart": "compact, rows apart", "trl": "TRL's"}
     for head, (metrics, wall, _) in runs.items():
         print(
-            f"{head:>8} head: {metrics['seconds'] / args.steps:6.2f} s a step "
+            f"{names[head]:>21} head: {metrics['seconds'] / args.steps:6.2f} s a step "
             f"({metrics['seconds']:.1f} s training, {wall:.1f} s in all), "
             f"final loss {metrics['final_loss']:.6f}, "
             f"reward accuracy {metrics['final_reward_accuracy']:.3f}"
         )
-    (compact, _, a), (trl, _, b) = runs["compact"], runs["trl"]
-    print(f"compact / TRL training time: {compact['seconds'] / trl['seconds']:.2f}x")
-    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    seconds = {head: metrics["seconds"] for head, (metrics, _, _) in runs.items()}
+    print(f"compact apart / TRL training time: {seconds['apart'] / seconds['trl']:.2f}x")
+    print(f"packed / compact apart training time: {seconds['packed'] / seconds['apart']:.2f}x")
+    print(f"packed / TRL training time: {seconds['packed'] / seconds['trl']:.2f}x")
+    b = runs["trl"][2]
     scale = max(b[k].abs().max().item() for k in b)
-    print(f"largest adapter difference: {diff:.2e} (largest weight {scale:.2e})")
+    for head in ("packed", "apart"):
+        a = runs[head][2]
+        diff = max((a[k] - b[k]).abs().max().item() for k in a)
+        print(
+            f"largest difference from TRL's adapter, {names[head]}: {diff:.2e} "
+            f"(largest weight {scale:.2e})"
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ label is the top token) from a :class:`trl.trainer.utils.FusedCausalLMOutput`. W
 position, prompts and padding included, in vocabulary tiles folded by a dozen elementwise passes,
 and the backward projects them all again: with SmolLM2's 49,152-token vocabulary that was about
 a third of a DPO step's time on 2 cores (``benchmarks/dpo_head.py``). :func:`add_compact_lm_head`
-keeps the same contract and projects the scored positions once, with a plain log-softmax.
+keeps the same contract and projects the scored positions once, with a plain log-softmax. A
+DPO batch (chosen rows, then rejected rows) runs each pair as one packed sequence, so that the
+prompt they share is computed once (a quarter of a pair's tokens on HH-RLHF), where the
+attention takes a mask per position; elsewhere the rows run as TRL sent them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import functools
 import types
 
 import torch
+
+from merging.zoo.shared_prefix import attention_mask, common_prefix, masks_per_position, pack_pairs
 
 SCALING_SETTINGS = (
     "final_logit_softcapping",
@@ -26,6 +31,10 @@ SCALING_SETTINGS = (
 )
 """Config fields that change the logits after the projection; a model that sets one keeps TRL's
 head, which applies them."""
+
+PLAIN_KEYWORDS = {"input_ids", "attention_mask", "use_cache"}
+"""What a preference batch may set to be packed; anything else (positions of its own, input
+embeddings, attentions asked for) runs the rows as they came."""
 
 
 def add_compact_lm_head(model) -> bool:
@@ -62,7 +71,7 @@ def add_compact_lm_head(model) -> bool:
         from trl.trainer.utils import FusedCausalLMOutput
 
         kwargs["use_cache"] = False
-        hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        hidden = _hidden_states(self, args, kwargs)[:, :-1]
         log_probs, mask, logits, log_z = scored_log_probs(
             self.get_output_embeddings(), hidden, labels[:, 1:]
         )
@@ -87,6 +96,47 @@ def add_compact_lm_head(model) -> bool:
 
     model.forward = types.MethodType(forward, model)
     return True
+
+
+def _hidden_states(model, args: tuple, kwargs: dict) -> torch.Tensor:
+    """The last hidden states of a batch. A preference batch as TRL's trainers write it (the
+    first answers' rows, then the second answers' in the same order, right-padded, plain
+    positions) runs as packed pairs (:func:`~merging.zoo.shared_prefix.pack_pairs`) where the
+    model's attention allows: each pair's prompt, and any start the two answers share, once."""
+    ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+    plain = (
+        args
+        or any(v is not None for k, v in kwargs.items() if k not in PLAIN_KEYWORDS)
+        or ids is None
+        or mask is None
+        or ids.dim() != 2
+        or len(ids) % 2
+        or not masks_per_position(model)
+    )
+    if not plain:
+        lengths = mask.sum(-1)
+        right_padded = torch.arange(mask.shape[1], device=mask.device) < lengths[:, None]
+        plain = not torch.equal(mask.bool(), right_padded)
+    if plain:
+        return model.base_model(*args, **kwargs).last_hidden_state
+    rows = [row[:n].tolist() for row, n in zip(ids, lengths.tolist(), strict=True)]
+    half = len(rows) // 2
+    pairs = list(zip(rows[:half], rows[half:], strict=True))
+    if not any(common_prefix(a, b) for a, b in pairs):  # nothing to share
+        return model.base_model(*args, **kwargs).last_hidden_state
+    packed, positions, allowed, columns = pack_pairs(pairs, pad=0)
+    hidden = model.base_model(
+        input_ids=packed.to(ids.device),
+        attention_mask=attention_mask(model, allowed).to(ids.device),
+        position_ids=positions.to(ids.device),
+        use_cache=False,
+    ).last_hidden_state
+    where = torch.zeros(ids.shape, dtype=torch.long)  # padding cells read column 0, unscored
+    for row, (first, second) in enumerate(columns):
+        where[row, : len(first)] = torch.tensor(first, dtype=torch.long)
+        where[half + row, : len(second)] = torch.tensor(second, dtype=torch.long)
+    pair = torch.arange(half).repeat(2)[:, None]
+    return hidden[pair.to(hidden.device), where.to(hidden.device)]
 
 
 def scored_log_probs(head, hidden, targets):

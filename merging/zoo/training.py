@@ -19,6 +19,7 @@ from merging.data import PreferencePair
 from merging.device import fast_bfloat16
 from merging.ric import LevelWords
 from merging.zoo.compact_head import add_compact_lm_head, scored_log_probs
+from merging.zoo.shared_prefix import attention_mask, masks_per_position, pack_pairs
 
 LOG = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -218,7 +219,10 @@ def train_ric_lora(
     (see docs/ric-investigation.md); TRL's SFT trainer has no such term, hence this loop.
     ``words``, one set per reward, are the level words written after the scores
     (:mod:`merging.ric`). ``length_batches``: each batch holds answers of similar length (less
-    padding, which costs as much as real tokens on a CPU) rather than a random draw. The metrics
+    padding, which costs as much as real tokens on a CPU) rather than a random draw. Where the
+    attention takes a mask per position, an answer is scored under its own and its
+    counterfactual's scores in one sequence that computes their prompts' shared start once
+    (:func:`_paired_log_probs`); elsewhere in two passes, with the same result. The metrics
     include the final contrastive margin per reward (of the rows whose counterfactual changed
     that reward's marker) and its mean by tenth of training. bfloat16 autocast where it is native
     (:func:`~merging.device.fast_bfloat16`); the adapter's weights stay float32.
@@ -259,6 +263,7 @@ def train_ric_lora(
         "dtype": torch.bfloat16,
         "enabled": fast_bfloat16(device),
     }
+    paired = masks_per_position(model)
     batches: list[list[int]] = []
     rng = np.random.default_rng(seed)
     logs = []
@@ -272,13 +277,15 @@ def train_ric_lora(
             else:  # each batch a random draw: dearer in padding, less biased per step
                 batches = _chunks(rng.permutation(len(rows)).tolist(), batch_size)
         indices = batches.pop()
-        batch = [rows[i] for i in indices]
-        own_lp, own_valid = _response_log_probs(
-            model, [(own, response) for own, _, response in batch], pad, device, autocast
-        )
-        loss = -own_lp.sum() / own_valid.sum()
-        record = {"step": step + 1, "supervised": loss.item()}
-        if contrast:  # a pass of its own: its rows are shorter, so padded less
+        if contrast and paired:  # one pass: a row's counterfactual shares its prompt's start
+            own_lp, own_valid, cf_lp, cf_valid = _paired_log_probs(
+                model, [(*rows[i], heads[i]) for i in indices], pad, device, autocast
+            )
+        else:
+            own_lp, own_valid = _response_log_probs(
+                model, [(rows[i][0], rows[i][2]) for i in indices], pad, device, autocast
+            )
+        if contrast and not paired:  # a pass of its own: its rows are shorter, so padded less
             cf_lp, cf_valid = _response_log_probs(
                 model,
                 [(rows[i][1], rows[i][2][: heads[i]]) for i in indices],
@@ -286,6 +293,9 @@ def train_ric_lora(
                 device,
                 autocast,
             )
+        loss = -own_lp.sum() / own_valid.sum()
+        record = {"step": step + 1, "supervised": loss.item()}
+        if contrast:
             head = cf_valid.sum(-1)  # per row: the response tokens the counterfactual covers
             own = (own_lp * (own_valid.cumsum(-1) <= head[:, None])).sum(-1)  # its first ones
             margin = contrast_beta * (own - cf_lp.sum(-1))
@@ -419,3 +429,38 @@ def _response_log_probs(model, sequences, pad: int, device: str, autocast: dict)
         ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the response tokens
         token_lp, valid, _, _ = scored_log_probs(causal.get_output_embeddings(), hidden, target)
     return token_lp, valid
+
+
+def _paired_log_probs(model, rows, pad: int, device: str, autocast: dict):
+    """``(own_lp, own_valid, cf_lp, cf_valid)`` for ``(own_prompt, cf_prompt, response, head)``
+    rows: what :func:`_response_log_probs` gives for ``(own_prompt, response)`` and for
+    ``(cf_prompt, response[:head])``, in one pass rather than two. A counterfactual prompt
+    differs from its row's own only from one marker on, so the two run as one packed sequence
+    (:func:`~merging.zoo.shared_prefix.pack_pairs`) and their shared start, about two thirds of
+    a prompt, is computed once."""
+    pairs = [(own + response, cf + response[:head]) for own, cf, response, head in rows]
+    ids, positions, allowed, columns = pack_pairs(pairs, pad)
+    keep = max(len(r) for _, _, r, _ in rows)
+    keep_cf = max(len(r[:h]) for _, _, r, h in rows)
+    where = torch.zeros((len(rows), keep + keep_cf), dtype=torch.long)  # the predicting column
+    target = torch.full((len(rows), keep + keep_cf), -100)
+    for row, ((own, cf, response, head), (first, second)) in enumerate(
+        zip(rows, columns, strict=True)
+    ):
+        parts = ((own, response, first, keep), (cf, response[:head], second, keep + keep_cf))
+        for prompt, answer, cells, last in parts:
+            if answer:  # right-aligned in its part of the columns, as the responses end together
+                span = cells[len(prompt) - 1 : len(prompt) + len(answer) - 1]
+                where[row, last - len(answer) : last] = torch.tensor(span)
+                target[row, last - len(answer) : last] = torch.tensor(answer)
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with torch.autocast(**autocast):
+        hidden = causal.base_model(
+            input_ids=ids.to(device),
+            attention_mask=attention_mask(causal, allowed).to(device),
+            position_ids=positions.to(device),
+            use_cache=False,
+        ).last_hidden_state
+        picked = hidden.gather(1, where.to(device)[..., None].expand(-1, -1, hidden.shape[-1]))
+        token_lp, valid, _, _ = scored_log_probs(causal.get_output_embeddings(), picked, target)
+    return token_lp[:, :keep], valid[:, :keep], token_lp[:, keep:], valid[:, keep:]

@@ -31,10 +31,15 @@ def _lora_model(folder, compact: bool):
     return peft
 
 
-def _batch(vocab: int):
-    """Right-padded rows whose labels cover only their answers (as TRL's DPO writes them)."""
+def _batch(vocab: int, pairs: bool = False):
+    """Right-padded rows whose labels cover only their answers (as TRL's DPO writes them); with
+    ``pairs``, the last two rows answer the first two rows' prompts, the first pair with the
+    same first answer token."""
     torch.manual_seed(1)
     ids = torch.randint(6, vocab, (4, 12))
+    if pairs:
+        ids[2:, :5] = ids[:2, :5]
+        ids[2, 5] = ids[0, 5]
     mask = torch.ones_like(ids)
     mask[1, 9:] = 0
     mask[3, 7:] = 0
@@ -52,13 +57,21 @@ def _run(model, ids, mask, labels, **kwargs):
     return out, grads
 
 
+@pytest.mark.parametrize("pairs", [False, True])  # rows apart, or packed pairs
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])  # separate and tied output embeddings
-def test_the_compact_head_gives_trls_outputs_and_gradients(model_zoo, arch):
+def test_the_compact_head_gives_trls_outputs_and_gradients(model_zoo, arch, pairs):
     base, _ = model_zoo(arch)
-    ids, mask, labels = _batch(96)
+    ids, mask, labels = _batch(96, pairs)
     trl_out, trl_grads = _run(_lora_model(base, compact=False), ids, mask, labels)
     compact = _lora_model(base, compact=True)
+    widths = []
+    compact.get_base_model().model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
     out, grads = _run(compact, ids, mask, labels)
+    # packed: each pair one row, the second answer from where it departs (12 + 6, 9 + 2)
+    assert widths == ([(2, 18)] if pairs else [(4, 12)])
     assert torch.equal(out.label_mask, labels[:, 1:] != -100)
     assert out.log_probs.shape == (4, 11)
     for name in OUTPUTS:
@@ -116,17 +129,22 @@ def test_a_batch_with_nothing_scored_still_backpropagates(model_zoo):
 
 def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
     """The whole TRL DPO trainer on the tiny base, with the compact head (as the builder runs it
-    on a CPU) and with TRL's own: the same losses and reward accuracies, the same adapter."""
+    on a CPU, each pair packed) and with TRL's own: the same losses and reward accuracies, the
+    same adapter."""
     from safetensors.torch import load_file
 
-    from merging.zoo import training
+    from merging.zoo import compact_head, training
     from merging.zoo.base import build_tiny
     from merging.zoo.builder import _tiny_pairs
 
     base = build_tiny(tmp_path / "base")
     pairs = _tiny_pairs("helpful", 24)
-    installed = []
+    installed, packed = [], []
     real = training.add_compact_lm_head
+    pack = compact_head.pack_pairs
+    monkeypatch.setattr(
+        compact_head, "pack_pairs", lambda *a, **k: packed.append(1) or pack(*a, **k)
+    )
     runs = {}
     for head in ("compact", "trl"):
         if head == "trl":
@@ -140,6 +158,7 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
         )
         runs[head] = (metrics, load_file(tmp_path / head / "adapter_model.safetensors"))
     assert installed == [True]
+    assert len(packed) == 12  # each step's policy and reference passes
     (mine, mine_w), (theirs, theirs_w) = runs["compact"], runs["trl"]
     assert mine["final_loss"] == pytest.approx(theirs["final_loss"], rel=1e-4)
     assert mine["final_reward_accuracy"] == theirs["final_reward_accuracy"]
