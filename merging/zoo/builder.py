@@ -92,12 +92,13 @@ PRESETS = {
             "base": 30,
             "helpfulness_head": 55,
             "harmlessness_head": 50,
-            # with the compact head and packed pairs: 0.79 x 0.82 of the experts' times before
-            # them, the RiC step's training 0.84 of its time (float32, AVX-512, 2 cores)
-            "helpfulness_expert": 140,
-            "harmlessness_expert": 127,
-            "concise_expert": 164,
-            "ric": 900,
+            # the experts and the RiC step as the 26.6-minute float32 build on the AVX-512 Xeon
+            # measured them (2.8 / 2.2 / 2.8 min; 3.8 to 5.0 min of answers, then 11.7 min of
+            # training), divided by its float32 slowdown
+            "helpfulness_expert": 120,
+            "harmlessness_expert": 92,
+            "concise_expert": 120,
+            "ric": 680,
         },
     ),
     "tiny": Preset(
@@ -291,7 +292,9 @@ def _bar(name: str):
         if "bar" in state and total is not None and state["bar"].total != total:
             state.pop("bar").close()  # a new phase of the step, counted in other units
         if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc=f"  {name}", file=sys.stderr, leave=False)
+            state["bar"] = tqdm(  # its rate counts from here: no rate from a first item at once
+                total=total, initial=done, desc=f"  {name}", file=sys.stderr, leave=False
+            )
         state["bar"].n = done
         state["bar"].refresh()
 
