@@ -218,13 +218,15 @@ def test_sigkill_mid_trial_then_resume_finishes_the_budget(tiny_zoo_cache, tmp_p
         except Exception:  # the process is committing: the database is locked
             return False
         done = sum(t.state == TrialState.COMPLETE for t in trials)
-        return done >= 3 and any(t.state == TrialState.RUNNING for t in trials)
+        # a running trial whose parameters are stored: a trial is created, then given them, and
+        # its retry can repeat only parameters that were stored before the kill
+        return done >= 3 and any(t.state == TrialState.RUNNING and t.params for t in trials)
 
     # frozen before the kill: the trial cannot finish between the look and the kill, however
     # fast this machine runs one
     _wait_for(
         lambda: _look_while_stopped([proc], mid_trial),
-        what="a running trial after three complete ones",
+        what="a running trial with its parameters after three complete ones",
     )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
