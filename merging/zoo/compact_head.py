@@ -20,7 +20,7 @@ import types
 
 import torch
 
-from merging.zoo.shared_prefix import attention_mask, common_prefix, masks_per_position, pack_pairs
+from merging.zoo.shared_prefix import common_prefix, masks_per_position, packed_hidden_states
 
 SCALING_SETTINGS = (
     "final_logit_softcapping",
@@ -99,12 +99,30 @@ def add_compact_lm_head(model) -> bool:
 
 
 def _hidden_states(model, args: tuple, kwargs: dict) -> torch.Tensor:
-    """The last hidden states of a batch. A preference batch as TRL's trainers write it (the
-    first answers' rows, then the second answers' in the same order, right-padded, plain
-    positions) runs as packed pairs (:func:`~merging.zoo.shared_prefix.pack_pairs`) where the
-    model's attention allows: each pair's prompt, and any start the two answers share, once."""
+    """The last hidden states of a batch: packed pairs where :func:`_preference_pairs` finds
+    them, each pair's prompt (and any start its two answers share) computed once; otherwise the
+    rows as they came."""
+    pairs = _preference_pairs(model, args, kwargs)
+    if pairs is None:
+        return model.base_model(*args, **kwargs).last_hidden_state
+    hidden, columns = packed_hidden_states(model, pairs, pad=0)
+    where = torch.zeros(kwargs["input_ids"].shape, dtype=torch.long)  # padding: column 0, unscored
+    half = len(pairs)
+    for row, (first, second) in enumerate(columns):
+        where[row, : len(first)] = torch.tensor(first, dtype=torch.long)
+        where[half + row, : len(second)] = torch.tensor(second, dtype=torch.long)
+    pair = torch.arange(half).repeat(2)[:, None]
+    return hidden[pair.to(hidden.device), where.to(hidden.device)]
+
+
+def _preference_pairs(model, args: tuple, kwargs: dict) -> list | None:
+    """The ``(first answer's row, second answer's row)`` token lists of a preference batch as
+    TRL's trainers write it (the first answers' rows, then the second answers' in the same
+    order, right-padded, plain positions), where the model's attention takes a mask per position
+    (:func:`~merging.zoo.shared_prefix.masks_per_position`) and some pair shares a start;
+    ``None`` for any other call."""
     ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
-    plain = (
+    if (
         args
         or any(v is not None for k, v in kwargs.items() if k not in PLAIN_KEYWORDS)
         or ids is None
@@ -112,31 +130,17 @@ def _hidden_states(model, args: tuple, kwargs: dict) -> torch.Tensor:
         or ids.dim() != 2
         or len(ids) % 2
         or not masks_per_position(model)
-    )
-    if not plain:
-        lengths = mask.sum(-1)
-        right_padded = torch.arange(mask.shape[1], device=mask.device) < lengths[:, None]
-        plain = not torch.equal(mask.bool(), right_padded)
-    if plain:
-        return model.base_model(*args, **kwargs).last_hidden_state
+    ):
+        return None
+    lengths = mask.sum(-1)
+    if not torch.equal(
+        mask.bool(), torch.arange(mask.shape[1], device=mask.device) < lengths[:, None]
+    ):
+        return None  # not right-padded
     rows = [row[:n].tolist() for row, n in zip(ids, lengths.tolist(), strict=True)]
     half = len(rows) // 2
     pairs = list(zip(rows[:half], rows[half:], strict=True))
-    if not any(common_prefix(a, b) for a, b in pairs):  # nothing to share
-        return model.base_model(*args, **kwargs).last_hidden_state
-    packed, positions, allowed, columns = pack_pairs(pairs, pad=0)
-    hidden = model.base_model(
-        input_ids=packed.to(ids.device),
-        attention_mask=attention_mask(model, allowed).to(ids.device),
-        position_ids=positions.to(ids.device),
-        use_cache=False,
-    ).last_hidden_state
-    where = torch.zeros(ids.shape, dtype=torch.long)  # padding cells read column 0, unscored
-    for row, (first, second) in enumerate(columns):
-        where[row, : len(first)] = torch.tensor(first, dtype=torch.long)
-        where[half + row, : len(second)] = torch.tensor(second, dtype=torch.long)
-    pair = torch.arange(half).repeat(2)[:, None]
-    return hidden[pair.to(hidden.device), where.to(hidden.device)]
+    return pairs if any(common_prefix(a, b) for a, b in pairs) else None
 
 
 def scored_log_probs(head, hidden, targets):

@@ -53,6 +53,21 @@ def pack_pairs(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad: int):
     return ids, positions, allowed, columns
 
 
+def packed_hidden_states(model, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad: int):
+    """``(hidden, columns)``: the last hidden states of ``model`` (a causal LM) over the packed
+    ``pairs`` (``(rows, columns, width)``) and :func:`pack_pairs`'s column maps, through which
+    a caller gathers the states it scores; the inputs go where the model's input embeddings are."""
+    ids, positions, allowed, columns = pack_pairs(pairs, pad)
+    device = model.get_input_embeddings().weight.device
+    hidden = model.base_model(
+        input_ids=ids.to(device),
+        attention_mask=attention_mask(model, allowed).to(device),
+        position_ids=positions.to(device),
+        use_cache=False,
+    ).last_hidden_state
+    return hidden, columns
+
+
 def attention_mask(model, allowed: torch.Tensor) -> torch.Tensor:
     """``allowed`` (rows, queries, keys) as the 4-D mask ``model``'s attention takes as it is:
     booleans for SDPA, zero or minus infinity added to the scores for eager attention."""

@@ -19,7 +19,7 @@ from merging.data import PreferencePair
 from merging.device import fast_bfloat16
 from merging.ric import LevelWords
 from merging.zoo.compact_head import add_compact_lm_head, scored_log_probs
-from merging.zoo.shared_prefix import attention_mask, masks_per_position, pack_pairs
+from merging.zoo.shared_prefix import masks_per_position, packed_hidden_states
 
 LOG = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -285,14 +285,14 @@ def train_ric_lora(
             own_lp, own_valid = _response_log_probs(
                 model, [(rows[i][0], rows[i][2]) for i in indices], pad, device, autocast
             )
-        if contrast and not paired:  # a pass of its own: its rows are shorter, so padded less
-            cf_lp, cf_valid = _response_log_probs(
-                model,
-                [(rows[i][1], rows[i][2][: heads[i]]) for i in indices],
-                pad,
-                device,
-                autocast,
-            )
+            if contrast:  # a pass of its own: its rows are shorter, so padded less
+                cf_lp, cf_valid = _response_log_probs(
+                    model,
+                    [(rows[i][1], rows[i][2][: heads[i]]) for i in indices],
+                    pad,
+                    device,
+                    autocast,
+                )
         loss = -own_lp.sum() / own_valid.sum()
         record = {"step": step + 1, "supervised": loss.item()}
         if contrast:
@@ -438,12 +438,14 @@ def _paired_log_probs(model, rows, pad: int, device: str, autocast: dict):
     differs from its row's own only from one marker on, so the two run as one packed sequence
     (:func:`~merging.zoo.shared_prefix.pack_pairs`) and their shared start, about two thirds of
     a prompt, is computed once."""
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     pairs = [(own + response, cf + response[:head]) for own, cf, response, head in rows]
-    ids, positions, allowed, columns = pack_pairs(pairs, pad)
     keep = max(len(r) for _, _, r, _ in rows)
     keep_cf = max(len(r[:h]) for _, _, r, h in rows)
     where = torch.zeros((len(rows), keep + keep_cf), dtype=torch.long)  # the predicting column
     target = torch.full((len(rows), keep + keep_cf), -100)
+    with torch.autocast(**autocast):
+        hidden, columns = packed_hidden_states(causal, pairs, pad)
     for row, ((own, cf, response, head), (first, second)) in enumerate(
         zip(rows, columns, strict=True)
     ):
@@ -453,14 +455,7 @@ def _paired_log_probs(model, rows, pad: int, device: str, autocast: dict):
                 span = cells[len(prompt) - 1 : len(prompt) + len(answer) - 1]
                 where[row, last - len(answer) : last] = torch.tensor(span)
                 target[row, last - len(answer) : last] = torch.tensor(answer)
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     with torch.autocast(**autocast):
-        hidden = causal.base_model(
-            input_ids=ids.to(device),
-            attention_mask=attention_mask(causal, allowed).to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).last_hidden_state
         picked = hidden.gather(1, where.to(device)[..., None].expand(-1, -1, hidden.shape[-1]))
         token_lp, valid, _, _ = scored_log_probs(causal.get_output_embeddings(), picked, target)
     return token_lp[:, :keep], valid[:, :keep], token_lp[:, keep:], valid[:, keep:]

@@ -133,7 +133,7 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
     same adapter."""
     from safetensors.torch import load_file
 
-    from merging.zoo import compact_head, training
+    from merging.zoo import shared_prefix, training
     from merging.zoo.base import build_tiny
     from merging.zoo.builder import _tiny_pairs
 
@@ -141,9 +141,9 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
     pairs = _tiny_pairs("helpful", 24)
     installed, packed = [], []
     real = training.add_compact_lm_head
-    pack = compact_head.pack_pairs
+    pack = shared_prefix.pack_pairs
     monkeypatch.setattr(
-        compact_head, "pack_pairs", lambda *a, **k: packed.append(1) or pack(*a, **k)
+        shared_prefix, "pack_pairs", lambda *a, **k: packed.append(1) or pack(*a, **k)
     )
     runs = {}
     for head in ("compact", "trl"):
