@@ -61,8 +61,27 @@ class Checkpoint:
     """Tokenizer vocabulary (token -> id, added tokens included), when the folder has one."""
     lora: dict | None = None
     """``adapter_config.json`` of a LoRA adapter."""
+    raw_specs: dict[str, TensorSpec] | None = None
+    """A LoRA adapter's own tensors (``lora_A``, ``lora_B``...), from its file's header."""
     _files: dict[str, Path] = field(default_factory=dict, repr=False)
     _loaded: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_state(cls, name: str, config, state: Mapping[str, torch.Tensor]) -> Checkpoint:
+        """A full checkpoint a program holds in memory (benchmarks build experts of real
+        shapes this way, where files of several copies would not fit on disk)."""
+        specs = {
+            k: TensorSpec(tuple(v.shape), str(v.dtype).removeprefix("torch."))
+            for k, v in state.items()
+        }
+        ckpt = cls(name, Path(f"<in memory: {name}>"), HF, config, specs)
+        ckpt._loaded = dict(state)
+        return ckpt
+
+    @property
+    def in_memory(self) -> bool:
+        """Held only in memory (:meth:`from_state`): no file to load it from."""
+        return self.kind == HF and self._loaded is not None and not self.path.exists()
 
     @property
     def architecture(self) -> str | None:
@@ -219,6 +238,7 @@ _LORA_KEY = re.compile(
 
 
 def _inspect_lora(name: str, p: Path) -> Checkpoint:
+    """A LoRA adapter from its config and its weight file's header (no tensor is read)."""
     cfg = json.loads((p / "adapter_config.json").read_text())
     if cfg.get("peft_type", "LORA") != "LORA":
         raise CheckpointError(
@@ -232,46 +252,63 @@ def _inspect_lora(name: str, p: Path) -> Checkpoint:
     files = _weight_files(p, "adapter_model")
     if not files:
         raise CheckpointError(f"{name}: {p} has no adapter_model.safetensors or adapter_model.bin")
-    if files[0].suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw = load_file(str(files[0]))
-    else:
-        raw = _torch_load(files[0])
     ckpt = Checkpoint(name, p, LORA, None, {}, _read_vocab(p), lora=cfg)
-    ckpt._loaded = raw
-    for module, parts in _lora_modules(raw).items():
+    if files[0].suffix == ".safetensors":
+        raw_specs, ckpt._files = _safetensors_specs(files[:1])
+    else:
+        ckpt._loaded = _torch_load(files[0])
+        raw_specs = {
+            k: TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."))
+            for k, t in ckpt._loaded.items()
+        }
+    ckpt.raw_specs = raw_specs
+    for module, parts in lora_modules(raw_specs).items():
         if "A" not in parts or "B" not in parts:
             raise CheckpointError(f"{name}: {p} has lora_A or lora_B missing for {module}")
-        a, b = parts["A"], parts["B"]
-        shape = (b.shape[0], a.shape[1])
+        a, b = raw_specs[parts["A"]].shape, raw_specs[parts["B"]].shape
+        shape = (b[0], a[1])
         if parts["embedding"] or cfg.get("fan_in_fan_out"):
             shape = shape[::-1]
         ckpt.tensors[f"{module}.weight"] = TensorSpec(shape, "lora")
-    for key, tensor in raw.items():
+    for key, spec in raw_specs.items():
         if not _LORA_KEY.match(key):  # modules_to_save: full replacement weights
-            target = _saved_module_name(key)
-            ckpt.tensors[target] = TensorSpec(
-                tuple(tensor.shape), str(tensor.dtype).removeprefix("torch.")
-            )
+            ckpt.tensors[_saved_module_name(key)] = spec
     return ckpt
 
 
 def _saved_module_name(key: str) -> str:
+    """The model weight a saved whole tensor replaces: ``modules_to_save`` copies, and the
+    ``base_layer`` of an adapted embedding (PEFT saves it when the vocabulary may have been
+    resized, as with tied embeddings)."""
     key = key.removeprefix("base_model.model.")
-    return re.sub(r"\.modules_to_save(\.[^.]+)?", "", key)
+    key = re.sub(r"\.modules_to_save(\.[^.]+)?", "", key)
+    return key.replace(".base_layer.", ".")
 
 
-def _lora_modules(raw: Mapping[str, torch.Tensor]) -> dict[str, dict]:
+def lora_modules(keys) -> dict[str, dict]:
+    """``module -> {"A": key, "B": key, "embedding": bool}`` of an adapter's tensor keys."""
     modules: dict[str, dict] = {}
-    for key, tensor in raw.items():
+    for key in keys:
         m = _LORA_KEY.match(key)
         if not m:
             continue
         entry = modules.setdefault(m["module"], {"embedding": False})
-        entry[m["part"][-1]] = tensor
+        entry[m["part"][-1]] = key
         entry["embedding"] = entry["embedding"] or "embedding" in m["part"]
     return modules
+
+
+def lora_state(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
+    """Every tensor of a LoRA adapter (read once, then kept: an adapter is small)."""
+    if ckpt.lora is None:
+        raise ValueError(f"{ckpt.name}: not a LoRA adapter")
+    if ckpt._loaded is None:
+        from safetensors.torch import load_file
+
+        ckpt._loaded = {}
+        for path in sorted(set(ckpt._files.values())):
+            ckpt._loaded.update(load_file(str(path)))
+    return ckpt._loaded
 
 
 def _pattern_value(patterns: Mapping[str, float], module: str, default: float) -> float:
@@ -281,30 +318,72 @@ def _pattern_value(patterns: Mapping[str, float], module: str, default: float) -
     return default
 
 
-def lora_deltas(ckpt: Checkpoint, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(weight name, full delta)`` of every weight a LoRA adapter changes, in float32.
+@dataclass(frozen=True)
+class LoraFactor:
+    """One adapted weight of a LoRA expert: ``delta = scale * B @ A``, transposed for
+    embeddings and ``fan_in_fan_out`` layers (GPT-2's Conv1D)."""
 
-    ``delta = B @ A * scale`` with ``scale = lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA, per
-    module ``rank_pattern``/``alpha_pattern`` honoured), transposed for embeddings and for
-    ``fan_in_fan_out`` layers (GPT-2's Conv1D). ``modules_to_save`` weights give
-    ``saved - base``; ``base_tensor(name)`` returns the base weight.
+    weight: str
+    b: torch.Tensor
+    a: torch.Tensor
+    scale: float
+    transposed: bool
+
+    @property
+    def rank(self) -> int:
+        return int(self.a.shape[0])
+
+    @property
+    def left(self) -> torch.Tensor:
+        """``L`` of ``delta = scale * L @ R`` in the weight's own layout."""
+        return self.a.T if self.transposed else self.b
+
+    @property
+    def right(self) -> torch.Tensor:
+        return self.b.T if self.transposed else self.a
+
+    def expand(self) -> torch.Tensor:
+        """The full delta, ``(B @ A) * scale`` (transposed where the layout is)."""
+        delta = (self.b @ self.a) * self.scale
+        return delta.T if self.transposed else delta
+
+
+def lora_factors(ckpt: Checkpoint) -> Iterator[LoraFactor]:
+    """The factors of every weight a LoRA adapter changes, in float32, unexpanded.
+
+    ``scale = lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA, per module ``rank_pattern`` and
+    ``alpha_pattern`` honoured).
     """
-    if ckpt.lora is None or ckpt._loaded is None:
-        raise ValueError(f"{ckpt.name}: not a LoRA adapter")
-    cfg = ckpt.lora
-    for module, parts in _lora_modules(ckpt._loaded).items():
-        a, b = parts["A"].float(), parts["B"].float()
+    cfg, raw = ckpt.lora, lora_state(ckpt)
+    for module, parts in lora_modules(raw).items():
+        a, b = raw[parts["A"]].float(), raw[parts["B"]].float()
         r = a.shape[0]
         alpha = _pattern_value(cfg.get("alpha_pattern") or {}, module, cfg.get("lora_alpha", r))
         scale = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
-        delta = (b @ a) * scale
-        if parts["embedding"] or cfg.get("fan_in_fan_out"):
-            delta = delta.T
-        yield f"{module}.weight", delta
-    for key, tensor in ckpt._loaded.items():
+        transposed = bool(parts["embedding"] or cfg.get("fan_in_fan_out"))
+        yield LoraFactor(f"{module}.weight", b, a, scale, transposed)
+
+
+def lora_saved(ckpt: Checkpoint) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(weight name, replacement)`` of an adapter's ``modules_to_save`` weights."""
+    for key, tensor in lora_state(ckpt).items():
         if not _LORA_KEY.match(key):
-            target = _saved_module_name(key)
-            yield target, tensor.float() - base_tensor(target).float()
+            yield _saved_module_name(key), tensor
+
+
+def lora_deltas(ckpt: Checkpoint, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(weight name, full delta)`` of every weight a LoRA adapter changes, in float32.
+
+    ``delta = B @ A * scale`` (:class:`LoraFactor`), transposed for embeddings and for
+    ``fan_in_fan_out`` layers. ``modules_to_save`` weights give ``saved - base``;
+    ``base_tensor(name)`` returns the base weight.
+    """
+    if ckpt.lora is None:
+        raise ValueError(f"{ckpt.name}: not a LoRA adapter")
+    for f in lora_factors(ckpt):
+        yield f.weight, f.expand()
+    for target, tensor in lora_saved(ckpt):
+        yield target, tensor.float() - base_tensor(target).float()
 
 
 class ExpertSet:
@@ -393,6 +472,19 @@ class ExpertSet:
             ]
         return found + tensors
 
+    def expert_weights(self, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(tensor name, theta_expert)`` of a full expert in float32, one tensor at a time.
+
+        Raises :class:`CheckpointError` on NaN or Inf.
+        """
+        e = self.experts[name]
+        if e.kind == LORA:
+            raise ValueError(f"expert {name!r} is a LoRA adapter: it has deltas, not weights")
+        for key in e.tensors:
+            value = e.read(key).float()
+            check_finite(f"expert {name!r}", key, value)
+            yield key, value
+
     def expert_deltas(self, name: str, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
         """``(tensor name, theta_expert - theta_base)`` in float32, one tensor at a time.
 
@@ -405,9 +497,12 @@ class ExpertSet:
         else:
             pairs = ((k, e.read(k).float() - base_tensor(k).float()) for k in e.tensors)
         for key, delta in pairs:
-            if not torch.isfinite(delta).all():
-                bad = int((~torch.isfinite(delta)).sum())
-                raise CheckpointError(
-                    f"expert {name!r}: tensor {key} has {bad} NaN or Inf value(s)"
-                )
+            check_finite(f"expert {name!r}", key, delta)
             yield key, delta
+
+
+def check_finite(who: str, key: str, value: torch.Tensor) -> None:
+    """Raise :class:`CheckpointError` naming ``key`` if ``value`` has NaN or Inf values."""
+    if not torch.isfinite(value).all():
+        bad = int((~torch.isfinite(value)).sum())
+        raise CheckpointError(f"{who}: tensor {key} has {bad} NaN or Inf value(s)")

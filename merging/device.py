@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+CPU_BFLOAT16_ENV = "PARETOMERGE_CPU_BFLOAT16"
+"""``0`` computes in float32 on any CPU, ``1`` in bfloat16 on any CPU, unset or ``auto``
+detects (:func:`fast_bfloat16`): to run a machine as the other kind, and to make the test suite
+behave the same on both (its conftest sets ``0``)."""
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -38,7 +44,14 @@ def fast_bfloat16(device: str | torch.device) -> bool:
     dev = torch.device(device)
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return dev.type == "cpu" and _cpu_has("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    if dev.type != "cpu":
+        return False
+    forced = os.environ.get(CPU_BFLOAT16_ENV, "auto").strip().lower()
+    if forced not in ("", "auto", "0", "1"):
+        raise ValueError(f"{CPU_BFLOAT16_ENV}={forced!r}: write 0, 1 or auto")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return _cpu_has("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 
 
 def cpu_has_avx512() -> bool:

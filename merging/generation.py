@@ -77,24 +77,39 @@ def auto_batch_size(
     many would pass :data:`CPU_CACHE_BYTES`; on CUDA from free memory and the KV cache."""
     per_sequence = _bytes_per_sequence(model, settings)
     if device.type != "cuda":
-        return max(1, min(CPU_BATCH, n_prompts, CPU_CACHE_BYTES // per_sequence))
+        return batch_that_fits("cpu", n_prompts, per_sequence, 0)
     free, _ = torch.cuda.mem_get_info(device)
+    return batch_that_fits("cuda", n_prompts, per_sequence, free)
+
+
+def batch_that_fits(device_type: str, n_prompts: int, per_sequence: int, free: int) -> int:
+    """The automatic batch: the rule :func:`auto_batch_size` applies, from numbers alone (the
+    memory plan predicts it before any model is loaded). ``free``: the device's free bytes."""
+    if device_type != "cuda":
+        return max(1, min(CPU_BATCH, n_prompts, CPU_CACHE_BYTES // per_sequence))
     fit = int(0.5 * free // per_sequence)
     return max(1, min(GPU_MAX_BATCH, fit, n_prompts))
 
 
 def _bytes_per_sequence(model, settings: GenerationSettings) -> int:
-    """Memory one sequence takes while generating: its KV cache at full length, and its share of
-    the last step's logits."""
-    cfg = model.config
-    layers = getattr(cfg, "num_hidden_layers", 24)
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 16)
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     tokens = settings.max_prompt_tokens + settings.max_new_tokens
-    elem = next(model.parameters()).element_size()
-    per_sequence = 2 * layers * kv_heads * head_dim * tokens * elem
-    per_sequence += tokens * cfg.vocab_size * 4 // max(1, tokens)  # logits of the last step
-    return max(1, per_sequence)
+    return bytes_per_sequence(model.config, next(model.parameters()).element_size(), tokens)
+
+
+def bytes_per_sequence(config, element_size: int, tokens: int) -> int:
+    """Memory one sequence of ``tokens`` takes while generating: its KV cache at full length
+    (``element_size`` bytes a value), and its share of the last step's float32 logits."""
+    logits = config.vocab_size * 4  # the last step's logits, widened to float32
+    return max(1, kv_bytes_per_sequence(config, element_size, tokens) + logits)
+
+
+def kv_bytes_per_sequence(config, element_size: int, tokens: int) -> int:
+    """The KV cache of one sequence of ``tokens``: keys and values of every layer."""
+    layers = getattr(config, "num_hidden_layers", 24)
+    heads = getattr(config, "num_attention_heads", 16)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * layers * kv_heads * head_dim * tokens * element_size
 
 
 def end_of_turn_id(tokenizer) -> int:

@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# float32 on every CPU, so that the suite computes the same on CPUs with and without native
+# bfloat16 (PARETOMERGE_CPU_BFLOAT16=1 pytest ... runs it as a bfloat16 machine)
+os.environ.setdefault("PARETOMERGE_CPU_BFLOAT16", "0")
 
 from pathlib import Path
 

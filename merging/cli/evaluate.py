@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         prompts = select_split(prompts, args.split)
     prompts = prompts[: args.limit]
     recipe = None if args.model else recipe_from_args(args, parse_experts(args.expert))
+    planned = None if args.model else _plan(args, recipe, settings, prompts, objectives)
     evaluator = Evaluator(
         prompts,
         objectives,
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         n_samples=args.samples,
     )
-    model, tokenizer, identity = _policy(args, recipe)
+    model, tokenizer, identity = _policy(args, recipe, planned)
     from tqdm import tqdm
 
     with tqdm(
@@ -108,7 +109,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy(args, recipe):
+def _plan(args, recipe, settings, prompts, objectives):
+    """The expert set and its memory plan, printed before anything is loaded."""
+    from merging.checkpoints import ExpertSet
+    from merging.cli.merge import memory_plan
+    from merging.plan import Generation
+
+    experts = ExpertSet.from_paths(
+        args.base, parse_experts(args.expert), trust_remote_code=args.trust_remote_code
+    )
+    plan = memory_plan(
+        args,
+        experts,
+        generation=Generation.of_settings(settings, len(prompts)),
+        heads=[o.head for o in objectives],
+        family=recipe.family,
+    )
+    print(plan.table(), file=sys.stderr if args.json else sys.stdout, flush=True)
+    return experts, plan
+
+
+def _policy(args, recipe, planned):
     if args.model:
         from merging.policy import load_plain_policy
 
@@ -118,16 +139,17 @@ def _policy(args, recipe):
             dtype=args.dtype,
             trust_remote_code=args.trust_remote_code,
         )
-    from merging.checkpoints import ExpertSet
     from merging.families import get_family
+    from merging.merger import open_merger
     from merging.policy import load_tokenizer, merged_identity
-    from merging.resident import ResidentMerger
 
-    experts = ExpertSet.from_paths(
-        args.base, parse_experts(args.expert), trust_remote_code=args.trust_remote_code
-    )
-    merger = ResidentMerger(
-        experts, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
+    experts, plan = planned
+    merger = open_merger(
+        experts,
+        plan,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
     )
     get_family(recipe.family).apply(recipe, merger)
     return merger.model, load_tokenizer(args.base), merged_identity(merger, recipe)

@@ -73,6 +73,51 @@ def add_policy_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
         action="store_true",
         help="allow checkpoints that run their own code (off by default)",
     )
+    add_memory_arguments(p)
+
+
+def add_memory_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the experts live (the memory plan): shared by every command that merges."""
+    from merging.plan import PLACEMENTS
+
+    p.add_argument(
+        "--placement",
+        default="auto",
+        choices=PLACEMENTS,
+        help="where the base and experts live: auto (the first that fits: resident, "
+        "factorised, streamed, mmap), or one of them; see 'paretomerge plan --help'",
+    )
+    p.add_argument(
+        "--device-memory",
+        metavar="BYTES",
+        help="memory the plan may use on the device (20GB, 16GiB; default: what is free)",
+    )
+    p.add_argument(
+        "--host-memory",
+        metavar="BYTES",
+        help="host memory the plan may use (default: what is available)",
+    )
+
+
+def memory_plan(args: argparse.Namespace, experts, *, generation=None, heads=(), family=None):
+    """The memory plan for ``experts`` from the command's options, printed before any weight is
+    read; raises :class:`~merging.plan.PlanError` (one line, exit status 2) when nothing fits."""
+    from merging.families import get_family
+    from merging.merger import parse_bytes, plan_experts
+
+    plan = plan_experts(
+        experts,
+        device=args.device,
+        dtype=args.dtype,
+        placement=args.placement,
+        generation=generation,
+        heads=heads,
+        whole_tensors=bool(family and get_family(family).whole_tensors),
+        device_memory=parse_bytes(args.device_memory) if args.device_memory else None,
+        host_memory=parse_bytes(args.host_memory) if args.host_memory else None,
+        trust_remote_code=args.trust_remote_code,
+    )
+    return plan
 
 
 def parse_experts(items: list[str]) -> dict[str, str]:
@@ -131,7 +176,7 @@ def recipe_from_args(args: argparse.Namespace, experts: dict[str, str]):
 def run(args: argparse.Namespace) -> int:
     from merging.checkpoints import ExpertSet
     from merging.families import get_family
-    from merging.resident import ResidentMerger
+    from merging.merger import open_merger
     from merging.save import prepare_output, save_merged
 
     experts = parse_experts(args.expert)
@@ -139,9 +184,15 @@ def run(args: argparse.Namespace) -> int:
     prepare_output(args.out, force=args.force)
     print(f"checking {len(experts)} expert(s) against the base ...", flush=True)
     expert_set = ExpertSet.from_paths(args.base, experts, trust_remote_code=args.trust_remote_code)
+    plan = memory_plan(args, expert_set, family=recipe.family)
+    print(plan.table(), flush=True)
     print("loading the base and the experts ...", flush=True)
-    merger = ResidentMerger(
-        expert_set, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
+    merger = open_merger(
+        expert_set,
+        plan,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
     )
     get_family(recipe.family).apply(recipe, merger)
     out = save_merged(merger, args.out, recipe=recipe, force=args.force)

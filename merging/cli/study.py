@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from merging.cli.merge import add_memory_arguments
+
 HELP = "Run a merging study from its YAML file, or show a study's fronts and hypervolumes."
 
 EPILOG = """\
@@ -21,6 +23,17 @@ examples:
   paretomerge study run big.yaml --storage postgresql+psycopg://me@db:5432/studies
   paretomerge study show tiny
   paretomerge study show tiny --storage sqlite:///runs/tiny/study.db --json"""
+
+
+def memory_options(args: argparse.Namespace) -> dict:
+    """The memory plan's options (``--placement``, ``--device-memory``, ``--host-memory``)."""
+    from merging.merger import parse_bytes
+
+    return {
+        "placement": args.placement,
+        "device_memory": parse_bytes(args.device_memory) if args.device_memory else None,
+        "host_memory": parse_bytes(args.host_memory) if args.host_memory else None,
+    }
 
 
 def add_heartbeat(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", help="folder for the study's outputs (default: ./runs/NAME)")
     r.add_argument("--data", help="HH-RLHF folder for the prompts (and a zoo that needs building)")
     r.add_argument("--device", help="cpu, cuda or auto (default: the study's, else auto)")
+    add_memory_arguments(r)
     add_heartbeat(r)
     r.add_argument("--no-show", action="store_true", help="do not print the summary at the end")
     r.set_defaults(handler=run_study_command, command="study run")
@@ -98,6 +112,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         device=args.device,
         heartbeat=parse_heartbeat(args.heartbeat),
         log=print,
+        memory=memory_options(args),
     )
     if not args.no_show:
         print()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from merging.cli.study import add_heartbeat, parse_heartbeat
+from merging.cli.merge import add_memory_arguments
+from merging.cli.study import add_heartbeat, memory_options, parse_heartbeat
 
 HELP = "Evaluate trials of a running study (start any number, on any machine)."
 
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--study", required=True, help="the study's name")
     w.add_argument("--data", help="HH-RLHF folder for the prompts")
     w.add_argument("--device", help="cpu, cuda or auto")
+    add_memory_arguments(w)
     w.add_argument("--max-trials", type=int, help="stop after this many trials")
     w.add_argument(
         "--wait",
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         max_trials=args.max_trials,
         wait=args.wait,
         log=lambda m: print(m, flush=True),
+        memory=memory_options(args),
     )
     print(f"worker done: {n} trials evaluated", flush=True)
     return 0

@@ -59,6 +59,7 @@ class MergekitFamily(Family):
     """
 
     PARAMETERS: tuple[str, ...] = ()
+    whole_tensors = True
 
     def __init__(self, experts, weight_range: Sequence[float] = (0.0, 1.0), **params: Setting):
         super().__init__(experts)

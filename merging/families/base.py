@@ -47,6 +47,9 @@ class Family(ABC):
     name: ClassVar[str]
     min_experts: ClassVar[int] = 1
     max_experts: ClassVar[int | None] = None
+    whole_tensors: ClassVar[bool] = False
+    """Whether a merge needs every expert's whole tensor at once (mergekit's methods): the
+    memory plan then sets aside room for one tensor of every expert in float32."""
 
     def __init__(self, experts: Sequence[str]):
         experts = tuple(experts)

@@ -22,6 +22,7 @@ __all__ = [
     "LengthTokens",
     "RewardHead",
     "TargetLength",
+    "head_bytes",
     "load_head",
     "register",
 ]
@@ -55,3 +56,50 @@ def load_head(
         f"head {spec!r} is not one of {known}, target_length:N, a bt_head folder (head.json) "
         "or a reward model folder (config.json)"
     )
+
+
+SMOLLM2_PARAMETERS = 134_515_008
+
+
+def head_bytes(spec: str, device_type: str = "cpu") -> int:
+    """Memory a head takes on a ``device_type`` evaluation device, from its files' headers
+    (nothing loaded): a sequence-classification model or a causal-LM encoder in float32; the
+    MiniLM encoder runs on the CPU, so it counts only where the device is the CPU."""
+    name, _, _ = spec.partition(":")
+    if name in ("length_tokens", "target_length"):
+        return 0
+    path = Path(spec).expanduser()
+    if (path / "head.json").is_file():
+        doc = json.loads((path / "head.json").read_text())
+        encoder = doc.get("encoder") or {}
+        total = _float32_bytes(path)
+        if isinstance(encoder, dict) and encoder.get("kind") == "minilm":
+            if device_type == "cpu":
+                from merging.heads.encoders import minilm_dir
+
+                total += _float32_bytes(minilm_dir())
+        elif isinstance(encoder, dict) and encoder.get("path"):
+            total += _float32_bytes(Path(encoder["path"]))
+        elif isinstance(encoder, dict) and encoder.get("kind") == "causal_lm":
+            total += SMOLLM2_PARAMETERS * 4  # the embedded SmolLM2 policy, in float32
+        return total
+    if (path / "config.json").is_file():
+        return _float32_bytes(path)
+    return 0
+
+
+def _float32_bytes(folder: Path) -> int:
+    """Bytes of a folder's safetensors weights once loaded in float32 (headers only)."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():  # noqa: SIM118 - safe_open is not a mapping
+                n = 1
+                for d in st.get_slice(key).get_shape():
+                    n *= d
+                total += 4 * n
+    if folder.is_dir():
+        total += sum(f.stat().st_size for f in folder.glob("*.bin"))  # as stored
+    return total

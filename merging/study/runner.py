@@ -94,9 +94,15 @@ class StudySession:
         evaluate: bool = True,
         build: bool = True,
         dtype: str = "auto",
+        placement: str = "auto",
+        device_memory: int | None = None,
+        host_memory: int | None = None,
     ):
         """``evaluate=False`` loads the models only (no prompts, no reward heads: for export);
         ``build=False`` refuses to build a missing zoo (a clear error instead of a long build).
+        ``placement``, ``device_memory``, ``host_memory``: the memory plan's choices
+        (:func:`merging.merger.plan_experts`); the plan of every expert set is printed, and a
+        set that cannot fit refused, before any weight or reward head is loaded.
         """
         from transformers.utils import logging as hf_logging
 
@@ -111,13 +117,15 @@ class StudySession:
         objectives = list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
         self.objectives = objectives
         self.prompts = load_prompts(spec.prompts, self.data, spec.resolve) if evaluate else []
+        self.families = {f.run_label: self._family(f) for f in spec.families}
+        self._mergers: dict[str, Any] = {}
+        self._expert_sets: dict[str, Any] = {}
+        self.plans = self._plan(evaluate, placement, device_memory, host_memory)
         self.evaluator = (
             Evaluator(self.prompts, objectives, spec.generation, device=self.device)
             if evaluate
             else None
         )
-        self.families = {f.run_label: self._family(f) for f in spec.families}
-        self._mergers: dict[str, Any] = {}
         self._tokenizer = None
 
     # -- set-up --------------------------------------------------------------------------
@@ -181,19 +189,62 @@ class StudySession:
             )
         return out
 
+    @staticmethod
+    def _set_key(family) -> str:
+        return "ric" if family.name == "rewards_in_context" else "experts"
+
+    def _expert_set(self, key: str):
+        from merging.checkpoints import ExpertSet
+
+        if key not in self._expert_sets:
+            experts = {"ric": self.ric} if key == "ric" else self.experts
+            self._expert_sets[key] = ExpertSet.from_paths(self.base, experts)
+        return self._expert_sets[key]
+
+    def _plan(self, evaluate: bool, placement: str, device_memory, host_memory) -> dict:
+        """The memory plan of each expert set the study's families use, printed; the second
+        set is planned beside the first (the session keeps both)."""
+        from merging.merger import plan_experts
+        from merging.plan import Generation
+
+        keys: dict[str, bool] = {}
+        for family in self.families.values():
+            key = self._set_key(family)
+            keys[key] = keys.get(key, False) or family.whole_tensors
+        generation = (
+            Generation.of_settings(self.spec.generation, len(self.prompts)) if evaluate else None
+        )
+        heads = [o.head for o in self.objectives] if evaluate else []
+        plans, reserved = {}, 0
+        for key, whole in keys.items():
+            plan = plan_experts(
+                self._expert_set(key),
+                device=self.device,
+                dtype=self.dtype,
+                placement=placement,
+                generation=generation,
+                heads=heads,
+                whole_tensors=whole,
+                device_memory=device_memory,
+                host_memory=host_memory,
+                reserved=reserved,
+            )
+            self.log(f"{key}: {plan.table()}")
+            plans[key] = plan
+            reserved += plan.merger_device_bytes
+        return plans
+
     def merger(self, family):
-        """The resident merger holding ``family``'s expert set (one per set, shared)."""
+        """The merger holding ``family``'s expert set (one per set, shared), as planned."""
         return self._merger(family)
 
     def _merger(self, family):
-        from merging.checkpoints import ExpertSet
-        from merging.resident import ResidentMerger
+        from merging.merger import open_merger
 
-        key = "ric" if family.name == "rewards_in_context" else "experts"
+        key = self._set_key(family)
         if key not in self._mergers:
-            experts = {"ric": self.ric} if key == "ric" else self.experts
-            self._mergers[key] = ResidentMerger(
-                ExpertSet.from_paths(self.base, experts), device=self.device, dtype=self.dtype
+            self._mergers[key] = open_merger(
+                self._expert_set(key), self.plans[key], device=self.device, dtype=self.dtype
             )
         return self._mergers[key]
 
@@ -278,12 +329,15 @@ def run_study(
     device: str | None = None,
     heartbeat: tuple[int, int] | None = None,
     log: Log = print,
+    memory: dict | None = None,
 ) -> list[RunStore]:
-    """Run every family of ``spec`` to its budget (resuming what the storage holds)."""
+    """Run every family of ``spec`` to its budget (resuming what the storage holds).
+
+    ``memory``: the memory plan's options (``placement``, ``device_memory``, ``host_memory``)."""
     from pareto.search import drive
 
+    session = StudySession(spec, data=data, device=device, log=log, **(memory or {}))
     storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
-    session = StudySession(spec, data=data, device=device, log=log)
     runs = open_study_runs(session, storage)
     # only runs with no trial yet: a resumed old study must not vouch for checkpoints that may
     # have changed since its trials were evaluated
@@ -336,6 +390,7 @@ def run_worker(
     max_trials: int | None = None,
     wait: float = 0.0,
     log: Log = print,
+    memory: dict | None = None,
 ) -> int:
     """Evaluate trials of ``study`` until all its runs are finished; returns how many.
 
@@ -354,7 +409,7 @@ def run_worker(
                 raise
             time.sleep(1.0)
     spec = parse_study_spec(runs[0].spec.details["study_spec"], f"study {study!r} (stored)")
-    session = StudySession(spec, data=data, device=device, log=log)
+    session = StudySession(spec, data=data, device=device, log=log, **(memory or {}))
     for run in runs:
         run.use_sampler(sampler_for(run.spec, None))
     return work(runs, session.evaluate, log=log, max_trials=max_trials)

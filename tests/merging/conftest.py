@@ -110,6 +110,34 @@ def build_model(
     return folder
 
 
+def make_lora(base, folder, seed, *, r, arch, **extra):
+    """A LoRA adapter with random A and B, saved; returns (adapter folder, merged folder)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    targets = extra.pop("targets", None) or (
+        ["c_attn", "c_fc"] if arch == "gpt2" else ["q_proj", "v_proj", "up_proj"]
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    cfg = LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        target_modules=targets,
+        init_lora_weights=False,
+        fan_in_fan_out=arch == "gpt2",
+        **extra,
+    )
+    peft_model = get_peft_model(model, cfg)
+    peft_model.save_pretrained(folder / "adapter")
+    merged = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base), folder / "adapter"
+    ).merge_and_unload()
+    merged.save_pretrained(folder / "merged")
+    save_tokenizer(folder / "merged", merged.config.vocab_size)
+    return folder / "adapter", folder / "merged"
+
+
 @pytest.fixture(scope="session")
 def model_zoo(tmp_path_factory):
     """``model_zoo(arch, n_experts)`` -> (base folder, {name: expert folder}), cached."""

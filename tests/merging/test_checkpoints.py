@@ -13,33 +13,7 @@ from merging.checkpoints import ExpertSet, inspect_checkpoint
 from merging.errors import CheckpointError, ExpertMismatchError
 from merging.families import make_family
 from merging.resident import ResidentMerger
-from tests.merging.conftest import build_model, save_tokenizer, tiny_config
-
-
-def make_lora(base, folder, seed, *, r, arch, **extra):
-    """A LoRA adapter with random A and B, saved; returns (adapter folder, merged folder)."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    targets = ["c_attn", "c_fc"] if arch == "gpt2" else ["q_proj", "v_proj", "up_proj"]
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    cfg = LoraConfig(
-        r=r,
-        lora_alpha=2 * r,
-        target_modules=targets,
-        init_lora_weights=False,
-        fan_in_fan_out=arch == "gpt2",
-        **extra,
-    )
-    peft_model = get_peft_model(model, cfg)
-    peft_model.save_pretrained(folder / "adapter")
-    merged = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(base), folder / "adapter"
-    ).merge_and_unload()
-    merged.save_pretrained(folder / "merged")
-    save_tokenizer(folder / "merged", merged.config.vocab_size)
-    return folder / "adapter", folder / "merged"
+from tests.merging.conftest import build_model, make_lora, save_tokenizer, tiny_config
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])

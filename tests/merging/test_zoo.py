@@ -265,6 +265,8 @@ def test_build_estimates_say_what_machine_they_are_for(monkeypatch):
 def test_bfloat16_is_native_only_with_avx512_bf16_or_amx_not_where_onednn_emulates_it(monkeypatch):
     import merging.device
 
+    monkeypatch.delenv("PARETOMERGE_CPU_BFLOAT16", raising=False)  # detect, not forced
+
     # oneDNN says yes on any AVX-512 CPU; only the instruction sets that compute bfloat16 count
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     for bf16, amx, native in [(False, False, False), (True, False, True), (False, True, True)]:
@@ -273,3 +275,18 @@ def test_bfloat16_is_native_only_with_avx512_bf16_or_amx_not_where_onednn_emulat
         assert merging.device.fast_bfloat16("cpu") is native
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     assert merging.device.fast_bfloat16("cpu") is False  # a torch without the check: float32
+
+
+def test_either_cpu_kind_can_be_forced(monkeypatch):
+    """PARETOMERGE_CPU_BFLOAT16: 0 is float32 and 1 bfloat16 whatever the CPU; auto detects."""
+    import merging.device
+
+    for has in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=has: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        for value, want in (("0", False), ("1", True), ("auto", has)):
+            monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", value)
+            assert merging.device.fast_bfloat16("cpu") is want
+    monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "yes")
+    with pytest.raises(ValueError, match="write 0, 1 or auto"):
+        merging.device.fast_bfloat16("cpu")
