@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -104,8 +105,19 @@ def run_way(root: Path, kind: str, way: str, candidates: int, prompts: Path, tok
             raise RuntimeError(f"generated {tokens} tokens, expected {n_prompts * new_tokens}")
     result["merge_s"] = merges
     result["generate_s"] = gens
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    result["peak_rss_gb"] = peak_rss() / 1e9
     return result
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory, file pages mapped in included (``VmHWM``).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries it across ``fork`` and ``exec``, so a child
+    would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def table(results: list[dict]) -> str:
@@ -117,7 +129,9 @@ def table(results: list[dict]) -> str:
     for r in results:
         name = "3 full, float32" if r["kind"] == "full" else "3 LoRA r=16"
         if "refused" in r:
-            lines.append(f"| {name} | {r['way']} | refused by the plan: {r['refused']} | | | | |")
+            needed = re.search(r": ([0-9.]+ GB needed, [0-9.]+ GB free)", r["refused"])
+            why = needed.group(1) if needed else r["refused"]
+            lines.append(f"| {name} | {r['way']} | refused by the plan ({why}) | | | | |")
             continue
         merges = " / ".join(f"{m:.1f} s" for m in r["merge_s"])
         gens = " / ".join(f"{g:.1f} s" for g in r["generate_s"])

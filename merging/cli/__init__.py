@@ -58,6 +58,8 @@ examples:
   paretomerge analyze results.jsonl --objectives helpfulness:max,verbosity:min --json
   paretomerge merge --base ./base --expert helpful=./helpful --expert harmless=./harmless \\
       --family interpolation --weights 0.7,0.3 --out merged/
+  paretomerge plan --base ./base --expert helpful=./helpful --expert harmless=./harmless \\
+      --prompts 200 --device cuda
 
 Run 'paretomerge COMMAND --help' for the options and examples of each command."""
 
