@@ -63,9 +63,16 @@ def _tooltip(objectives: tuple[str, ...]) -> list[alt.Tooltip]:
         alt.Tooltip("driver:N"),
         *[alt.Tooltip(f"{o}:Q", format=".4g") for o in objectives],
         *[alt.Tooltip(f"{o}_stderr:Q", title=f"{o} stderr", format=".2g") for o in objectives],
+        *[alt.Tooltip(f"{o}_vs_base_text:N", title=f"{o} − base [95%]") for o in objectives],
         alt.Tooltip("rank:Q", title="front rank (1 = Pareto-optimal)"),
         alt.Tooltip("p_nondominated:Q", title="P(non-dominated)", format=".2f"),
+        alt.Tooltip("prompts_used:Q", title="prompts scored"),
     ]
+
+
+def _tooltip_columns(objectives: tuple[str, ...]) -> list[str]:
+    """The trials table's columns the tooltips read."""
+    return ["prompts_used", *(f"{o}_vs_base_text" for o in objectives)]
 
 
 def front_scatter(
@@ -84,7 +91,7 @@ def front_scatter(
     trials ringed, the front of this pair joined by a step line, the selected trial in magenta."""
     sx, sy = senses[objectives.index(x)], senses[objectives.index(y)]
     cols = ["key", "family", "driver", "rank", "on_front", "knee", "p_nondominated"]
-    cols += [*objectives, *(f"{o}_stderr" for o in objectives)]
+    cols += [*objectives, *(f"{o}_stderr" for o in objectives), *_tooltip_columns(objectives)]
     data = trials[cols].copy()
     data["x_lo"], data["x_hi"] = data[x] - data[f"{x}_stderr"], data[x] + data[f"{x}_stderr"]
     data["y_lo"], data["y_hi"] = data[y] - data[f"{y}_stderr"], data[y] + data[f"{y}_stderr"]
@@ -154,7 +161,8 @@ def scatter_matrix(
     Built as rows of concatenated cells sharing one selection (Streamlit reports selections
     of concatenated views, not of ``repeat`` charts)."""
     cols = ["key", "family", "driver", "rank", "on_front", "p_nondominated"]
-    data = trials[[*cols, *objectives, *(f"{o}_stderr" for o in objectives)]].copy()
+    cols += [*objectives, *(f"{o}_stderr" for o in objectives), *_tooltip_columns(objectives)]
+    data = trials[cols].copy()
     data["selected"] = data["key"] == selected
     pick = _pick()
     base = alt.Chart(data).mark_point(filled=True)

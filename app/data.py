@@ -40,6 +40,7 @@ RESERVED = (
     "on_front",
     "knee",
     "p_nondominated",
+    "prompts_used",
     # columns the charts add
     "selected",
     "order",
@@ -52,6 +53,9 @@ RESERVED = (
 """Column names an objective may not take (the trials table's, and those charts add)."""
 
 DOMINANCE_DRAWS = DEFAULT_SAMPLES  # as the model card of an export says
+OBJECTIVE_COLUMNS = ("stderr", "vs_base", "vs_base_low", "vs_base_high", "vs_base_text")
+"""Columns ``{objective}_{suffix}`` of the trials table: the standard error, and the paired
+difference from the base with its 95% interval (NaN, text empty, without per-prompt scores)."""
 
 
 def storage_label(url: str, parts: int = 2) -> str:
@@ -119,13 +123,17 @@ class StudyData:
     trials: pd.DataFrame
     """One row per completed trial: ``key`` (``RUN#NUMBER``), ``run``, ``family``,
     ``driver``, ``trial``, ``evaluation``, ``completed_at``, ``rank`` (1 = Pareto-optimal),
-    ``on_front``, ``knee``, ``p_nondominated``, each objective and its ``{obj}_stderr``."""
+    ``on_front``, ``knee``, ``p_nondominated``, ``prompts_used``, each objective and its
+    ``{obj}_stderr`` and ``{obj}_vs_base*`` columns (:data:`OBJECTIVE_COLUMNS`)."""
     details: dict[str, dict] = field(default_factory=dict)
     """Per trial key: ``x``, ``recipe``, ``samples``, ``timings`` and the other attributes."""
     experts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per run label: the names of the experts (or conditioned rewards) ``x`` refers to."""
     reference: dict | None = None
     """The base model's ``values``, ``stderr`` and ``samples``, when the study recorded them."""
+    uncertainty: str = ""
+    """How P(non-dominated) and the intervals were computed (``pareto.report.PAIRED``, or the
+    independent-normal fallback for studies without per-prompt scores)."""
     report: StudyReport | None = None
     history: pd.DataFrame | None = None
     """Hypervolume after each number of evaluations, per run (columns run, driver,
@@ -152,7 +160,8 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
     trials_of = [r.trials() for r in runs]  # one read per run, for results and counts
     results = [r.results(t) for r, t in zip(runs, trials_of, strict=True)]
     objectives, senses = results[0].spec.objectives, results[0].spec.senses
-    clash = set(RESERVED) & {*objectives, *(f"{o}_stderr" for o in objectives)}
+    derived = [f"{o}_{suffix}" for o in objectives for suffix in OBJECTIVE_COLUMNS]
+    clash = set(RESERVED) & {*objectives, *derived}
     if clash:
         raise ValueError(f"objective names {sorted(clash)} clash with the dashboard's columns")
     report = study_report(results)
@@ -182,7 +191,8 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
             details[trial_key(spec.label, int(number))] = {**attrs, "x": np.asarray(x).tolist()}
 
     trials = pd.concat(frames, ignore_index=True)
-    _analyse(trials, trial_standing(results, report, n_samples=draws))
+    standing = trial_standing(results, report, reference=reference, n_samples=draws)
+    _analyse(trials, standing, objectives)
     history = _history(results, report)
     return StudyData(
         ref=ref,
@@ -193,6 +203,7 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
         details=details,
         experts=experts,
         reference=reference,
+        uncertainty=standing.method,
         report=report,
         history=history,
     )
@@ -217,12 +228,31 @@ def _run_frame(res: RunResults) -> pd.DataFrame:
     return frame
 
 
-def _analyse(trials: pd.DataFrame, standing: Standing) -> None:
-    """Add rank, front membership, knee and P(non-dominated) to ``trials`` in place."""
+def _analyse(trials: pd.DataFrame, standing: Standing, objectives) -> None:
+    """Add rank, front membership, knee, P(non-dominated), prompts used and the paired
+    differences from the base to ``trials`` in place."""
     trials["rank"] = standing.rank  # 1 = the front
     trials["on_front"] = standing.rank == 1
     trials["knee"] = standing.knee
     trials["p_nondominated"] = standing.p_nondominated
+    n = len(trials)
+    used = standing.prompts_used
+    trials["prompts_used"] = pd.array(used if used is not None else [None] * n, dtype="Int64")
+    for j, o in enumerate(objectives):
+        if standing.base_difference is None:
+            nan = np.full(n, np.nan)
+            trials[f"{o}_vs_base"] = trials[f"{o}_vs_base_low"] = trials[f"{o}_vs_base_high"] = nan
+            trials[f"{o}_vs_base_text"] = ""
+            continue
+        d = standing.base_difference[:, j]
+        lo, hi = standing.base_low[:, j], standing.base_high[:, j]
+        trials[f"{o}_vs_base"], trials[f"{o}_vs_base_low"], trials[f"{o}_vs_base_high"] = d, lo, hi
+        trials[f"{o}_vs_base_text"] = [format_difference(*v) for v in zip(d, lo, hi, strict=True)]
+
+
+def format_difference(diff: float, low: float, high: float) -> str:
+    """A difference from the base with its paired interval: ``+0.12 [+0.05, +0.2]``."""
+    return f"{diff:+.3g} [{low:+.3g}, {high:+.3g}]"
 
 
 HISTORY_POINTS = 200

@@ -121,14 +121,17 @@ class Evaluator:
         self.use_cache = use_cache
         self.n_samples = n_samples
 
-    def eval_hash(self, policy_identity: dict, tokenizer=None) -> str:
+    def eval_hash(self, policy_identity: dict, tokenizer=None, span=None) -> str:
+        """The cache key of evaluating the policy on the prompts (``span = (lo, hi)``: the
+        prompts ``lo..hi`` only, as racing does batch by batch)."""
         for o in self.objectives:
             if tokenizer is not None:
                 self.heads[o.name].bind_policy(tokenizer)
+        prompts = self.prompts if span is None else self.prompts[span[0] : span[1]]
         return _digest(
             {
                 "policy": policy_identity,
-                "prompts": _digest([p.messages for p in self.prompts]),
+                "prompts": _digest([p.messages for p in prompts]),
                 "settings": self.settings.model_dump(),
                 "objectives": [
                     [o.name, o.sense, self.heads[o.name].identity()] for o in self.objectives
@@ -137,41 +140,50 @@ class Evaluator:
         )
 
     def evaluate(
-        self, model, tokenizer, policy_identity: dict, *, prompt_transform=None, progress=None
+        self,
+        model,
+        tokenizer,
+        policy_identity: dict,
+        *,
+        prompt_transform=None,
+        progress=None,
+        span: tuple[int, int] | None = None,
     ) -> EvaluationResult:
         """Generate, score and summarise (or read the cached result).
 
         ``prompt_transform`` rewrites each prompt before generation (rewards-in-context writes
         the desired scores into it); heads always score against the original prompt, and the
-        transform must be part of ``policy_identity`` (a family's recipe is).
+        transform must be part of ``policy_identity`` (a family's recipe is). ``span = (lo,
+        hi)`` evaluates prompts ``lo..hi`` only (cached on their own).
         """
-        key = self.eval_hash(policy_identity, tokenizer)
+        key = self.eval_hash(policy_identity, tokenizer, span)
         path = self.cache_dir / f"{key}.json"
         if self.use_cache and path.is_file():
             result = EvaluationResult.model_validate_json(path.read_text())
             return result.model_copy(update={"cached": True})
+        prompts = self.prompts if span is None else self.prompts[span[0] : span[1]]
+        if not prompts:
+            raise ValueError(f"no prompts in span {span} of {len(self.prompts)}")
         start = time.perf_counter()
-        shown = [prompt_transform(p) for p in self.prompts] if prompt_transform else self.prompts
+        shown = [prompt_transform(p) for p in prompts] if prompt_transform else prompts
         responses = generate(model, tokenizer, shown, self.settings, progress=progress)
         generated = time.perf_counter()
         scores = {
-            o.name: np.asarray(self.heads[o.name].score(self.prompts, responses), dtype=float)
+            o.name: np.asarray(self.heads[o.name].score(prompts, responses), dtype=float)
             for o in self.objectives
         }
         scored = time.perf_counter()
         values = {}
         for o in self.objectives:
             mean, se = mean_and_stderr(scores[o.name])
-            values[o.name] = ObjectiveValue(
-                mean=mean, stderr=se, sense=o.sense, n=len(self.prompts)
-            )
+            values[o.name] = ObjectiveValue(mean=mean, stderr=se, sense=o.sense, n=len(prompts))
         samples = [
             {
-                "prompt": self.prompts[i].last_user,
+                "prompt": prompts[i].last_user,
                 "response": responses[i],
                 "scores": {k: float(v[i]) for k, v in scores.items()},
             }
-            for i in range(min(self.n_samples, len(self.prompts)))
+            for i in range(min(self.n_samples, len(prompts)))
         ]
         result = EvaluationResult(
             objectives=values,

@@ -63,6 +63,12 @@ class TrialRecord:
     reference: dict | None
     checkpoints: dict | None = None
     """Content hashes of the checkpoints the study evaluated (study attribute)."""
+    uncertainty: str = ""
+    """How ``p_nondominated`` and ``base_difference`` were computed, and from how many draws."""
+    draws: int = 0
+    base_difference: tuple | None = None
+    """``(difference, low, high)`` per objective: this trial minus the base model, with the
+    paired 95% interval (None without per-prompt scores)."""
 
     @property
     def key(self) -> str:
@@ -101,7 +107,9 @@ def study_trials(storage_url: str, study: str, runs: list | None = None) -> list
 
     runs = runs or open_runs(open_storage(storage_url), study)
     results = [r.results() for r in runs]
-    standing = trial_standing(results, study_report(results))
+    standing = trial_standing(
+        results, study_report(results), reference=runs[0].study.user_attrs.get("reference")
+    )
     values = np.vstack([r.values for r in results])
     errs = np.nan_to_num(np.vstack([r.stderrs for r in results]))
     records, i = [], 0
@@ -124,6 +132,15 @@ def study_trials(storage_url: str, study: str, runs: list | None = None) -> list
                     knee=bool(standing.knee[i]),
                     reference=reference,
                     checkpoints=checkpoints,
+                    uncertainty=standing.method,
+                    draws=standing.draws,
+                    base_difference=None
+                    if standing.base_difference is None
+                    else (
+                        tuple(standing.base_difference[i].tolist()),
+                        tuple(standing.base_low[i].tolist()),
+                        tuple(standing.base_high[i].tolist()),
+                    ),
                 )
             )
             i += 1
@@ -529,22 +546,41 @@ def model_card(
         "## Scores",
         "",
         f"Means over the study's evaluation prompts (at most {spec.prompts.n}, see below), with "
-        "their standard errors.",
+        "their standard errors"
+        + (
+            f"; this trial was raced out after {record.attrs.get('prompts_used')} prompts "
+            "(its values are the base's plus its paired difference from the base on them)."
+            if record.attrs.get("raced_out")
+            else "."
+        )
+        + (
+            " The difference from the base model is paired (both scored on the same prompts), "
+            "with its 95% bootstrap interval."
+            if record.base_difference
+            else ""
+        ),
         "",
-        "| objective | sense | this model | base model |",
-        "|---|---|---|---|",
+        "| objective | sense | this model | base model |"
+        + (" this − base [95%] |" if record.base_difference else ""),
+        "|---|---|---|---|" + ("---|" if record.base_difference else ""),
     ]
     for j, (o, s) in enumerate(zip(objectives, senses, strict=True)):
         base = "—" if base_values is None else f"{base_values[j]:.4g} ± {base_errs[j]:.2g}"
         better = "higher is better" if s == "max" else "lower is better"
+        diff = ""
+        if record.base_difference:
+            d, lo, hi = (part[j] for part in record.base_difference)
+            diff = f" {d:+.3g} [{lo:+.3g}, {hi:+.3g}] |"
         lines.append(
             f"| {o} | {s} ({better}) | {record.values[j]:.4g} ± {record.stderrs[j]:.2g} | {base} |"
+            + diff
         )
     lines += [
         "",
         f"Front rank **{record.rank}** of the study's {len(objectives)}-objective "
-        "non-dominated sorting (1 = Pareto-optimal); probability of being non-dominated given "
-        f"the standard errors: **{record.p_nondominated:.2f}** (Monte Carlo, 2,000 draws).",
+        "non-dominated sorting (1 = Pareto-optimal); probability of being non-dominated: "
+        f"**{record.p_nondominated:.2f}** ({record.uncertainty or 'independent normal errors'}"
+        f", {record.draws:,} draws).",
         "",
         "## How it was made",
         "",

@@ -14,9 +14,18 @@ import numpy as np
 from pareto.choice import knee_point
 from pareto.dominance import nondominated_sort, pareto_mask
 from pareto.hypervolume import hypervolume
+from pareto.prompt_scores import PromptScores
 from pareto.reference import reference_point
-from pareto.store import RunResults
-from pareto.uncertainty import DEFAULT_SAMPLES, dominance_probability
+from pareto.store import RunResults, trial_scores
+from pareto.uncertainty import (
+    DEFAULT_DRAWS,
+    DEFAULT_SAMPLES,
+    dominance_probability,
+    joint_bootstrap,
+)
+
+PAIRED = "paired bootstrap over prompts"
+INDEPENDENT = "independent normal errors (this study kept no per-prompt scores)"
 
 
 @dataclass(frozen=True)
@@ -137,32 +146,82 @@ class Standing:
     rank: np.ndarray
     """Non-dominated sorting rank over the whole study, from 1 (Pareto-optimal)."""
     p_nondominated: np.ndarray
-    """Probability of being non-dominated given the standard errors (NaN counts as 0)."""
+    """Probability of being non-dominated under the noise of the means (NaN counts as 0)."""
     knee: np.ndarray
     """True for the study's knee."""
+    method: str = INDEPENDENT
+    """How ``p_nondominated`` and the intervals were computed: :data:`PAIRED` when every
+    trial kept its per-prompt scores, else :data:`INDEPENDENT`."""
+    prompts_used: np.ndarray | None = None
+    """Prompts each trial was scored on (fewer than the study's: raced out), when known."""
+    base_difference: np.ndarray | None = None
+    """``(n, m)`` each trial minus the base model, with its paired 95% interval
+    ``base_low``/``base_high`` (None without the base's per-prompt scores)."""
+    base_low: np.ndarray | None = None
+    base_high: np.ndarray | None = None
+    draws: int = 0
+    """Monte-Carlo or bootstrap draws behind ``p_nondominated``."""
 
 
 def trial_standing(
     results: list[RunResults],
     report: StudyReport,
     *,
+    reference: dict | None = None,
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
 ) -> Standing:
-    """Rank, P(non-dominated) and knee of every completed trial of ``report``'s study: what
-    the dashboard shows and an export's model card states, computed in one place."""
+    """Rank, P(non-dominated), knee and differences from the base of every completed trial
+    of ``report``'s study: what ``study show``, the dashboard and an export's model card
+    state, computed in one place.
+
+    When every trial kept its per-prompt scores (all on one prompt order), the probabilities
+    and intervals come from the joint bootstrap over prompts, with ``reference`` (the study's
+    ``reference`` attribute: the base model's evaluation) as the anchor; otherwise from
+    independent normal errors, and ``method`` says so."""
     values = np.vstack([r.values for r in results])
     if not len(values):
         empty = np.zeros(0)
         return Standing(empty.astype(int), empty, empty.astype(bool))
-    errs = np.nan_to_num(np.vstack([r.stderrs for r in results]))
     senses = report.senses
-    knee = {(r.label, r.trial) for r in report.front if r.knee}
+    knee_keys = {(r.label, r.trial) for r in report.front if r.knee}
+    rank = nondominated_sort(values, senses) + 1
+    knee = np.array([(r.spec.label, int(n)) in knee_keys for r in results for n in r.numbers])
+    scores = paired_scores(results, reference)
+    if scores is None:
+        errs = np.nan_to_num(np.vstack([r.stderrs for r in results]))
+        p = dominance_probability(values, errs, senses, n_samples=n_samples, seed=seed)
+        return Standing(rank, p, knee, draws=n_samples)
+    draws = min(n_samples, DEFAULT_DRAWS)
+    boot = joint_bootstrap(scores, senses, n_draws=draws, seed=seed)
+    diff = low = high = None
+    if scores.anchor is not None:
+        diff, low, high = boot.anchor_differences()
     return Standing(
-        rank=nondominated_sort(values, senses) + 1,
-        p_nondominated=dominance_probability(values, errs, senses, n_samples=n_samples, seed=seed),
-        knee=np.array([(r.spec.label, int(n)) in knee for r in results for n in r.numbers]),
+        rank,
+        boot.p_nondominated(),
+        knee,
+        method=PAIRED,
+        prompts_used=scores.used.copy(),
+        base_difference=diff,
+        base_low=low,
+        base_high=high,
+        draws=draws,
     )
+
+
+def paired_scores(results: list[RunResults], reference: dict | None) -> PromptScores | None:
+    """Every trial's per-prompt scores as one :class:`PromptScores`, anchored on the base's
+    when ``reference`` holds them; None when any trial lacks them, or their prompt counts
+    disagree with the base's."""
+    rows = [s for r in results for s in r.prompt_scores]
+    if not rows or any(s is None for s in rows) or len(rows) != sum(len(r.values) for r in results):
+        return None
+    objectives = results[0].spec.objectives
+    anchor = trial_scores(reference or {}, objectives)
+    if anchor is not None and max(len(s) for s in rows) > len(anchor):
+        anchor = None
+    return PromptScores.from_rows(rows, anchor)
 
 
 def _row(r: RunResults, hv: float, size: int) -> RunRow:

@@ -3,10 +3,11 @@
 A paretomerge study holds one Optuna study per *run* (a family searched by one driver), named
 ``STUDY/LABEL``, whose directions are the objectives' senses. A trial's parameters are the
 unit-cube coordinates ``u0 ..`` (see :mod:`pareto.search.base`), its values the objective means;
-its user attributes hold ``x``, the standard errors, the family, the driver, the generation
-and slot (batched drivers), timings, the evaluation hash, sample generations and the worker
-that ran it. Study-level facts (family, driver, budget, space, objectives) are the Optuna
-study's user attribute ``paretomerge``. So Optuna's own API, dashboard and tools open it.
+its user attributes hold ``x``, the standard errors, the per-prompt scores, the family, the
+driver, the generation and slot (batched drivers), timings, the evaluation hash, sample
+generations and the worker that ran it. Study-level facts (family, driver, budget, space,
+objectives) are the Optuna study's user attribute ``paretomerge``. So Optuna's own API,
+dashboard and tools open it.
 
 Crashes: every running trial records a heartbeat; a trial whose heartbeat is older than the
 grace period, or whose process on this machine is gone, is marked failed and retried (Optuna's
@@ -29,12 +30,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from pareto.prompt_scores import decode_scores, encode_scores
 from pareto.spaces import SearchSpace, space_from_description
 
 ATTRIBUTE = "paretomerge"
 MAX_RETRY = 3
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 10, 60
 SEPARATOR = "/"
+SCORES_ATTR = "prompt_scores"
+"""Trial (and reference) attribute: the per-prompt scores, compact (:mod:`pareto.prompt_scores`)."""
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -163,11 +167,14 @@ class Counts:
 
 @dataclass
 class Outcome:
-    """What evaluating one ``x`` gave: objective means and standard errors, and attributes."""
+    """What evaluating one ``x`` gave: objective means and standard errors, the per-prompt
+    scores they summarise (objective -> one score per prompt used, in the study's prompt
+    order), and attributes."""
 
     values: dict[str, float]
     stderrs: dict[str, float]
     attrs: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, list[float]] | None = None
 
 
 class RunStore:
@@ -379,6 +386,10 @@ class RunStore:
         try:
             trial.set_user_attr("x", np.asarray(x, dtype=float).tolist())
             trial.set_user_attr("stderr", [float(outcome.stderrs[n]) for n in self.spec.objectives])
+            if outcome.scores is not None:
+                names = self.spec.objectives
+                columns = np.array([outcome.scores[n] for n in names], dtype=float).T
+                trial.set_user_attr(SCORES_ATTR, encode_scores(columns, names))
             trial.set_user_attr("family", self.spec.family)
             trial.set_user_attr("driver", self.spec.driver)
             for key, value in outcome.attrs.items():
@@ -415,6 +426,7 @@ class RunStore:
                 [t.user_attrs.get("stderr", [np.nan] * m) for t in done], dtype=float
             ).reshape(len(done), m),
             x=[np.asarray(t.user_attrs["x"]) for t in done],
+            prompt_scores=[trial_scores(t.user_attrs, self.spec.objectives) for t in done],
             attrs=[dict(t.user_attrs) for t in done],
             completed_at=[t.datetime_complete for t in done],
         )
@@ -431,6 +443,14 @@ class RunResults:
     x: list[np.ndarray]
     attrs: list[dict]
     completed_at: list
+    prompt_scores: list[np.ndarray | None] = field(default_factory=list)
+    """Each trial's ``(k, m)`` per-prompt scores (None where the study did not keep them)."""
+
+
+def trial_scores(attrs: dict, objectives: Sequence[str]) -> np.ndarray | None:
+    """The ``(k, m)`` per-prompt scores in a trial's (or the reference's) attributes."""
+    record = attrs.get(SCORES_ATTR)
+    return None if record is None else decode_scores(record, objectives)
 
 
 def _alive(pid: int) -> bool:

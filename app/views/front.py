@@ -32,6 +32,16 @@ with st.container(horizontal=True):
         format_func=lambda c: {"p_nondominated": "P(non-dominated)"}.get(c, c),
         key="front_colour",
     )
+    within_noise = st.slider(
+        "Front within noise: P(non-dominated) at least",
+        min_value=0.0,
+        max_value=1.0,
+        value=0.0,
+        step=0.05,
+        key=f"front_noise|{ref.id}",
+        help="0: ring the exactly Pareto-optimal trials. Above 0: ring, and list below, the "
+        "trials whose probability of being non-dominated reaches the threshold.",
+    )
     error_bars = st.toggle(
         "Standard-error bars",
         value=len(data.trials) <= ERROR_BARS_UP_TO,
@@ -39,13 +49,17 @@ with st.container(horizontal=True):
         help=f"On by default up to {ERROR_BARS_UP_TO} trials; past that they hide the points.",
     )
 trials = data.trials[data.trials["run"].isin(runs)]
+if within_noise > 0:
+    trials = trials.assign(on_front=trials["p_nondominated"] >= within_noise)
+    ringed = f"the trials with P(non-dominated) >= {within_noise:.2f}"
+else:
+    ringed = f"the study's Pareto-optimal trials over all {len(objs)} objectives"
 
 st.caption(
-    f"{len(trials)} trials; ringed: the study's Pareto-optimal trials over all "
-    f"{len(objs)} objectives ({int(trials['on_front'].sum())}); grey staircase: the front of "
-    "the pair shown; magenta: the selected trial. Hover for values and P(non-dominated), the "
-    "probability that the trial is non-dominated given its standard errors. Click a point "
-    "to select its trial on every chart."
+    f"{len(trials)} trials; ringed: {ringed} ({int(trials['on_front'].sum())}); grey staircase: "
+    "the front of the pair shown; magenta: the selected trial. Hover for values, differences "
+    "from the base model and P(non-dominated), the probability that the trial is "
+    f"non-dominated ({data.uncertainty}). Click a point to select its trial on every chart."
 )
 state.trial_picker(data, selected)
 
@@ -93,12 +107,19 @@ with parallel_tab:
             selected,
         )
 
-st.subheader("Pareto-optimal trials")
+if within_noise == 0:
+    st.subheader("Pareto-optimal trials")
+else:
+    st.subheader(f"Trials with P(non-dominated) >= {within_noise:.2f}")
 front = trials[trials["on_front"]].sort_values("p_nondominated", ascending=False)
 table = front[["key", "family", "driver"]].copy()
 for o in objs:
     table[o] = [format_value(v, e) for v, e in zip(front[o], front[f"{o}_stderr"], strict=True)]
+    if front[f"{o}_vs_base_text"].astype(bool).any():
+        table[f"{o} − base [95%]"] = front[f"{o}_vs_base_text"]
 table["P(non-dominated)"] = front["p_nondominated"].round(3)
+if front["prompts_used"].notna().any():
+    table["prompts"] = front["prompts_used"]
 table["knee"] = front["knee"].map({True: "knee", False: ""})
 event = st.dataframe(
     table,
@@ -111,4 +132,8 @@ event = st.dataframe(
 if event.selection.rows:
     state.select_trial(table.iloc[event.selection.rows[0]]["key"])
     st.rerun()
+st.caption(
+    f"P(non-dominated) by {data.uncertainty}. Differences from the base model: the trial's "
+    "mean minus the base's, with a 95% interval paired over the same prompts."
+)
 st.page_link("views/trial.py", label=f"Open trial {selected}", icon=":material/search:")

@@ -58,14 +58,32 @@ st.markdown(
     + (" · **knee of the front**" if row["knee"] else "")
     + f" · P(non-dominated) **{row['p_nondominated']:.2f}**"
 )
+used = row["prompts_used"]
+raced = details.get("raced_out")
+st.caption(
+    f"P(non-dominated) by {data.uncertainty}."
+    + ("" if pd.isna(used) else f" Scored on {int(used)} prompts.")
+    + (
+        f" Raced out: trial {details.get('raced_out_by')} dominates it with probability "
+        f"{details.get('p_dominated', float('nan')):.2f} on those prompts; its values are the "
+        "base's plus its paired difference from the base."
+        if raced
+        else ""
+    )
+)
 columns = st.columns(len(data.objectives))
 for col, o, s in zip(columns, data.objectives, data.senses, strict=True):
-    delta = None if base is None else row[o] - base[data.objectives.index(o)]
+    paired = row[f"{o}_vs_base_text"]
+    delta = None if base is None else f"{row[o] - base[data.objectives.index(o)]:+.4g}"
+    delta = paired or delta
     col.metric(
         f"{o} ({'higher' if s == 'max' else 'lower'} is better)",
         format_value(row[o], row[f"{o}_stderr"]),
-        delta=None if delta is None else f"{delta:+.4g} vs base",
+        delta=None if delta is None else f"{delta} vs base",
         delta_color="normal" if s == "max" else "inverse",
+        help="difference from the base model [paired 95% interval over the same prompts]"
+        if paired
+        else None,
     )
 if base is not None:
     st.caption(

@@ -147,18 +147,42 @@ def show_command(args: argparse.Namespace) -> int:
 
 
 def print_report(name: str, url: str, as_json: bool = False) -> None:
-    from pareto.report import study_report
+    from pareto.report import study_report, trial_standing
     from pareto.store import open_runs, open_storage
 
     runs = open_runs(open_storage(url), name)
-    report = study_report([r.results() for r in runs])
+    results = [r.results() for r in runs]
+    report = study_report(results)
+    reference = runs[0].study.user_attrs.get("reference")
+    standing = trial_standing(results, report, reference=reference)
+    order = [(r.spec.label, int(n)) for r in results for n in r.numbers]
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps(report_json(report, standing, order), indent=2))
         return
-    print(format_report(report))
+    print(format_report(report, standing, order))
 
 
-def format_report(report) -> str:
+def report_json(report, standing, order) -> dict:
+    """``study show --json``: the report, and for each front trial its P(non-dominated), the
+    prompts it used and its differences from the base with their paired 95% intervals."""
+    out = report.as_dict()
+    out["uncertainty"] = standing.method
+    at = {key: i for i, key in enumerate(order)}
+    for row in out["front"]:
+        i = at[(row["label"], row["trial"])]
+        row["p_nondominated"] = float(standing.p_nondominated[i])
+        if standing.prompts_used is not None:
+            row["prompts_used"] = int(standing.prompts_used[i])
+        if standing.base_difference is not None:
+            row["base_difference"] = standing.base_difference[i].tolist()
+            row["base_interval"] = [standing.base_low[i].tolist(), standing.base_high[i].tolist()]
+    out["within_noise"] = int((standing.p_nondominated >= 0.5).sum())
+    return out
+
+
+def format_report(report, standing=None, order=None) -> str:
+    """The text of ``study show``: runs, hypervolumes, and the front with each trial's
+    P(non-dominated) and its difference from the base model (when ``standing`` is given)."""
     senses = {"max": "higher is better", "min": "lower is better"}
     lines = [f"study {report.study}"]
     lines.append(
@@ -183,17 +207,42 @@ def format_report(report) -> str:
         f"({ref}) in the objectives' units"
     )
     lines.append("")
+    at = {key: i for i, key in enumerate(order or [])}
+    paired = standing is not None and standing.base_difference is not None
     lines.append(f"Pareto front of the study ({len(report.front)} trials, * = knee):")
-    header = "  ".join(f"{n:>22}" for n in report.objectives)
-    lines.append(f"  {'run':<22}{'trial':>6}  {header}  x")
+    if standing is not None:
+        within = int((standing.p_nondominated >= 0.5).sum())
+        lines.append(
+            f"  P(nd): probability of being non-dominated, by {standing.method}; "
+            f"{within} of {len(standing.p_nondominated)} trials have P(nd) >= 0.5"
+        )
+    if paired:
+        lines.append(
+            "  each value: mean, then its difference from the base model [paired 95% interval]"
+        )
+    width = 34 if paired else 22
+    header = "  ".join(f"{n:>{width}}" for n in report.objectives)
+    extra = f"{'P(nd)':>6}{'prompts':>8}" if standing is not None else ""
+    lines.append(f"  {'run':<22}{'trial':>6}{extra}  {header}  x")
     for rows in _same_scores(report.front):
         row = rows[0]
-        cells = "  ".join(
-            f"{f'{v:.4g} ± {e:.2g}':>22}" for v, e in zip(row.values, row.stderrs, strict=True)
-        )
+        i = at.get((row.label, row.trial))
+        if paired and i is not None:
+            cells = "  ".join(
+                f"{_with_difference(v, standing, i, j):>{width}}" for j, v in enumerate(row.values)
+            )
+        else:
+            cells = "  ".join(
+                f"{f'{v:.4g} ± {e:.2g}':>{width}}"
+                for v, e in zip(row.values, row.stderrs, strict=True)
+            )
+        cols = ""
+        if standing is not None and i is not None:
+            used = "" if standing.prompts_used is None else str(int(standing.prompts_used[i]))
+            cols = f"{standing.p_nondominated[i]:>6.2f}{used:>8}"
         mark = "*" if any(r.knee for r in rows) else " "
         x = json.dumps(_rounded(row.x))
-        lines.append(f"{mark} {row.label:<22}{row.trial:>6}  {cells}  {x}")
+        lines.append(f"{mark} {row.label:<22}{row.trial:>6}{cols}  {cells}  {x}")
         if len(rows) > 1:
             others = ", ".join(str(r.trial) for r in rows[1:])
             lines.append(
@@ -201,6 +250,11 @@ def format_report(report) -> str:
                 f"{others}"
             )
     return "\n".join(lines)
+
+
+def _with_difference(value: float, standing, i: int, j: int) -> str:
+    d, lo, hi = (standing.base_difference[i, j], standing.base_low[i, j], standing.base_high[i, j])
+    return f"{value:.4g} {d:+.3g} [{lo:+.3g}, {hi:+.3g}]"
 
 
 def _same_scores(front) -> list[list]:

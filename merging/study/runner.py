@@ -18,8 +18,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from merging.study.spec import PromptSpec, StudySpec, parse_study_spec
+from pareto.prompt_scores import encode_scores
 from pareto.spaces import describe_space
-from pareto.store import Outcome, RunSpec, RunStore, open_runs, open_storage, sqlite_url
+from pareto.store import (
+    SCORES_ATTR,
+    Outcome,
+    RunSpec,
+    RunStore,
+    open_runs,
+    open_storage,
+    sqlite_url,
+)
 
 DATA_ENV = "PARETOMERGE_DATA"
 CHECKPOINTS_ATTR = "checkpoints"
@@ -127,6 +136,14 @@ class StudySession:
             else None
         )
         self._tokenizer = None
+        self._stores: dict[str, RunStore] = {}
+        self._peer_scores: dict[str, dict[int, np.ndarray | None]] = {}
+        self._anchor: np.ndarray | None = None
+
+    def attach(self, runs: list[RunStore]) -> None:
+        """The stored runs this session evaluates for: racing compares each candidate with
+        the completed trials of its own run, and reads the base's scores from them."""
+        self._stores = {run.spec.label: run for run in runs}
 
     # -- set-up --------------------------------------------------------------------------
     def _models(self, build: bool = True):
@@ -267,7 +284,8 @@ class StudySession:
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, run: RunSpec, x: np.ndarray) -> Outcome:
-        """Merge ``x`` of ``run``'s family in place, generate and score."""
+        """Merge ``x`` of ``run``'s family in place, generate and score (racing, when the
+        study races, against the run's completed trials)."""
         from merging.policy import merged_identity
 
         family = self.families[run.label]
@@ -276,24 +294,102 @@ class StudySession:
         start = time.perf_counter()
         family.apply(recipe, merger)
         merged = time.perf_counter() - start
-        result = self.evaluator.evaluate(
-            merger.model,
-            self.tokenizer(),
-            merged_identity(merger, recipe),
-            prompt_transform=family.prompt_transform(recipe),
+
+        def evaluate(span=None):
+            return self.evaluator.evaluate(
+                merger.model,
+                self.tokenizer(),
+                merged_identity(merger, recipe),
+                prompt_transform=family.prompt_transform(recipe),
+                span=span,
+            )
+
+        attrs = {
+            "timings": {"merge_s": round(merged, 4)},
+            "recipe": recipe.model_dump(mode="json"),
+            "merge_dtype": str(merger.dtype).removeprefix("torch."),
+        }
+        if self.spec.racing is None:
+            result = evaluate()
+            attrs["timings"].update(result.timings)
+            attrs.update(eval_hash=result.eval_hash, cached=result.cached, samples=result.samples)
+            return Outcome(
+                values={n: v.mean for n, v in result.objectives.items()},
+                stderrs={n: v.stderr for n, v in result.objectives.items()},
+                attrs=attrs,
+                scores=result.scores,
+            )
+        return self._race(run, evaluate, attrs)
+
+    def _race(self, run: RunSpec, evaluate, attrs: dict) -> Outcome:
+        """Score batch by batch until a completed trial of the run surely dominates the
+        candidate, or every prompt is scored (:func:`pareto.racing.race`)."""
+        from merging.evaluate import mean_and_stderr
+        from pareto.racing import race, raced_estimate
+
+        names = [o.name for o in self.objectives]
+        results = []
+
+        def score_batch(lo: int, hi: int) -> np.ndarray:
+            result = evaluate((lo, hi))
+            results.append(result)
+            return np.array([result.scores[n] for n in names], dtype=float).T
+
+        peer_numbers, peers = self._peers(run.label)
+        settings = self.spec.racing
+        outcome = race(score_batch, len(self.prompts), peers, run.senses, settings)
+        scores = outcome.scores
+        if outcome.raced_out:
+            means, errs = raced_estimate(scores, self._anchor_scores(run.label))
+        else:
+            pairs = [mean_and_stderr(scores[:, j]) for j in range(len(names))]
+            means, errs = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        timings = attrs["timings"]
+        for r in results:
+            for key, value in r.timings.items():
+                timings[key] = round(timings.get(key, 0.0) + value, 3)
+        attrs.update(
+            eval_hash=results[0].eval_hash,
+            cached=all(r.cached for r in results),
+            samples=results[0].samples,
+            prompts_used=len(scores),
+            raced_out=outcome.raced_out,
+            p_dominated=round(outcome.p_dominated, 4),
         )
+        if outcome.raced_out:
+            attrs["raced_out_by"] = int(peer_numbers[outcome.by])
         return Outcome(
-            values={n: v.mean for n, v in result.objectives.items()},
-            stderrs={n: v.stderr for n, v in result.objectives.items()},
-            attrs={
-                "timings": {"merge_s": round(merged, 4), **result.timings},
-                "eval_hash": result.eval_hash,
-                "cached": result.cached,
-                "samples": result.samples,
-                "recipe": recipe.model_dump(mode="json"),
-                "merge_dtype": str(merger.dtype).removeprefix("torch."),
-            },
+            values={n: float(means[j]) for j, n in enumerate(names)},
+            stderrs={n: float(errs[j]) for j, n in enumerate(names)},
+            attrs=attrs,
+            scores={n: scores[:, j].tolist() for j, n in enumerate(names)},
         )
+
+    def _peers(self, label: str) -> tuple[list[int], list[np.ndarray]]:
+        """The run's completed trials that kept their per-prompt scores: numbers, scores."""
+        from optuna.trial import TrialState
+
+        from pareto.store import trial_scores
+
+        store = self._stores.get(label)
+        if store is None:
+            return [], []
+        known = self._peer_scores.setdefault(label, {})
+        names = [o.name for o in self.objectives]
+        for t in store.trials(states=(TrialState.COMPLETE,)):
+            if t.number not in known:
+                known[t.number] = trial_scores(t.user_attrs, names)
+        kept = [(n, s) for n, s in known.items() if s is not None]
+        return [n for n, _ in kept], [s for _, s in kept]
+
+    def _anchor_scores(self, label: str) -> np.ndarray | None:
+        """The base model's per-prompt scores, from the run's reference."""
+        from pareto.store import trial_scores
+
+        if self._anchor is None and label in self._stores:
+            reference = self._stores[label].study.user_attrs.get("reference") or {}
+            self._anchor = trial_scores(reference, [o.name for o in self.objectives])
+        return self._anchor
 
     def evaluate_base(self) -> dict:
         """The base model's objective values and samples: the reference every trial's
@@ -303,11 +399,14 @@ class StudySession:
         merger = self._merger(self.families[self.spec.families[0].run_label])
         identity = use_base(merger)
         result = self.evaluator.evaluate(merger.model, self.tokenizer(), identity)
+        names = [o.name for o in self.objectives]
+        columns = np.array([result.scores[n] for n in names], dtype=float).T
         return {
-            "values": [result.objectives[o.name].mean for o in self.objectives],
-            "stderr": [result.objectives[o.name].stderr for o in self.objectives],
+            "values": [result.objectives[n].mean for n in names],
+            "stderr": [result.objectives[n].stderr for n in names],
             "samples": result.samples,
             "eval_hash": result.eval_hash,
+            SCORES_ATTR: encode_scores(columns, names),
         }
 
 
@@ -348,7 +447,12 @@ def run_study(
         hashes = session.checkpoint_hashes()
         for run in unhashed:
             run.study.set_user_attr(CHECKPOINTS_ATTR, hashes)
-    missing = [run for run in runs if "reference" not in run.study.user_attrs]
+    session.attach(runs)
+    # a reference without per-prompt scores (an older study) is measured again: the paired
+    # comparisons and racing need the base's scores
+    missing = [
+        run for run in runs if SCORES_ATTR not in (run.study.user_attrs.get("reference") or {})
+    ]
     if missing:
         log("evaluating the base model (the reference for every trial's generations)")
         reference = session.evaluate_base()
@@ -412,6 +516,7 @@ def run_worker(
     session = StudySession(spec, data=data, device=device, log=log, **(memory or {}))
     for run in runs:
         run.use_sampler(sampler_for(run.spec, None))
+    session.attach(runs)
     return work(runs, session.evaluate, log=log, max_trials=max_trials)
 
 

@@ -14,6 +14,7 @@ objectives:                     # optional with a zoo (the zoo's heads); NAME=HE
 prompts: {hh_rlhf: [helpful-base, harmless-base], split: evaluation, n: 8}
 generation: {max_new_tokens: 16}
 search: {driver: nsga2, budget: 12, seed: 0, settings: {population: 4}}
+racing: {batch: 8, epsilon: 0.05}  # optional: stop candidates a trial surely dominates
 storage: null                   # default: sqlite:///OUT/study.db
 ```
 
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from merging.evaluate import Objective, parse_objective
 from merging.generation import GenerationSettings
+from pareto.racing import RacingSettings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 HH_SUBSETS = ("helpful-base", "harmless-base", "helpful-online", "helpful-rejection-sampled")
@@ -137,6 +139,9 @@ class StudySpec(_Frozen):
     prompts: PromptSpec = PromptSpec()
     generation: GenerationSettings = GenerationSettings()
     search: SearchSettings = SearchSettings()
+    racing: RacingSettings | None = None
+    """Racing evaluation (``pareto.racing``): score candidates batch by batch and stop those a
+    trial already dominates; absent, every candidate is scored on every prompt."""
     storage: str | None = None
     device: str = "auto"
     source: str | None = None

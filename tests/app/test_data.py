@@ -51,6 +51,24 @@ def test_tiny_study_table_matches_the_store_and_pareto(tiny, tiny_study):
     assert len(tiny.reference["values"]) == 3
 
 
+def test_tiny_study_is_read_with_paired_uncertainty(tiny):
+    """The tiny study kept per-prompt scores: paired differences from the base with intervals
+    that hold them, and identical trials sharing one P(non-dominated)."""
+    from pareto.report import PAIRED
+
+    assert tiny.uncertainty == PAIRED
+    t = tiny.trials
+    assert (t["prompts_used"] == 8).all()
+    base = np.array(tiny.reference["values"])
+    for j, o in enumerate(tiny.objectives):
+        np.testing.assert_allclose(t[f"{o}_vs_base"], t[o] - base[j], atol=1e-9)
+        assert (t[f"{o}_vs_base_low"] <= t[f"{o}_vs_base"] + 1e-12).all()
+        assert (t[f"{o}_vs_base"] <= t[f"{o}_vs_base_high"] + 1e-12).all()
+        assert t[f"{o}_vs_base_text"].str.match(r"^[+-]").all()
+    same = t.groupby([*tiny.objectives, "run"])["p_nondominated"].nunique()
+    assert (same == 1).all()
+
+
 def test_x_is_shown_the_way_each_family_means_it(tiny):
     by_run = {r: tiny.trials.loc[tiny.trials["run"] == r, "key"].iloc[0] for r in tiny.experts}
     inter = x_rows(tiny.details[by_run["interpolation"]], tiny.experts["interpolation"])
@@ -103,6 +121,12 @@ def test_a_large_study_loads(large_study):
     # the history is capped at 200 hypervolumes, and ends at the full run
     assert len(data.history) == 200
     assert data.history["evaluations"].iloc[-1] == 6000
+    # a study without per-prompt scores falls back to independent errors, and says so
+    from pareto.report import INDEPENDENT
+
+    assert data.uncertainty == INDEPENDENT
+    assert (data.trials["helpfulness_vs_base_text"] == "").all()
+    assert data.trials["prompts_used"].isna().all()
 
 
 def test_storage_labels_are_distinct_and_storages_listed_once(tmp_path):

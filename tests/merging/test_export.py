@@ -149,6 +149,10 @@ def test_model_card_says_what_the_model_is(exported):
     assert "lower is better" in text
     assert f"Front rank **{record.rank}**" in text
     assert f"**{record.p_nondominated:.2f}**" in text
+    assert "(paired bootstrap over prompts, 1,000 draws)" in text
+    assert "| this − base [95%] |" in text
+    d, lo, hi = record.base_difference
+    assert f"{d[0]:+.3g} [{lo[0]:+.3g}, {hi[0]:+.3g}]" in text
     assert text.count("sha256:") == 4  # base and three experts
     assert '"block_weights"' in text
     assert '"max_new_tokens": 12' in text

@@ -440,3 +440,78 @@ def test_the_printed_front_lists_trials_with_the_same_scores_once():
         ["soup", "2", "0.5"],  # the same scores in another run: a line of its own
     ]
     assert front[1].split()[3:] == ["trials", "3,", "9"]
+
+
+def test_racing_study_keeps_scores_stops_dominated_candidates_and_resumes(
+    tiny_zoo_cache, tmp_path, capsys
+):
+    """Racing on the tiny zoo: every trial and the base keep their per-prompt scores; a raced
+    out trial used fewer prompts, names the trial that dominated it and is told to the driver
+    like any other; a rerun evaluates nothing, and a second study reads every batch from the
+    evaluation cache."""
+    from merging.zoo import load_zoo
+    from pareto.report import PAIRED, study_report, trial_standing
+    from pareto.store import trial_scores
+
+    # helpfulness and harmlessness move together on the tiny zoo: dominated candidates exist
+    objectives = [o for o in load_zoo("tiny").objective_specs() if "length" not in o]
+    data = {
+        "name": "racing",
+        **SMALL,
+        "objectives": objectives,
+        "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 8},
+        "families": [{"family": "interpolation", "driver": "random"}],
+        "search": {"budget": 12, "seed": 3},
+        "racing": {"batch": 2, "epsilon": 0.3},
+    }
+    spec = parse_study_spec(data)
+    url = sqlite_url(tmp_path / "study.db")
+    (run,) = run_study(spec, storage_url=url, log=lambda _: None)
+    names = run.spec.objectives
+    reference = run.study.user_attrs["reference"]
+    assert trial_scores(reference, names).shape == (8, len(names))
+    results = run.results()
+    assert len(results.values) == 12
+    used = [a["prompts_used"] for a in results.attrs]
+    raced = [a for a in results.attrs if a["raced_out"]]
+    assert raced, "no candidate was raced out"
+    assert any(u == 8 for u in used)
+    for number, attrs, scores, values in zip(
+        results.numbers, results.attrs, results.prompt_scores, results.values, strict=True
+    ):
+        assert scores.shape == (attrs["prompts_used"], len(names))
+        if attrs["raced_out"]:
+            assert attrs["prompts_used"] < 8
+            assert attrs["prompts_used"] % 2 == 0
+            assert attrs["p_dominated"] >= 0.7
+            assert attrs["raced_out_by"] in results.numbers[results.numbers < number]
+        else:
+            np.testing.assert_allclose(values, scores.mean(axis=0))
+    standing = trial_standing([results], study_report([results]), reference=reference)
+    assert standing.method == PAIRED
+    assert standing.prompts_used.tolist() == used
+    assert standing.base_difference.shape == (12, len(names))
+    # resume: nothing more to evaluate
+    numbers = [t.number for t in run.trials()]
+    run_study(spec, storage_url=url, log=lambda _: None)
+    assert [t.number for t in open_runs(open_storage(url), "racing")[0].trials()] == numbers
+    # the same study in another storage reads every batch from the cache
+    (again,) = run_study(spec, storage_url=sqlite_url(tmp_path / "b.db"), log=lambda _: None)
+    again_results = again.results()
+    assert all(a["cached"] for a in again_results.attrs)
+    np.testing.assert_array_equal(again_results.values, results.values)
+    # study show: P(non-dominated) and paired differences from the base, text and JSON
+    capsys.readouterr()
+    assert main(["study", "show", "racing", "--storage", url, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["uncertainty"] == PAIRED
+    assert shown["within_noise"] == int((standing.p_nondominated >= 0.5).sum())
+    for row in shown["front"]:
+        assert 0 <= row["p_nondominated"] <= 1
+        low, high = row["base_interval"]
+        for d, lo, hi in zip(row["base_difference"], low, high, strict=True):
+            assert lo <= d <= hi
+    assert main(["study", "show", "racing", "--storage", url]) == 0
+    text = capsys.readouterr().out
+    assert "P(nd): probability of being non-dominated, by paired bootstrap over prompts" in text
+    assert "[paired 95% interval]" in text
