@@ -33,7 +33,7 @@ with st.container(horizontal=True):
         key="front_colour",
     )
     within_noise = st.slider(
-        "Front within noise: P(non-dominated) at least",
+        "Front within noise: P(nd) at least",
         min_value=0.0,
         max_value=1.0,
         value=0.0,

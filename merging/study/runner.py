@@ -335,12 +335,15 @@ class StudySession:
             results.append(result)
             return np.array([result.scores[n] for n in names], dtype=float).T
 
-        peer_numbers, peers = self._peers(run.label)
+        # no base scores yet (a worker that started before the base was evaluated): a raced
+        # out trial could not be estimated through them, so this one gets every prompt
+        anchor = self._anchor_scores(run.label)
+        peer_numbers, peers = self._peers(run.label) if anchor is not None else ([], [])
         settings = self.spec.racing
         outcome = race(score_batch, len(self.prompts), peers, run.senses, settings)
         scores = outcome.scores
         if outcome.raced_out:
-            means, errs = raced_estimate(scores, self._anchor_scores(run.label))
+            means, errs = raced_estimate(scores, anchor)
         else:
             pairs = [mean_and_stderr(scores[:, j]) for j in range(len(names))]
             means, errs = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])

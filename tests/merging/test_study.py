@@ -515,3 +515,36 @@ def test_racing_study_keeps_scores_stops_dominated_candidates_and_resumes(
     text = capsys.readouterr().out
     assert "P(nd): probability of being non-dominated, by paired bootstrap over prompts" in text
     assert "[paired 95% interval]" in text
+
+
+def test_a_worker_races_too(tiny_zoo_cache, tmp_path):
+    """A worker of a racing study compares its candidates with the run's trials and records
+    their per-prompt scores, like the driving process."""
+    from merging.study.runner import run_worker
+    from merging.zoo import load_zoo
+
+    objectives = [o for o in load_zoo("tiny").objective_specs() if "length" not in o]
+    data = {
+        "name": "racing-worker",
+        **SMALL,
+        "objectives": objectives,
+        "prompts": {"hh_rlhf": ["helpful-base", "harmless-base"], "n": 8},
+        "families": [{"family": "interpolation", "driver": "random"}],
+        "search": {"budget": 6, "seed": 5},
+        "racing": {"batch": 2, "epsilon": 0.3},
+    }
+    url = sqlite_url(tmp_path / "study.db")
+    run_study(parse_study_spec(data), storage_url=url, log=lambda _: None)
+    # raise the budget (as a rerun with a larger budget does), then let a worker do the rest
+    bigger = parse_study_spec({**data, "search": {"budget": 10, "seed": 5}})
+    open_study_runs(StudySession(bigger, evaluate=False, log=lambda _: None), open_storage(url))
+    assert run_worker(url, "racing-worker", log=lambda _: None) == 4
+    (run,) = open_runs(open_storage(url), "racing-worker")
+    results = run.results()
+    assert len(results.values) == 10
+    for attrs, scores in zip(results.attrs, results.prompt_scores, strict=True):
+        assert scores.shape == (attrs["prompts_used"], 2)
+        assert attrs["raced_out"] == (attrs["prompts_used"] < 8)
+        if attrs["raced_out"]:
+            assert attrs["raced_out_by"] in results.numbers
+    assert any(a["raced_out"] for a in results.attrs[6:]), "the worker raced nothing out"
