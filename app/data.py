@@ -20,6 +20,7 @@ from pareto.report import (
     RunRow,
     Standing,
     StudyReport,
+    format_difference,
     hypervolume_history,
     study_report,
     trial_standing,
@@ -248,11 +249,6 @@ def _analyse(trials: pd.DataFrame, standing: Standing, objectives) -> None:
         lo, hi = standing.base_low[:, j], standing.base_high[:, j]
         trials[f"{o}_vs_base"], trials[f"{o}_vs_base_low"], trials[f"{o}_vs_base_high"] = d, lo, hi
         trials[f"{o}_vs_base_text"] = [format_difference(*v) for v in zip(d, lo, hi, strict=True)]
-
-
-def format_difference(diff: float, low: float, high: float) -> str:
-    """A difference from the base with its paired interval: ``+0.12 [+0.05, +0.2]``."""
-    return f"{diff:+.3g} [{low:+.3g}, {high:+.3g}]"
 
 
 HISTORY_POINTS = 200

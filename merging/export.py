@@ -516,6 +516,7 @@ def model_card(
 ) -> str:
     """``README.md``: a Hugging Face model card with a metadata header."""
     from merging.paths import content_hash
+    from pareto.report import format_difference
     from pareto.store import safe_url
 
     prompts = spec.prompts.model_dump(mode="json", exclude_none=True)
@@ -569,8 +570,7 @@ def model_card(
         better = "higher is better" if s == "max" else "lower is better"
         diff = ""
         if record.base_difference:
-            d, lo, hi = (part[j] for part in record.base_difference)
-            diff = f" {d:+.3g} [{lo:+.3g}, {hi:+.3g}] |"
+            diff = f" {format_difference(*(part[j] for part in record.base_difference))} |"
         lines.append(
             f"| {o} | {s} ({better}) | {record.values[j]:.4g} ± {record.stderrs[j]:.2g} | {base} |"
             + diff

@@ -210,6 +210,12 @@ def trial_standing(
     )
 
 
+def format_difference(diff: float, low: float, high: float) -> str:
+    """A difference from the base with its paired interval, as every view prints it:
+    ``+0.12 [+0.05, +0.2]``."""
+    return f"{diff:+.3g} [{low:+.3g}, {high:+.3g}]"
+
+
 def paired_scores(results: list[RunResults], reference: dict | None) -> PromptScores | None:
     """Every trial's per-prompt scores as one :class:`PromptScores`, anchored on the base's
     when ``reference`` holds them; None when any trial lacks them, or their prompt counts

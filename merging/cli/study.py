@@ -253,8 +253,10 @@ def format_report(report, standing=None, order=None) -> str:
 
 
 def _with_difference(value: float, standing, i: int, j: int) -> str:
+    from pareto.report import format_difference
+
     d, lo, hi = (standing.base_difference[i, j], standing.base_low[i, j], standing.base_high[i, j])
-    return f"{value:.4g} {d:+.3g} [{lo:+.3g}, {hi:+.3g}]"
+    return f"{value:.4g} {format_difference(d, lo, hi)}"
 
 
 def _same_scores(front) -> list[list]:
