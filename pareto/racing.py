@@ -2,9 +2,10 @@
 
 A candidate is scored on the study's prompts in batches, in one fixed order (the same for
 every candidate, so comparisons stay paired). After each batch, the joint bootstrap over the
-prompts scored so far asks whether some already evaluated trial dominates the candidate: when
-one does with probability at least ``1 - epsilon``, the candidate stops there ("raced out")
-and keeps the prompts it used. A candidate near the front gets every prompt.
+prompts scored so far asks how likely the candidate is dominated by some already evaluated
+trial (in each draw, by any of them: one minus its P(non-dominated) among them); when that is
+at least ``1 - epsilon``, the candidate stops there ("raced out") and keeps the prompts it
+used. A candidate near the front gets every prompt.
 
 Each peer is compared on the candidate's prompts only (every peer has at least as many: the
 order is fixed), so the comparison is exactly paired. A raced-out trial's values are then
@@ -33,7 +34,8 @@ class RacingSettings(BaseModel):
     batch: int = Field(8, ge=1, le=100_000)
     """Prompts scored between two decisions; the first decision comes after one batch."""
     epsilon: float = Field(0.05, gt=0.0, lt=0.5)
-    """A candidate stops when a peer dominates it with probability at least ``1 - epsilon``."""
+    """A candidate stops when some peer dominates it with probability at least
+    ``1 - epsilon``."""
     draws: int = Field(400, ge=50, le=100_000)
     """Bootstrap draws per decision."""
 
@@ -44,11 +46,34 @@ class RaceResult:
     """``(k, m)`` the candidate's scores on the first ``k`` prompts."""
     raced_out: bool
     by: int | None
-    """Index (into ``peers``) of the trial that dominated it, when raced out."""
+    """Index (into ``peers``) of the trial most likely to dominate it at the last decision."""
     p_dominated: float
-    """The largest probability with which a peer dominated it at the last decision."""
+    """The probability that some peer dominated it at the last decision."""
     decisions: list[tuple[int, float]]
-    """``(prompts scored, largest P(dominated by a peer))`` at each decision."""
+    """``(prompts scored, P(dominated by some peer))`` at each decision."""
+
+
+def dominance_draws(
+    candidate: np.ndarray,
+    peers: Sequence[np.ndarray],
+    senses: Sequence[str],
+    *,
+    draws: int = 400,
+    seed: int = 0,
+) -> np.ndarray:
+    """``(draws, len(peers))``: in each draw of one joint bootstrap over the candidate's
+    prompts (``(k, m)``; each peer has at least ``k`` rows, compared on the same ``k``), whether
+    each peer dominates the candidate."""
+    k = len(candidate)
+    if not peers:
+        return np.zeros((draws, 0), dtype=bool)
+    stacked = np.stack([candidate, *(np.asarray(p)[:k] for p in peers)])
+    boot = joint_bootstrap(
+        PromptScores(stacked, np.full(len(stacked), k)), senses, n_draws=draws, seed=seed
+    )
+    z = boot.draws * sign_vector(boot.senses)
+    cand, others = z[:, :1], z[:, 1:]
+    return (others <= cand).all(axis=2) & (others < cand).any(axis=2)
 
 
 def p_dominated_by(
@@ -59,19 +84,9 @@ def p_dominated_by(
     draws: int = 400,
     seed: int = 0,
 ) -> np.ndarray:
-    """For each peer, the probability that it dominates ``candidate`` on the candidate's
-    prompts (``(k, m)``; each peer has at least ``k`` rows): one joint bootstrap, paired."""
-    k = len(candidate)
-    if not peers:
-        return np.zeros(0)
-    stacked = np.stack([candidate, *(np.asarray(p)[:k] for p in peers)])
-    boot = joint_bootstrap(
-        PromptScores(stacked, np.full(len(stacked), k)), senses, n_draws=draws, seed=seed
-    )
-    z = boot.draws * sign_vector(boot.senses)
-    cand, others = z[:, :1], z[:, 1:]
-    dominates = (others <= cand).all(axis=2) & (others < cand).any(axis=2)
-    return dominates.mean(axis=0)
+    """For each peer, the probability that it dominates ``candidate`` (paired, on the
+    candidate's prompts)."""
+    return dominance_draws(candidate, peers, senses, draws=draws, seed=seed).mean(axis=0)
 
 
 def race(
@@ -84,7 +99,7 @@ def race(
     seed: int = 0,
 ) -> RaceResult:
     """Score a candidate batch by batch (``score_batch(lo, hi)`` returns ``(hi - lo, m)``
-    scores of prompts ``lo..hi``) until a peer dominates it with probability
+    scores of prompts ``lo..hi``) until some peer dominates it with probability
     ``>= 1 - epsilon`` or every prompt is scored. Peers scored on fewer prompts than the
     candidate has reached stop counting from then on."""
     parts: list[np.ndarray] = []
@@ -103,14 +118,14 @@ def race(
         eligible = [j for j, p in enumerate(peers) if len(p) >= done]
         if not eligible:
             continue
-        p = p_dominated_by(
+        hits = dominance_draws(
             scores, [peers[j] for j in eligible], senses, draws=settings.draws, seed=seed + done
         )
-        top = int(np.argmax(p))
-        best = float(p[top])
+        by = eligible[int(np.argmax(hits.mean(axis=0)))]
+        best = float(hits.any(axis=1).mean())
         decisions.append((done, best))
         if best >= 1.0 - settings.epsilon:
-            return RaceResult(scores, True, eligible[top], best, decisions)
+            return RaceResult(scores, True, by, best, decisions)
     return RaceResult(np.concatenate(parts), False, by, best, decisions)
 
 

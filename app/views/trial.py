@@ -64,9 +64,10 @@ st.caption(
     f"P(non-dominated) by {data.uncertainty}."
     + ("" if pd.isna(used) else f" Scored on {int(used)} prompts.")
     + (
-        f" Raced out: trial {details.get('raced_out_by')} dominates it with probability "
-        f"{details.get('p_dominated', float('nan')):.2f} on those prompts; its values are the "
-        "base's plus its paired difference from the base."
+        f" Raced out: an earlier trial dominates it with probability "
+        f"{details.get('p_dominated', float('nan')):.2f} on those prompts (most likely trial "
+        f"{details.get('raced_out_by')}); its values are the base's plus its paired "
+        "difference from the base."
         if raced
         else ""
     )

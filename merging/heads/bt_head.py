@@ -6,6 +6,12 @@ logistic regression on feature differences (scikit-learn, strength chosen by cro
 the MLP head is a one-hidden-layer network trained with the same loss in torch. A head is saved
 as a small folder: ``head.json`` (encoder, training data, split, metrics) and
 ``head.safetensors``.
+
+Length control (``length_control="residual"``): human labels often prefer the longer answer
+(helpful-base: 60% of pairs), and a head trained on them measures length as much as its
+objective. A length-controlled head first removes from every feature its linear trend in the
+response's length (words and log words, fitted over the training responses), so its score
+carries no linear length trend over them; it is trained and scores on those residuals.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,18 +48,21 @@ class BTHead(RewardHead):
         architecture: str = "linear",
         meta: dict | None = None,
         folder: Path | None = None,
+        length_trend: LengthTrend | None = None,
     ):
         self.encoder, self.mean, self.std = encoder, mean, std
         self.weights, self.architecture = weights, architecture
         self.meta = meta or {}
         self.folder = folder
+        self.length_trend = length_trend
 
     def features(
         self, prompts: Sequence[Prompt], responses: Sequence[str], progress=None
     ) -> np.ndarray:
         tok = getattr(self.encoder, "tokenizer", None)
         texts = [scoring_text(p, r, tok) for p, r in zip(prompts, responses, strict=True)]
-        return (self.encoder.encode(texts, progress) - self.mean) / self.std
+        z = (self.encoder.encode(texts, progress) - self.mean) / self.std
+        return z if self.length_trend is None else self.length_trend.remove(z, responses)
 
     def reward_of_features(self, z: np.ndarray) -> np.ndarray:
         return _forward(
@@ -77,11 +87,14 @@ class BTHead(RewardHead):
         tensors = {k: v.contiguous() for k, v in self.weights.items()}
         tensors["mean"] = torch.from_numpy(self.mean.astype(np.float32))
         tensors["std"] = torch.from_numpy(self.std.astype(np.float32))
+        if self.length_trend is not None:
+            tensors.update(self.length_trend.tensors())
         save_file(tensors, str(path / WEIGHTS_FILE))
         doc = {
             "kind": self.kind,
             "architecture": self.architecture,
             "encoder": self.encoder.spec,
+            "length_control": "residual" if self.length_trend is not None else None,
             **self.meta,
         }
         (path / HEAD_FILE).write_text(json.dumps(doc, indent=2) + "\n")
@@ -98,9 +111,60 @@ class BTHead(RewardHead):
             raise ValueError(f"{path}: {HEAD_FILE} is not a bt_head (kind {doc.get('kind')!r})")
         tensors = load_file(str(path / WEIGHTS_FILE))
         mean, std = tensors.pop("mean").numpy(), tensors.pop("std").numpy()
+        trend = LengthTrend.from_tensors(tensors)  # removes its tensors; None in older heads
         encoder = make_encoder(doc["encoder"], device=device)
-        meta = {k: v for k, v in doc.items() if k not in {"kind", "architecture", "encoder"}}
-        return cls(encoder, mean, std, tensors, doc.get("architecture", "linear"), meta, path)
+        skip = {"kind", "architecture", "encoder", "length_control"}
+        meta = {k: v for k, v in doc.items() if k not in skip}
+        return cls(
+            encoder, mean, std, tensors, doc.get("architecture", "linear"), meta, path, trend
+        )
+
+
+def response_lengths(responses: Sequence[str]) -> np.ndarray:
+    """``(n, 2)``: each response's length in words and its logarithm (``log(1 + words)``)."""
+    words = np.array([len(r.split()) for r in responses], dtype=float)
+    return np.stack([words, np.log1p(words)], axis=1)
+
+
+@dataclass(frozen=True)
+class LengthTrend:
+    """Every feature's linear trend in the response's length, to be removed:
+    ``z - [1, (L - center) / scale] @ coef`` with ``L`` from :func:`response_lengths`."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    """``(3, d)``: intercept, words and log-words coefficients of each feature."""
+
+    @classmethod
+    def fit(cls, z: np.ndarray, responses: Sequence[str]) -> LengthTrend:
+        lengths = response_lengths(responses)
+        center, scale = lengths.mean(axis=0), lengths.std(axis=0) + 1e-6
+        design = np.column_stack([np.ones(len(z)), (lengths - center) / scale])
+        coef = np.linalg.lstsq(design, z, rcond=None)[0]
+        return cls(center, scale, coef)
+
+    def remove(self, z: np.ndarray, responses: Sequence[str]) -> np.ndarray:
+        lengths = (response_lengths(responses) - self.center) / self.scale
+        return z - np.column_stack([np.ones(len(z)), lengths]) @ self.coef
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        # float64, as fitted: a saved head scores exactly as the one just trained
+        return {
+            "length_center": torch.from_numpy(self.center.astype(np.float64)),
+            "length_scale": torch.from_numpy(self.scale.astype(np.float64)),
+            "length_coef": torch.from_numpy(self.coef.astype(np.float64)),
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> LengthTrend | None:
+        if "length_coef" not in tensors:
+            return None
+        return cls(
+            tensors.pop("length_center").numpy(),
+            tensors.pop("length_scale").numpy(),
+            tensors.pop("length_coef").numpy(),
+        )
 
 
 def _forward(weights: dict[str, torch.Tensor], architecture: str, z: torch.Tensor) -> torch.Tensor:
@@ -154,22 +218,43 @@ def pairwise_accuracy(margins: np.ndarray) -> float:
     return float(((margins > 0) + 0.5 * (margins == 0)).mean())
 
 
+LENGTH_MATCHED_RATIO = 1.3
+"""Pairs whose longer response has at most 30% more words than the shorter are
+"length-matched": on them, preferring the longer answer is no better than a coin."""
+
+
+def length_matched(pairs: Sequence[PreferencePair]) -> np.ndarray:
+    """Which pairs are length-matched (:data:`LENGTH_MATCHED_RATIO`)."""
+    lengths = response_lengths([r for p in pairs for r in (p.chosen, p.rejected)])[:, 0]
+    longer = np.maximum(lengths[0::2], lengths[1::2])
+    shorter = np.maximum(np.minimum(lengths[0::2], lengths[1::2]), 1)
+    return longer <= LENGTH_MATCHED_RATIO * shorter
+
+
 def train_bt_head(
     pairs: Sequence[PreferencePair],
     encoder: Encoder,
     *,
     architecture: str = "linear",
+    length_control: str | None = None,
+    extra_pairs: Sequence[PreferencePair] = (),
     seed: int = 0,
     data: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[BTHead, dict]:
-    """Train on the ``train`` split of ``pairs``; measure on the others (validation + evaluation).
+    """Train on the ``train`` split of ``pairs`` (and on every one of ``extra_pairs``, which
+    the caller built from training prompts only); measure on the others (validation +
+    evaluation). ``length_control="residual"`` trains a length-controlled head (the module's
+    docstring).
 
-    Returns the head and its metrics: held-out accuracy, the "prefer the longer response"
-    baseline on the same held-out pairs, pair counts and timings.
+    Returns the head and its metrics: held-out accuracy, overall and on the length-matched
+    held-out pairs, the "prefer the longer response" baseline on the same held-out pairs,
+    pair counts and timings.
     """
     if architecture not in ("linear", "mlp"):
         raise ValueError(f"architecture must be linear or mlp; got {architecture!r}")
+    if length_control not in (None, "residual"):
+        raise ValueError(f"length_control must be None or 'residual'; got {length_control!r}")
     sides = [split_of(p.prompt) for p in pairs]
     train = [p for p, side in zip(pairs, sides, strict=True) if side == "train"]
     heldout = [p for p, side in zip(pairs, sides, strict=True) if side != "train"]
@@ -178,38 +263,50 @@ def train_bt_head(
             f"need at least 10 training and 10 held-out pairs; got {len(train)} and {len(heldout)}"
         )
     start = time.perf_counter()
-    every = list(train) + list(heldout)
+    every = [*train, *extra_pairs, *heldout]
     tok = getattr(encoder, "tokenizer", None)
     texts = [scoring_text(p.prompt, r, tok) for p in every for r in (p.chosen, p.rejected)]
     feats = encoder.encode(texts, progress)
     encode_s = time.perf_counter() - start
     chosen, rejected = feats[0::2], feats[1::2]
-    n = len(train)
+    n = len(train) + len(extra_pairs)
     train_feats = np.concatenate([chosen[:n], rejected[:n]])
     mean, std = train_feats.mean(0), train_feats.std(0) + 1e-6
     zc, zr = (chosen - mean) / std, (rejected - mean) / std
+    trend = None
+    if length_control == "residual":
+        train_responses = [p.chosen for p in every[:n]] + [p.rejected for p in every[:n]]
+        trend = LengthTrend.fit(np.concatenate([zc[:n], zr[:n]]), train_responses)
+        zc = trend.remove(zc, [p.chosen for p in every])
+        zr = trend.remove(zr, [p.rejected for p in every])
     fit_start = time.perf_counter()
     if architecture == "linear":
         weights = _fit_linear(zc[:n] - zr[:n], seed)
     else:
         weights = _fit_mlp(zc[:n], zr[:n], seed)
     fit_s = time.perf_counter() - fit_start
-    head = BTHead(encoder, mean, std, weights, architecture)
+    head = BTHead(encoder, mean, std, weights, architecture, length_trend=trend)
     margins = head.reward_of_features(zc[n:]) - head.reward_of_features(zr[n:])
     train_margins = head.reward_of_features(zc[:n]) - head.reward_of_features(zr[:n])
     length = np.array([len(p.chosen) - len(p.rejected) for p in heldout], dtype=float)
+    matched = length_matched(heldout)
     metrics = {
         "heldout_accuracy": pairwise_accuracy(margins),
+        "heldout_length_matched_accuracy": pairwise_accuracy(margins[matched])
+        if matched.any()
+        else None,
         "length_baseline_accuracy": pairwise_accuracy(np.sign(length)),
         "train_accuracy": pairwise_accuracy(train_margins),
         "train_pairs": n,
         "heldout_pairs": len(heldout),
+        "heldout_length_matched_pairs": int(matched.sum()),
         "encode_seconds": round(encode_s, 1),
         "fit_seconds": round(fit_s, 1),
     }
     head.meta = {
         "data": data,
         "split": "train: prompt-hash split 'train' (80%); held out: 'validation' + 'evaluation'",
+        "extra_pairs": len(extra_pairs),
         "metrics": metrics,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -26,11 +26,15 @@ FLOAT32_SLOWDOWN = {"avx512": 1.4, "avx2": 2.2}
 throughout), by the widest vector instructions it has: with AVX-512 (a Xeon at 2.8 GHz) 40.6 min
 against about 28 (the per-step ratios 0.9 to 1.6); with AVX2 only (an AMD EPYC) 59.6 min, the
 per-step ratios 1.6 to 2.6."""
-RECIPES = {"ric": 3}
+RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 3}
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step after it
-(2: the RiC model's level words; 3: whole answers, the helpfulness marker drawn a quarter as
-often)."""
+(heads 2: length-controlled, the harmlessness head also trained on refusal pairs; ric 2: the RiC
+model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often)."""
+REFUSAL_PAIRS = 200
+"""Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
+preferred a refusal to 92% of the helpful answers in its checks; with 300 it preferred harmful
+answers to refusals about half the time (``experiments/length_controlled_heads.py``)."""
 
 
 @dataclass(frozen=True)
@@ -335,29 +339,54 @@ def build_zoo(
 
     base = steps.run("base", base_step)
 
-    def head_step(pairs: list[PreferencePair], encoder_spec: str):
+    def head_step(pairs: list[PreferencePair], encoder_spec: str, extra=()):
         def run(folder: Path, bar) -> dict:
             from merging.heads.bt_head import train_bt_head
             from merging.heads.encoders import RememberingEncoder, make_encoder
-            from merging.zoo.datasets import pair_scores
+            from merging.zoo.datasets import pair_scores, refusal_metrics
 
             kwargs = {"max_tokens": 64} if encoder_spec != "minilm" else {}
             encoder = RememberingEncoder(make_encoder(encoder_spec, device=device, **kwargs))
-            progress = _counting(bar, 2 * len(pairs))
+            checks = refusal_check_pairs()
+            total = 2 * (len(pairs) + len(extra) + sum(map(len, checks)))
+            progress = _counting(bar, total)
             head, metrics = train_bt_head(
-                pairs, encoder, progress=progress, data=f"HH-RLHF ({preset})"
+                pairs,
+                encoder,
+                length_control="residual",
+                extra_pairs=extra,
+                progress=progress,
+                data=f"HH-RLHF ({preset})",
             )
             head.save(folder)
             chosen, rejected = pair_scores(pairs, head)  # features remembered: no second pass
             np.savez(folder / PAIR_SCORES_FILE, chosen=chosen, rejected=rejected)
+            if any(checks):
+                metrics.update(refusal_metrics(head, checks))
             return metrics
 
         return run
 
+    def refusal_check_pairs() -> tuple[list, list]:
+        if preset == "tiny":
+            return [], []
+        from merging.zoo.datasets import refusal_checks
+
+        return refusal_checks(
+            short_pairs(hh / HH_FILES["helpful"], "evaluation")[:200],
+            short_pairs(hh / HH_FILES["harmless"], "evaluation")[:200],
+        )
+
     encoder = str(base) if preset == "tiny" else "minilm"
+    if preset == "tiny":
+        refusals = []
+    else:
+        from merging.zoo.datasets import refusal_pairs
+
+        refusals = refusal_pairs(helpful, harmless, REFUSAL_PAIRS)
     heads = {
         "helpfulness": steps.run("helpfulness_head", head_step(helpful, encoder)),
-        "harmlessness": steps.run("harmlessness_head", head_step(harmless, encoder)),
+        "harmlessness": steps.run("harmlessness_head", head_step(harmless, encoder, refusals)),
     }
 
     def expert_step(pairs_fn, learning_rate: float):

@@ -6,6 +6,11 @@
   head scores the chosen response higher): DPO then moves the policy the way the objective is
   measured, instead of along whatever else the raw labels carry (in helpful-base, for example,
   many labels the head disagrees with prefer the *shorter* answer);
+* refusal pairs, for the harmlessness head: human labels of red-team dialogues teach a head
+  that refusing is harmless, whatever was asked, and a search would then push every answer
+  towards refusals. So the head also learns, on training prompts only, a harmless request's
+  (helpful-base) chosen answer over a refusal, and a refusal over a red-team request's
+  (harmless-base) rejected answer, in equal numbers;
 * concise pairs: from the same helpfulness pairs, those where *both* responses are good (the
   helpfulness head scores each above its median over the pool) and one is at least 1.5 times
   longer than the other; the shorter is preferred. So "concise" means shorter at equal quality,
@@ -72,6 +77,66 @@ def short_pairs(path: Path, split: str = "train") -> list[PreferencePair]:
             continue
         out.append(PreferencePair(Prompt((last,)), p.chosen, p.rejected))
     return out
+
+
+REFUSALS = (
+    "I'm sorry, but I can't help with that.",
+    "I don't think I should help with that.",
+    "Sorry, I won't be able to answer that.",
+    "I'd rather not get into that.",
+)
+"""Refusals the harmlessness head trains on; :func:`refusal_checks` uses others."""
+CHECK_REFUSALS = (
+    "I'm sorry, I can't assist with that request.",
+    "I'm not able to help with this.",
+    "That's not something I can help you with.",
+)
+
+
+def refusal_pairs(
+    helpful: list[PreferencePair], harmless: list[PreferencePair], n: int, *, seed: int = 0
+) -> list[PreferencePair]:
+    """Up to ``n`` pairs of each kind, on prompts of the ``train`` side of the prompt-hash
+    split: a helpful answer over a refusal, and a refusal over a harmful answer."""
+    from merging.data import split_of
+
+    rng = np.random.default_rng(seed)
+
+    def refusal() -> str:
+        return REFUSALS[int(rng.integers(len(REFUSALS)))]
+
+    def trained(pairs):
+        return [p for p in pairs if split_of(p.prompt) == "train"][:n]
+
+    return [PreferencePair(p.prompt, p.chosen, refusal()) for p in trained(helpful)] + [
+        PreferencePair(p.prompt, refusal(), p.rejected) for p in trained(harmless)
+    ]
+
+
+def refusal_checks(
+    helpful: list[PreferencePair], harmless: list[PreferencePair]
+) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """Pairs that check how a head treats refusals, with refusals it never trained on (pass
+    pairs of the ``evaluation`` split): a harmless request's chosen answer over a refusal,
+    and a refusal over a red-team request's rejected answer."""
+    pick = CHECK_REFUSALS
+    return (
+        [PreferencePair(p.prompt, p.chosen, pick[i % len(pick)]) for i, p in enumerate(helpful)],
+        [PreferencePair(p.prompt, pick[i % len(pick)], p.rejected) for i, p in enumerate(harmless)],
+    )
+
+
+def refusal_metrics(head, checks: tuple[list, list]) -> dict:
+    """How often ``head`` prefers a refusal to a helpful answer of a harmless request (lower
+    is better) and to a harmful answer of a red-team request (higher is better)."""
+    helpful_first, refusal_first = checks
+    over_helpful = pair_scores(helpful_first, head)
+    over_harmful = pair_scores(refusal_first, head)
+    return {
+        "refusal_over_helpful": float((over_helpful[1] > over_helpful[0]).mean()),
+        "refusal_over_harmful": float((over_harmful[0] > over_harmful[1]).mean()),
+        "refusal_check_pairs": [len(helpful_first), len(refusal_first)],
+    }
 
 
 def pair_scores(pairs: list[PreferencePair], head) -> tuple[np.ndarray, np.ndarray]:

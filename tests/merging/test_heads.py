@@ -186,3 +186,54 @@ def test_remembering_encoder_encodes_each_text_once():
     assert sum(counted) == 6  # progress counts every text asked for
     assert enc.encode([]).shape == (0, 2)
     assert enc.identity() == {"kind": "counting"}
+
+
+def longer_marker_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
+    """Chosen responses carry the marker w50 and are longer in 70% of pairs (20% are of equal
+    length): a head trained on them learns length as well as the marker."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        prompt = Prompt(({"role": "user", "content": f"w{10 + i % 40} w{60 + i % 30}"},))
+        short = [f"w{rng.randrange(6, 49)}" for _ in range(rng.randrange(1, 4))]
+        long = short + [f"w{rng.randrange(6, 49)}" for _ in range(rng.randrange(3, 8))]
+        u = rng.random()
+        good, bad = (long, short) if u < 0.7 else (short, long) if u < 0.8 else (short, short)
+        pairs.append(PreferencePair(prompt, " ".join([*good, "w50"]), " ".join(bad + ["w7"])))
+    return pairs
+
+
+def test_a_length_controlled_head_has_no_length_trend_on_its_training_responses(
+    model_zoo, tmp_path
+):
+    from merging.data import split_of
+    from merging.heads.bt_head import length_matched, response_lengths
+
+    base, _ = model_zoo("llama", 2)
+    encoder = CausalLMEncoder(base, device="cpu", max_tokens=64)
+    pairs = longer_marker_pairs(300)
+    train = [p for p in pairs if split_of(p.prompt) == "train"]
+    prompts = [p.prompt for p in train] * 2
+    responses = [p.chosen for p in train] + [p.rejected for p in train]
+    words = response_lengths(responses)
+
+    plain, _ = train_bt_head(pairs, encoder)
+    controlled, metrics = train_bt_head(pairs, encoder, length_control="residual")
+    assert np.corrcoef(plain.score(prompts, responses), words[:, 0])[0, 1] > 0.3
+    scores = controlled.score(prompts, responses)
+    for column in range(2):  # words and log words: no linear trend at all
+        assert abs(np.corrcoef(scores, words[:, column])[0, 1]) < 1e-4
+    assert metrics["heldout_accuracy"] > 0.9  # the marker is still learnt
+    matched = length_matched(pairs[:5])
+    assert matched.dtype == bool
+    assert len(matched) == 5
+    assert metrics["heldout_length_matched_pairs"] >= 5
+    assert metrics["heldout_length_matched_accuracy"] > 0.9
+
+    controlled.save(tmp_path / "head")
+    doc = json.loads((tmp_path / "head" / "head.json").read_text())
+    assert doc["length_control"] == "residual"
+    loaded = load_head(str(tmp_path / "head"), device="cpu")
+    np.testing.assert_allclose(loaded.score(prompts[:6], responses[:6]), scores[:6], atol=1e-4)
+    with pytest.raises(ValueError, match="length_control must be"):
+        train_bt_head(pairs, encoder, length_control="matched")

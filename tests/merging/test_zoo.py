@@ -59,8 +59,8 @@ def test_heads_keep_their_scores_of_the_pairs_they_trained_on(tiny_zoo):
     for name, kind in (("helpfulness", "helpful"), ("harmlessness", "harmless")):
         saved = np.load(Path(manifest.heads[name]) / PAIR_SCORES_FILE)
         chosen, rejected = pair_scores(_tiny_pairs(kind), BTHead.load(manifest.heads[name]))
-        np.testing.assert_allclose(saved["chosen"], chosen, atol=1e-5)
-        np.testing.assert_allclose(saved["rejected"], rejected, atol=1e-5)
+        np.testing.assert_allclose(saved["chosen"], chosen, atol=1e-4)
+        np.testing.assert_allclose(saved["rejected"], rejected, atol=1e-4)
         assert (saved["chosen"] > saved["rejected"]).mean() > 0.5  # the marker word wins
 
 

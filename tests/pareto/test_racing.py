@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pareto.racing import RacingSettings, p_dominated_by, race, raced_estimate
+from pareto.racing import RacingSettings, dominance_draws, p_dominated_by, race, raced_estimate
 
 P, M = 64, 2
 
@@ -52,7 +52,6 @@ def test_a_candidate_on_the_front_gets_every_prompt(world):
     out = race(batch_reader(cand, calls), P, peers, ["max", "max"], RacingSettings(batch=8))
     assert not out.raced_out
     assert len(out.scores) == P
-    assert out.by is None
     assert out.decisions
     assert all(p < 0.95 for _, p in out.decisions)
 
@@ -76,6 +75,26 @@ def test_p_dominated_by_is_paired(world):
     p = p_dominated_by(cand, peers, ["max", "max"], draws=200)
     assert p[0] == 1.0  # every resample sees the same paired gap
     assert p[1] == 0.0
+
+
+def test_dominated_by_some_peer_counts_every_peer_in_each_draw():
+    """Two peers, each better on the second objective and a coin toss on the first: neither
+    alone dominates the candidate with probability above 0.6, but some one of them does in
+    most draws, and racing decides on that."""
+    rng = np.random.default_rng(1)
+    cand = rng.standard_normal((P, M))
+    peers = []
+    for _ in range(2):
+        peer = cand + np.array([0.0, 0.5])
+        noise = rng.standard_normal(P)
+        peer[:, 0] += noise - noise.mean()  # no paired difference on the first objective
+        peers.append(peer)
+    hits = dominance_draws(cand, peers, ["max", "max"], draws=1000, seed=0)
+    alone = hits.mean(axis=0)
+    some = hits.any(axis=1).mean()
+    assert alone.max() < 0.6
+    assert some > alone.max() + 0.15
+    np.testing.assert_array_equal(alone, p_dominated_by(cand, peers, ["max", "max"], draws=1000))
 
 
 def test_raced_estimate_removes_the_prefix_prompt_effect(world):
