@@ -3,7 +3,9 @@
 The selection lives in ``st.session_state`` and is mirrored in the page URL (``?study=...&
 trial=...``), so a rerun, a page switch or a browser reload keeps it. Storages come from the
 ``paretomerge dashboard`` command (environment variable ``PARETOMERGE_DASHBOARD_STORAGES``, a
-JSON list of URLs), never from the browser: a visitor can only choose among them.
+JSON list of URLs), never from the browser: a visitor can only choose among them. Exporting a
+trial from the browser is off on an address other machines can reach, unless the command was
+given ``--allow-export`` (``PARETOMERGE_DASHBOARD_ALLOW_EXPORT=1``): see ``export_off``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from app.data import StudyData, StudyRef, list_studies, load_study
 from pareto.store import discover_storages
 
 STORAGES_ENV = "PARETOMERGE_DASHBOARD_STORAGES"
+ALLOW_EXPORT_ENV = "PARETOMERGE_DASHBOARD_ALLOW_EXPORT"
 LIVE_SECONDS = 10
 """How often a live page re-reads the storages."""
 
@@ -27,6 +30,22 @@ def storages() -> list[str]:
     if text:
         return list(json.loads(text))
     return discover_storages(os.getcwd())
+
+
+def export_off() -> str | None:
+    """Why the browser may not export trials here (None: it may). The address is Streamlit's
+    own ``server.address`` (``paretomerge dashboard --host``; unset, Streamlit listens on
+    every address): export is on at a loopback address, or with ``--allow-export``."""
+    from merging.cli.dashboard import is_loopback
+
+    host = st.get_option("server.address")
+    if is_loopback(host) or os.environ.get(ALLOW_EXPORT_ENV) == "1":
+        return None
+    return (
+        f"this dashboard listens on {host or 'every address'}, which other machines can "
+        "reach; start it with `paretomerge dashboard --allow-export` to export from the "
+        "browser, or export with the command below"
+    )
 
 
 def _tick() -> int:

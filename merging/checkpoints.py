@@ -110,16 +110,27 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _safetensors_specs(paths: list[Path]) -> tuple[dict[str, TensorSpec], dict[str, Path]]:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     specs, files = {}, {}
     for p in paths:
-        with safe_open(str(p), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-                sl = f.get_slice(key)
-                specs[key] = TensorSpec(tuple(sl.get_shape()), _TORCH_DTYPES[sl.get_dtype()])
-                files[key] = p
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    sl = f.get_slice(key)
+                    specs[key] = TensorSpec(tuple(sl.get_shape()), _TORCH_DTYPES[sl.get_dtype()])
+                    files[key] = p
+        except SafetensorError as err:  # truncated or corrupt: safe_open checks the size
+            raise CheckpointError(
+                f"{p}: not a readable safetensors file ({first_line(err)})"
+            ) from None
     return specs, files
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's message folded onto one line, cut at ``limit`` characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _weight_files(folder: Path, stem: str) -> list[Path]:
@@ -162,7 +173,12 @@ def _needs_remote_code(config_dict: dict) -> bool:
 def _load_config(folder: Path, trust_remote_code: bool):
     from transformers import AutoConfig
 
-    raw = json.loads((folder / "config.json").read_text())
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{folder / 'config.json'}: not valid JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{folder / 'config.json'}: not a JSON object")
     if _needs_remote_code(raw) and not trust_remote_code:
         raise CheckpointError(
             f"{folder}: this model's config asks to run code from the checkpoint (auto_map); "
@@ -472,6 +488,12 @@ class ExpertSet:
             ]
         return found + tensors
 
+    def who(self, name: str | None = None) -> str:
+        """How messages name expert ``name`` (the base when None): by name and folder."""
+        if name is None:
+            return f"base ({self.base.path})"
+        return f"expert {name!r} ({self.experts[name].path})"
+
     def expert_weights(self, name: str) -> Iterator[tuple[str, torch.Tensor]]:
         """``(tensor name, theta_expert)`` of a full expert in float32, one tensor at a time.
 
@@ -482,7 +504,7 @@ class ExpertSet:
             raise ValueError(f"expert {name!r} is a LoRA adapter: it has deltas, not weights")
         for key in e.tensors:
             value = e.read(key).float()
-            check_finite(f"expert {name!r}", key, value)
+            check_finite(self.who(name), key, value)
             yield key, value
 
     def expert_deltas(self, name: str, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
@@ -497,8 +519,38 @@ class ExpertSet:
         else:
             pairs = ((k, e.read(k).float() - base_tensor(k).float()) for k in e.tensors)
         for key, delta in pairs:
-            check_finite(f"expert {name!r}", key, delta)
+            check_finite(self.who(name), key, delta)
             yield key, delta
+
+
+def load_pretrained(auto_class, path: str | Path, *, who: str, trust_remote_code=False, **kwargs):
+    """``auto_class.from_pretrained`` on a checkpoint folder or GGUF file, the one way every
+    command loads a whole model: code in the checkpoint is refused unless asked for, an
+    unreadable weight file and NaN or Inf values are a :class:`CheckpointError` naming them."""
+    from safetensors import SafetensorError
+
+    from merging.paths import pretrained_source
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"{who}: {p} does not exist")
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise CheckpointError(f"{who}: {p} has no config.json (not a Hugging Face model)")
+        _load_config(p, trust_remote_code)
+        files = _weight_files(p, "model")
+        if files and files[0].suffix == ".safetensors":
+            _safetensors_specs(files)
+    folder, source = pretrained_source(p)
+    try:
+        model = auto_class.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, **source, **kwargs
+        )
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise CheckpointError(f"{who}: {p} cannot be loaded ({first_line(err)})") from None
+    for name, value in model.named_parameters():
+        check_finite(f"{who} ({p})", name, value.detach())
+    return model
 
 
 def check_finite(who: str, key: str, value: torch.Tensor) -> None:

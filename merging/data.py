@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,18 +147,30 @@ def _response_text(value, where: str) -> str:
     raise ValueError(f"{where}: expected a string or a list of messages")
 
 
-def read_prompts(path: str | Path) -> list[Prompt]:
-    """Prompts from JSON lines (``prompt``/``messages``/``text``) or a text file (one a line)."""
+def read_prompts(path: str | Path, *, log: Callable[[str], None] | None = None) -> list[Prompt]:
+    """Prompts from JSON lines (``prompt``/``messages``/``text``) or a text file (one a line).
+
+    In an HH-RLHF file (``chosen`` dialogues) the prompt is the dialogue before its last turn;
+    the few dialogues where that does not end with a user turn (HH-RLHF has some with two
+    assistant turns in a row) are skipped, and ``log`` is told how many."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such prompts file")
     stem_suffix = Path(p.stem).suffix if p.suffix == ".gz" else p.suffix
     prompts: list[Prompt] = []
+    skipped = dialogues = 0
     if stem_suffix in {".jsonl", ".json", ".ndjson"}:
         for lineno, obj in _json_lines(p):
             where = f"{p}: line {lineno}"
             if "chosen" in obj and isinstance(obj["chosen"], str) and "prompt" not in obj:
-                msgs = parse_dialogue(obj["chosen"])[:-1]
+                dialogues += 1
+                try:
+                    msgs = parse_dialogue(obj["chosen"])[:-1]
+                except ValueError:
+                    msgs = []
+                if not msgs or msgs[-1]["role"] != "user":
+                    skipped += 1
+                    continue
             else:
                 key = next((k for k in ("prompt", "messages", "text") if k in obj), None)
                 if key is None:
@@ -176,6 +188,11 @@ def read_prompts(path: str | Path) -> list[Prompt]:
                     )
     if not prompts:
         raise ValueError(f"{p}: no prompts found")
+    if skipped and log is not None:
+        log(
+            f"{p}: skipped {skipped} of {dialogues} dialogues whose turns before the last "
+            "do not end with a user turn"
+        )
     return prompts
 
 

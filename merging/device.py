@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 
@@ -13,11 +14,23 @@ behave the same on both (its conftest sets ``0``)."""
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def check_device_name(name: str) -> str:
+    """``name`` if it names a device paretomerge can use (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``), else ``ValueError`` in one line; whether it is present is checked
+    when it is used (:func:`resolve_device`)."""
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
+    return name
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` or ``"auto"``: CUDA when present, else CPU."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    dev = device if isinstance(device, torch.device) else torch.device(check_device_name(device))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
     return dev

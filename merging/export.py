@@ -10,19 +10,27 @@ A trial becomes a folder with
 - ``README.md``, a model card with a Hugging Face metadata header: scores with standard errors
   and senses, rank on the study's front and the probability of being non-dominated, family and
   ``x``, the checkpoints with content hashes, the prompts, the generation settings, and how to
-  reproduce it.
+  reproduce it;
+- ``export.json``, written last: the study, the trial, when and by which paretomerge.
 
-The weights are made by the same code the study evaluated with: the trial's stored recipe
+The folder is written beside its target and moved into place complete, so that an export
+that is killed leaves the target absent or as it was (``is_finished_export`` tells a finished
+one). The weights are made by the same code the study evaluated with: the trial's stored recipe
 applied to the study's expert set in place (``ResidentMerger``), then written out.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import math
+import os
 import re
+import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,8 @@ from pareto.store import RunSpec
 
 MERGEKIT_FILE = "mergekit_config.yml"
 CARD_FILE = "README.md"
+MARKER_FILE = "export.json"
+"""Written last into a finished export: study, trial, time and paretomerge version."""
 DEFAULT_SHARD = "2GB"
 HUB_BASES = {"smol": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 """Hub names of the embedded zoos' base models, for the model card's ``base_model``."""
@@ -167,13 +177,15 @@ def select_trial(storage_url: str, study: str, trial: str | None, *, knee: bool 
         raise ValueError("say which trial: --trial RUN#NUMBER, --knee or --front")
     label, sep, number_text = trial.strip().rpartition("#")
     label, number_text = label.strip(), number_text.strip()
-    if not sep:
-        label, number_text = "", trial.strip()
+    if not sep:  # "NUMBER", or "RUN NUMBER" as older versions of 'study show' printed it
+        words = trial.split()
+        label, number_text = (words[0], words[1]) if len(words) == 2 else ("", trial.strip())
     if not label:
         if len(runs) > 1:
             raise ValueError(
                 f"--trial {trial!r}: study {study!r} has runs {', '.join(runs)}; write "
-                f"RUN#NUMBER, e.g. {next(iter(runs))}#{number_text}"
+                f"RUN#NUMBER, e.g. {next(iter(runs))}#"
+                f"{number_text if number_text.isdigit() else 0}"
             )
         label = next(iter(runs))
     if label not in runs:
@@ -209,74 +221,300 @@ def export_trial(
     session=None,
     log: Log = print,
 ) -> Path:
-    """Write ``record``'s export into ``out`` (absent or empty, unless ``force``).
+    """Write ``record``'s export to the folder ``out``: absent or empty, or with ``force`` an
+    earlier export (``is_export_folder``), which the new one replaces.
 
-    ``weights=False`` writes the recipe only (mergekit YAML and model card). ``session``: a
-    ``StudySession`` of the trial's study already loaded (exports of one study share it).
+    The export is written into a new folder beside ``out`` (``.NAME.partial-PID-XXXX``),
+    ``MARKER_FILE`` last, and moved into place only when complete: at every instant ``out`` is
+    absent, the complete earlier folder or the complete new one, even if the process is
+    killed (``is_finished_export`` tells a finished export). ``weights=False`` writes the
+    recipe only (mergekit YAML and model card). ``session``: a ``StudySession`` of the trial's
+    study already loaded (exports of one study share it).
     """
-    from merging.save import prepare_output
     from merging.study.runner import StudySession
 
-    path = prepare_output(out, force=force)
-    spec = record.study_spec()
+    target = check_out(out, force=force)
     if session is None:
         log(f"loading the models of study {record.study!r}")
         # merge in the dtype the trial was evaluated in (bfloat16 when the study ran on CUDA)
         dtype = record.attrs.get("merge_dtype", "auto")
         session = StudySession(
-            spec, device=device, log=log, evaluate=False, build=False, dtype=dtype
+            record.study_spec(), device=device, log=log, evaluate=False, build=False, dtype=dtype
         )
-    family, recipe, experts = check_trial(record, session, log)
     # everything that can fail is worked out before anything is written
-    config, notes = mergekit_config(record, family, recipe, experts)
-    card = model_card(record, spec, experts, recipe, notes, weights, config is not None)
+    plan = _TrialExport.make(record, session, weights, log)
     if weights:
-        ensure_space(path, _weight_bytes(experts))
-    path.mkdir(parents=True, exist_ok=True)
-    if weights:
-        from merging.save import save_merged
-
-        merger = session.merger(family)
-        log(f"merging {record.key} and writing {path}")
-        family.apply(recipe, merger)
-        save_merged(merger, path, recipe=recipe, force=True, max_shard_size=max_shard_size)
-        write_generation_config(path, spec.generation, merger.model)
-        suffix = None
-        if record.run.family == "rewards_in_context":
-            suffix = condition_suffix(recipe.experts, family.desired(recipe), family.words)
-        if suffix is not None or spec.generation.system_prompt is not None:
-            bake_chat_template(
-                path, spec.generation.system_prompt, suffix, family.prompt_transform(recipe)
-            )
-    header = "".join(f"# {line}\n" for line in notes)
-    if config is not None:
-        (path / MERGEKIT_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
-    (path / CARD_FILE).write_text(card)  # last: a folder with a card is a finished export
-    log(f"exported {record.key} to {path}" + (" (weights, " if weights else " (")
-        + ("mergekit YAML, " if config is not None else "") + "model card)")  # fmt: skip
-    return path
+        ensure_space(target, _weight_bytes(plan.experts))
+    with _staged(target, force=force) as path:
+        plan.write(path, session, max_shard_size, log, shown=target)
+        write_marker(path, record.study, trial=record.key, weights=weights)
+    log(f"exported {record.key} to {target} ({plan.contents})")
+    return target
 
 
 def export_front(
     storage_url: str, study: str, out: str | Path, *, force: bool = False, log: Log = print
 ) -> list[Path]:
     """The recipes (mergekit YAML and model card, no weights) of every Pareto-optimal trial,
-    one folder each, ``OUT/RUN-NUMBER``."""
-    from merging.save import prepare_output
+    one folder each, ``OUT/RUN-NUMBER``.
+
+    All or nothing, as ``export_trial`` for one trial: the folders are written under a new
+    folder beside ``out``, which holds ``MARKER_FILE`` (listing the trials, written last) and is
+    moved into place when every trial is written. Each trial's folder has its own marker.
+    """
     from merging.study.runner import StudySession
 
+    target = check_out(out, force=force)
     front = [r for r in study_trials(storage_url, study) if r.rank == 1]
     if not front:
         raise ValueError(f"study {study!r} has no completed trial yet")
-    root = prepare_output(out, force=force)
     session = StudySession(front[0].study_spec(), log=log, evaluate=False, build=False)
     quiet: Log = lambda _: None  # noqa: E731
-    for record in front:  # every check before anything is written
-        check_trial(record, session, quiet)
-    return [
-        export_trial(r, root / r.slug, weights=False, force=force, session=session, log=log)
-        for r in front
+    plans = [  # every check before anything is written; a note about the study once
+        _TrialExport.make(r, session, False, log if i == 0 else quiet) for i, r in enumerate(front)
     ]
+    with _staged(target, force=force) as root:
+        for plan in plans:
+            folder = root / plan.record.slug
+            folder.mkdir()
+            plan.write(folder, session, DEFAULT_SHARD, log)
+            write_marker(folder, study, trial=plan.record.key, weights=False)
+        write_marker(root, study, front=[p.record.key for p in plans])
+    for plan in plans:
+        log(f"exported {plan.record.key} to {target / plan.record.slug} ({plan.contents})")
+    return [target / p.record.slug for p in plans]
+
+
+@dataclass(frozen=True)
+class _TrialExport:
+    """What one trial's export writes, worked out (and checked) before anything is written."""
+
+    record: TrialRecord
+    weights: bool
+    family: Any
+    recipe: MergeRecipe
+    experts: Any
+    config: dict | None
+    notes: list[str]
+    card: str
+
+    @classmethod
+    def make(cls, record: TrialRecord, session, weights: bool, log: Log) -> _TrialExport:
+        family, recipe, experts = check_trial(record, session, log)
+        config, notes = mergekit_config(record, family, recipe, experts)
+        spec = record.study_spec()
+        card = model_card(record, spec, experts, recipe, notes, weights, config is not None)
+        return cls(record, weights, family, recipe, experts, config, notes, card)
+
+    @property
+    def contents(self) -> str:
+        return ("weights, " if self.weights else "") + (
+            "mergekit YAML, " if self.config is not None else ""
+        ) + "model card"  # fmt: skip
+
+    def write(
+        self, path: Path, session, max_shard_size: str, log: Log, shown: Path | None = None
+    ) -> None:
+        """Write the export into the existing folder ``path`` (``shown``: its name in logs)."""
+        record, family, recipe = self.record, self.family, self.recipe
+        spec = record.study_spec()
+        if self.weights:
+            from merging.save import save_merged
+
+            merger = session.merger(family)
+            log(f"merging {record.key} and writing {shown or path}")
+            family.apply(recipe, merger)
+            save_merged(merger, path, recipe=recipe, force=True, max_shard_size=max_shard_size)
+            write_generation_config(path, spec.generation, merger.model)
+            suffix = None
+            if record.run.family == "rewards_in_context":
+                suffix = condition_suffix(recipe.experts, family.desired(recipe), family.words)
+            if suffix is not None or spec.generation.system_prompt is not None:
+                bake_chat_template(
+                    path, spec.generation.system_prompt, suffix, family.prompt_transform(recipe)
+                )
+        if self.config is not None:
+            header = "".join(f"# {line}\n" for line in self.notes)
+            (path / MERGEKIT_FILE).write_text(header + yaml.safe_dump(self.config, sort_keys=False))
+        (path / CARD_FILE).write_text(self.card)
+
+
+# -- the output folder ----------------------------------------------------------------------
+def write_marker(path: Path, study: str, **fields: Any) -> None:
+    """``MARKER_FILE`` in ``path``: written last, it makes the folder a finished export."""
+    from datetime import datetime, timezone
+
+    from merging import __version__
+
+    marker = {
+        "paretomerge": __version__,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "study": study,
+        **fields,
+    }
+    (path / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def export_marker(path: str | Path) -> dict | None:
+    """The marker of the finished export in ``path`` (None when there is none)."""
+    try:
+        marker = json.loads((Path(path) / MARKER_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and "paretomerge" in marker else None
+
+
+def is_finished_export(
+    path: str | Path, *, study: str | None = None, trial: str | None = None
+) -> bool:
+    """Whether ``path`` is a finished export (of ``study``'s trial ``trial``, when given): an
+    export is moved into place complete, with its marker written last. ``--front`` folders
+    are finished exports too (with no ``trial``)."""
+    marker = export_marker(path)
+    return (
+        marker is not None
+        and (study is None or marker.get("study") == study)
+        and (trial is None or marker.get("trial") == trial)
+    )
+
+
+def is_export_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds an export of paretomerge, finished or from a version before the
+    marker: the marker, a model card or mergekit YAML that export wrote, the recipe of
+    ``paretomerge merge``, or only such folders (``--front``). Only these does ``force``
+    replace: it deletes the folder."""
+    from merging.save import RECIPE_FILE
+
+    path = Path(path)
+    if export_marker(path) is not None or (path / RECIPE_FILE).is_file():
+        return True
+    if _head(path / MERGEKIT_FILE).startswith("# paretomerge export of study"):
+        return True
+    card = _head(path / CARD_FILE)
+    if card.startswith("---\n") and "\nExported by paretomerge from study " in card:
+        return True
+    entries = list(path.iterdir()) if path.is_dir() else []
+    return bool(entries) and all(
+        p.is_dir() and not p.is_symlink() and is_export_folder(p) for p in entries
+    )
+
+
+def _head(file: Path, size: int = 4096) -> str:
+    try:
+        with open(file, encoding="utf-8", errors="replace") as f:
+            return f.read(size)
+    except OSError:
+        return ""
+
+
+def check_out(out: str | Path, *, force: bool = False) -> Path:
+    """The folder an export will be moved to, once checked: absent or empty, or with ``force``
+    an earlier export (``is_export_folder``). Writes nothing."""
+    path = Path(os.path.abspath(Path(out).expanduser()))
+    if path.is_symlink():  # the folder it names is replaced, not the link
+        path = path.resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} exists and is not a folder")
+    if path.parent == path:
+        raise ValueError(f"--out {path}: an export cannot replace the root folder")
+    entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if entries and not force:
+        raise ValueError(
+            f"--out {path} is not empty; choose another folder, or pass --force to replace the "
+            "earlier export there"
+        )
+    if entries and not is_export_folder(path):
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(
+            f"--out {path} holds files that are not a paretomerge export ({shown}); --force "
+            "replaces only an earlier export: choose another folder, or empty this one"
+        )
+    return path
+
+
+STAGED = re.compile(r"\.(?P<name>.+)\.(?:partial|old)-(?P<pid>[0-9]+)-[0-9a-f]+")
+"""The names of the folders an export keeps beside its target while it writes."""
+
+
+@contextmanager
+def _staged(target: Path, *, force: bool) -> Iterator[Path]:
+    """A new folder beside ``target`` to write into, moved to ``target`` when the block ends
+    without error (``_publish``) and removed otherwise, with the folders made to hold it.
+
+    Folders left beside ``target`` by exports whose process is gone (killed) are removed
+    first. Their names hold the process id; a process on another machine sharing the folder
+    is not seen, so two machines must not export to the same folder at once.
+    """
+    made = []
+    parent = target.parent
+    while not parent.exists():
+        made.append(parent)
+        parent = parent.parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target)
+    staging = _sibling(target, "partial")
+    staging.mkdir()
+    try:
+        yield staging
+        _publish(staging, target, force=force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in made:  # the deepest first; one that is not empty anymore stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _publish(staging: Path, target: Path, *, force: bool) -> None:
+    """Move the complete ``staging`` to ``target``: one atomic rename onto an absent or empty
+    folder; an earlier export (``force``) is renamed aside first, then deleted. In between,
+    for an instant, ``target`` is absent."""
+    check_out(target, force=force)  # again: the folder may have changed meanwhile
+    try:
+        os.rename(staging, target)
+        return
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not force:
+            raise ValueError(
+                f"--out {target} could not be written ({err.strerror}): was it filled while "
+                "this export ran?"
+            ) from None
+    aside = _sibling(target, "old")
+    os.rename(target, aside)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove the folders that killed exports to ``target`` left beside it."""
+    for sibling in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
+        match = STAGED.fullmatch(sibling.name)
+        ours = match is not None and match["name"] == target.name
+        if ours and sibling.is_dir() and not sibling.is_symlink() and not _alive(int(match["pid"])):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (assumed so where that cannot be told)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def exports_folder(storage_url: str, study: str) -> Path:

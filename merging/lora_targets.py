@@ -66,7 +66,7 @@ class LoraTargets:
         rights: dict[str, list[torch.Tensor]] = {}
         for index, expert in enumerate(self.names):
             ckpt = experts.experts[expert]
-            who = f"expert {expert!r}"
+            who = experts.who(expert)
             for f in lora_factors(ckpt):
                 name = match_key(f.weight, params)
                 if name is None:

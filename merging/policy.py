@@ -8,12 +8,20 @@ from merging.device import resolve_device, resolve_dtype
 from merging.paths import fingerprint, pretrained_source
 
 
-def load_tokenizer(path: str | Path):
-    """The tokenizer of a Hugging Face folder or a GGUF file."""
+def load_tokenizer(path: str | Path, who: str = "model"):
+    """The tokenizer of a Hugging Face folder or a GGUF file; a folder without a usable one is
+    a one-line :class:`CheckpointError` naming it."""
     from transformers import AutoTokenizer
 
+    from merging.checkpoints import CheckpointError, first_line
+
     folder, kwargs = pretrained_source(path)
-    return AutoTokenizer.from_pretrained(folder, **kwargs)
+    try:
+        return AutoTokenizer.from_pretrained(folder, **kwargs)
+    except Exception as err:  # transformers raises OSError, ValueError, TypeError, ...
+        raise CheckpointError(
+            f"{who}: {path} has no usable tokenizer ({first_line(err)})"
+        ) from None
 
 
 def load_plain_policy(
@@ -26,24 +34,23 @@ def load_plain_policy(
     """``(model, tokenizer, identity)`` of a checkpoint evaluated as it is."""
     from transformers import AutoModelForCausalLM
 
+    from merging.checkpoints import load_pretrained
+
     p = Path(path)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    folder, kwargs = pretrained_source(p)
-    model = (
-        AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dt, trust_remote_code=trust_remote_code, **kwargs
-        )
-        .to(dev)
-        .eval()
+    tokenizer = load_tokenizer(p)  # first: it is quick, and the model may be large
+    model = load_pretrained(
+        AutoModelForCausalLM, p, who="model", dtype=dt, trust_remote_code=trust_remote_code
     )
+    model = model.to(dev).eval()
     identity = {
         "model": str(p.resolve()),
         "fingerprint": fingerprint(p),
         "device": dev.type,
         "dtype": str(dt),
     }
-    return model, load_tokenizer(p), identity
+    return model, tokenizer, identity
 
 
 def merged_identity(merger, recipe) -> dict:

@@ -33,6 +33,14 @@ class MergeRecipe(BaseModel):
             raise ValueError(f"weights must be finite; got {v}")
         return v
 
+    @field_validator("parameters")
+    @classmethod
+    def _finite_parameters(cls, v):
+        bad = {k: p for k, p in v.items() if p != p or p in (float("inf"), float("-inf"))}
+        if bad:
+            raise ValueError(f"parameters must be finite; got {bad}")
+        return v
+
     def weight_map(self) -> dict[str, float]:
         if self.weights is None:
             raise ValueError(f"a {self.family} recipe has no per-expert weights")

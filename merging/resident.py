@@ -21,11 +21,10 @@ from collections.abc import Sequence
 
 import torch
 
-from merging.checkpoints import LORA, ExpertSet
+from merging.checkpoints import LORA, ExpertSet, load_pretrained
 from merging.device import resolve_device, resolve_dtype
 from merging.errors import CheckpointError
 from merging.layout import FlatLayout, FlatMerger, match_key
-from merging.paths import pretrained_source
 from merging.weighted_sum import CPU_CHUNK, DEVICE_CHUNK, coefficients, weighted_sum
 
 LOG = logging.getLogger(__name__)
@@ -35,11 +34,15 @@ def load_base_model(experts: ExpertSet, dtype: torch.dtype, *, trust_remote_code
     """The base as a ``transformers`` causal LM (buffers such as rotary tables initialised)."""
     from transformers import AutoModelForCausalLM
 
-    base = experts.base
-    kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-    folder, source = pretrained_source(base.path)
+    loaded = load_pretrained(
+        AutoModelForCausalLM,
+        experts.base.path,
+        who="base",
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+    )
     # a GGUF-loaded model is marked quantised; plain_model returns other models unchanged
-    model = plain_model(AutoModelForCausalLM.from_pretrained(folder, **source, **kwargs))
+    model = plain_model(loaded)
     model.eval()
     model.requires_grad_(False)
     return model

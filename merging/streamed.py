@@ -82,8 +82,8 @@ class StreamedMerger(FlatMerger):
         kinds = {n: experts.experts[n].kind for n in experts.names}
         self.full = tuple(n for n in experts.names if kinds[n] != LORA)
         self.lora = tuple(n for n in experts.names if kinds[n] == LORA)
-        sources = [RowSource(experts.base, layout, "base")]
-        sources += [RowSource(experts.experts[n], layout, f"expert {n!r}") for n in self.full]
+        sources = [RowSource(experts.base, layout, experts.who())]
+        sources += [RowSource(experts.experts[n], layout, experts.who(n)) for n in self.full]
         files = FileRows(sources, layout)
         if rows == "file":
             for source in sources:

@@ -51,21 +51,36 @@ def discover_storages(folder: str | Path = ".") -> list[str]:
     return [sqlite_url(p) for p in sorted(Path(folder).glob("runs/*/study.db"))]
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
 def open_storage(
     url: str,
     *,
+    create: bool = False,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     grace_period: int = GRACE_PERIOD,
 ):
     """An Optuna ``RDBStorage`` with heartbeats and retries of stale trials.
 
     ``url`` is a SQLAlchemy URL: ``sqlite:///path/study.db`` or
-    ``postgresql+psycopg://user@host:port/db``. A SQLite file's folder is created.
+    ``postgresql+psycopg://user@host:port/db``. A SQLite file that does not exist is an error
+    unless ``create`` (then it and its folder are made): a mistyped path given to a command
+    that only reads must not leave an empty database behind.
     """
     import optuna
 
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        if not create:
+            raise ValueError(f"storage {url}: no such database file {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
@@ -87,6 +102,43 @@ def open_storage(
     except Exception as err:  # SQLAlchemy's URL and connection errors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"storage {safe_url(url)}: cannot open it ({reason})") from err
+
+
+@contextlib.contextmanager
+def new_storage(url: str, **kwargs) -> Iterator[Any]:
+    """``open_storage(url, create=True)`` for a block that starts a study: when the block raises
+    before any trial is stored, a SQLite file (and folders) this call created are removed, so
+    that a failed start leaves nothing behind."""
+    path = sqlite_path(url)
+    made = None
+    if path is not None and not path.exists():
+        made = path.resolve()
+        while not made.parent.exists():
+            made = made.parent  # the outermost folder this call creates
+    storage = open_storage(url, create=True, **kwargs)
+    try:
+        yield storage
+    except BaseException:
+        if made is not None and not _has_trials(storage):
+            storage.engine.dispose()
+            target = path.resolve()
+            for extra in ("", "-journal", "-wal", "-shm"):
+                Path(f"{target}{extra}").unlink(missing_ok=True)
+            for folder in [target.parent, *target.parent.parents]:
+                if folder == made.parent or not folder.is_relative_to(made):
+                    break
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only empty folders
+        raise
+
+
+def _has_trials(storage) -> bool:
+    try:
+        return any(
+            storage.get_all_trials(s._study_id, deepcopy=False) for s in storage.get_all_studies()
+        )
+    except Exception:  # an unreadable database is kept for the user to look at
+        return True
 
 
 def safe_url(url: str) -> str:

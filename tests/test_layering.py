@@ -45,7 +45,7 @@ from pareto.search import drive, sampler_for
 from pareto.spaces import Simplex, describe_space
 from pareto.store import Outcome, RunSpec, RunStore, open_storage, sqlite_url
 
-storage = open_storage(sqlite_url({str(tmp_path / "s.db")!r}))
+storage = open_storage(sqlite_url({str(tmp_path / "s.db")!r}), create=True)
 for driver in ("nsga2", "map", "tpe", "grid", "moead"):
     spec = RunSpec(study="t", label=driver, family="f", experts=("a", "b"), driver=driver,
                    budget=6, space=describe_space(Simplex(2)), objectives=("x", "y"),

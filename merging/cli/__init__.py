@@ -25,6 +25,7 @@ from merging.cli import (
     worker,
     zoo,
 )
+from merging.cli.options import OneLineParser, print_error
 
 SUBCOMMANDS = (
     quickstart,
@@ -88,7 +89,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="paretomerge",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -104,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also used by the console script)."""
     parser = build_parser()
-    args = parser.parse_args(join_number_lists(sys.argv[1:] if argv is None else argv))
+    try:
+        args = parser.parse_args(join_number_lists(sys.argv[1:] if argv is None else argv))
+    except SystemExit as stop:  # --help, --version, or a bad option (already printed)
+        return stop.code if isinstance(stop.code, int) else 2
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -113,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(args) or 0)
     except (UsageError, ValueError, KeyError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"paretomerge {args.command}: error: {message}", file=sys.stderr)
+        print_error(args.command, message)
         return 2
     except KeyboardInterrupt:
         print(f"paretomerge {args.command}: interrupted", file=sys.stderr)

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from merging.cli import options
+
 HELP = "Pareto front, hypervolume and knee of a CSV or JSON-lines results file."
 
 EPILOG = """\
@@ -46,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--margin",
-        type=float,
+        type=options.finite_float,
         default=0.1,
         help="for the default reference point: fraction of each range beyond the nadir "
         "(default: 0.1)",

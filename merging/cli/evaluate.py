@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from merging.cli import options
 from merging.cli.merge import add_policy_arguments, parse_experts, recipe_from_args
 
 HELP = "Evaluate a merged policy (or one checkpoint) on prompts: objectives with standard errors."
@@ -44,14 +45,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["train", "validation", "evaluation"],
         help="keep only prompts of this hash split",
     )
-    p.add_argument("--limit", type=int, help="use the first N prompts")
+    p.add_argument("--limit", type=options.positive_int, help="use the first N prompts")
     p.add_argument("--objective", action="append", required=True, metavar="NAME=HEAD:SENSE")
-    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument(
+        "--max-new-tokens",
+        type=options.positive_int,
+        default=96,
+        help="tokens generated at most per answer",
+    )
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", default="auto", help="prompts per batch, or auto")
-    p.add_argument("--samples", type=int, default=3, help="sample generations to show")
+    p.add_argument(
+        "--temperature",
+        type=options.positive_float,
+        default=0.7,
+        help="with --sample (default 0.7)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--batch-size", default="auto", type=options.batch_size, help="prompts per batch, or auto"
+    )
+    p.add_argument("--samples", type=options.count, default=3, help="sample generations to show")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run, command="evaluate")
@@ -67,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give either --model or --base with --expert, not both")
     if not args.model and not (args.base and args.expert and args.weights):
         raise ValueError("give --model PATH, or --base, --expert and --weights for a merge")
-    batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+    batch = args.batch_size
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens,
         do_sample=args.sample,
@@ -75,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=batch,
     )
-    prompts = read_prompts(args.prompts)
+    prompts = read_prompts(args.prompts, log=lambda m: print(m, file=sys.stderr))
     if args.split:
         prompts = select_split(prompts, args.split)
     prompts = prompts[: args.limit]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
+
+from merging.cli import options
 
 HELP = "Export a trial of a study: merged weights, a mergekit YAML that reproduces them, a card."
 
@@ -14,6 +17,10 @@ mergekit_config.yml (run 'mergekit-yaml mergekit_config.yml OUT' for the same we
 model card README.md with the trial's scores. For rewards_in_context the RiC model is exported
 with the desired rewards written into its chat template. --front writes the recipes (YAML and
 model card, no weights) of every Pareto-optimal trial, one folder each.
+
+The export is written into a hidden folder beside --out and moved into place when complete,
+with export.json (written last): an export that is stopped leaves --out as it was, or absent.
+--force replaces an earlier export (never a folder holding anything else).
 
 examples:
   paretomerge export --study quickstart --knee --out knee/
@@ -40,23 +47,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--front", action="store_true", help="recipes of every Pareto-optimal trial, no weights"
     )
     e.add_argument("--out", required=True, help="output folder (must be empty or absent)")
-    e.add_argument("--force", action="store_true", help="write into a non-empty --out")
-    e.add_argument("--device", default="cpu", help="where to merge: cpu (default), cuda, auto")
+    e.add_argument(
+        "--force", action="store_true", help="replace an earlier export in --out (deleting it)"
+    )
+    e.add_argument(
+        "--device",
+        default="cpu",
+        type=options.device,
+        help="where to merge: cpu (default), cuda, auto",
+    )
     e.add_argument(
         "--max-shard-size",
         default="2GB",
-        help="largest safetensors file before sharding (default 2GB)",
+        type=shard_size,
+        help="largest safetensors file before sharding: 500MB, 2GB, 1GiB... (default 2GB)",
     )
     e.set_defaults(handler=run, command="export")
 
 
+def shard_size(text: str) -> str:
+    """A file size as ``save_pretrained`` reads it: a whole number and KB, MB, GB, KiB, MiB or
+    GiB (kept as written)."""
+    if not re.fullmatch(r"0*[1-9][0-9]*[KMG]i?B", text.strip(), re.IGNORECASE):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file size: write a whole number and a unit, e.g. 500MB, 2GB, 1GiB"
+        )
+    return text.strip()
+
+
 def run(args: argparse.Namespace) -> int:
     from merging.cli.study import resolve_study
-    from merging.export import export_front, export_trial, select_trial
-    from merging.save import prepare_output
+    from merging.export import check_out, export_front, export_trial, select_trial
 
     name, url = resolve_study(args.study, args.storage)
-    prepare_output(args.out, force=args.force)  # before anything is loaded
+    check_out(args.out, force=args.force)  # before anything is loaded; writes nothing
     if args.front:
         paths = export_front(url, name, args.out, force=args.force)
         print(f"exported the recipes of {len(paths)} Pareto-optimal trials to {args.out}")

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from merging.cli import options
+
 HELP = "Train a Bradley-Terry reward head, or measure any head on preference pairs."
 
 TRAIN_EPILOG = """\
@@ -48,11 +50,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--encoder", default="minilm", help="minilm, policy or PATH (default: minilm)")
     t.add_argument("--architecture", default="linear", choices=["linear", "mlp"])
     t.add_argument(
-        "--max-tokens", type=int, default=256, help="causal-LM encoders: tokens kept per text"
+        "--max-tokens",
+        type=options.positive_int,
+        default=256,
+        help="causal-LM encoders: tokens kept per text",
     )
-    t.add_argument("--limit", type=int, help="use only the first N pairs (quick trials)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
+    t.add_argument(
+        "--limit", type=options.positive_int, help="use only the first N pairs (quick trials)"
+    )
+    t.add_argument("--seed", type=int, default=0, help="seed of the fit (default 0)")
+    t.add_argument(
+        "--device", default="auto", type=options.device, help="auto (default), cpu, cuda, cuda:N"
+    )
+    t.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow an encoder checkpoint that runs its own code (off by default)",
+    )
     t.add_argument("--force", action="store_true", help="write into a non-empty --out")
     t.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     t.set_defaults(handler=run_train, command="heads train")
@@ -68,9 +82,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--split", default="all", choices=["all", "heldout", "train", "validation", "evaluation"]
     )
-    e.add_argument("--limit", type=int, help="use only the first N pairs")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--limit", type=options.positive_int, help="use only the first N pairs")
+    e.add_argument(
+        "--device", default="auto", type=options.device, help="auto (default), cpu, cuda, cuda:N"
+    )
+    e.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a reward model that runs its own code (off by default)",
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(handler=run_eval, command="heads eval")
     heads.set_defaults(handler=lambda args: heads.print_help() or 2, command="heads")
 
@@ -84,13 +105,21 @@ def _progress(total: int, desc: str, quiet: bool):
 
 def run_train(args: argparse.Namespace) -> int:
     from merging.data import read_pairs
-    from merging.heads.bt_head import train_bt_head
+    from merging.heads.bt_head import split_pairs, train_bt_head
     from merging.heads.encoders import make_encoder
     from merging.save import prepare_output
 
     out = prepare_output(args.out, force=args.force)
     pairs = read_pairs(args.data)[: args.limit]
-    kwargs = {"max_tokens": args.max_tokens} if args.encoder != "minilm" else {}
+    try:
+        split_pairs(pairs)
+    except ValueError as err:
+        raise ValueError(f"{args.data}: {err}") from None
+    kwargs = (
+        {"max_tokens": args.max_tokens, "trust_remote_code": args.trust_remote_code}
+        if args.encoder != "minilm"
+        else {}
+    )
     encoder = make_encoder(args.encoder, device=args.device, **kwargs)
     bar, update = _progress(2 * len(pairs), f"encoding with {args.encoder}", quiet=False)
     head, metrics = train_bt_head(
@@ -131,7 +160,7 @@ def run_eval(args: argparse.Namespace) -> int:
         pairs = [p for p in pairs if split_of(p.prompt) == args.split]
     if not pairs:
         raise ValueError(f"no pairs in split {args.split!r} of {args.data}")
-    head = load_head(args.head, device=args.device)
+    head = load_head(args.head, device=args.device, trust_remote_code=args.trust_remote_code)
     prompts = [p.prompt for p in pairs]
     chosen = head.score(prompts, [p.chosen for p in pairs])
     rejected = head.score(prompts, [p.rejected for p in pairs])

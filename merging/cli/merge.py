@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from merging.cli import options
+
 HELP = "Merge experts with one family and weight vector; write a loadable Hugging Face folder."
 
 EPILOG = """\
@@ -53,19 +55,31 @@ def add_policy_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
     )
     p.add_argument("--weights", required=required, help="weights, see below")
     p.add_argument(
-        "--blocks", type=int, help="layerwise: number of blocks (default: from --weights)"
+        "--blocks",
+        type=options.positive_int,
+        help="layerwise: number of blocks (default: from --weights)",
     )
     p.add_argument(
-        "--density", type=float, help="ties, dare_ties: fraction of each task vector kept"
+        "--density",
+        type=options.fraction,
+        help="ties, dare_ties: fraction of each task vector kept",
     )
     p.add_argument(
-        "--scale", type=float, help="task_arithmetic, ties, dare_ties: lambda (default 1)"
+        "--scale",
+        type=options.finite_float,
+        help="task_arithmetic, ties, dare_ties: lambda (default 1)",
     )
     p.add_argument("--merge-seed", type=int, default=0, help="dare_ties: seed of the random masks")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--device",
+        default="auto",
+        type=options.device,
+        help="auto (CUDA when present), cpu, cuda, cuda:N",
+    )
     p.add_argument(
         "--dtype",
         default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
         help="resident dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16",
     )
     p.add_argument(
@@ -90,11 +104,13 @@ def add_memory_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device-memory",
         metavar="BYTES",
+        type=options.memory_amount,
         help="memory the plan may use on the device (20GB, 16GiB; default: what is free)",
     )
     p.add_argument(
         "--host-memory",
         metavar="BYTES",
+        type=options.memory_amount,
         help="host memory the plan may use (default: what is available)",
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from merging.cli import options
 from merging.cli.merge import add_policy_arguments, parse_experts
 
 HELP = "Show where the base and experts would live and what each part takes; nothing is loaded."
@@ -40,14 +41,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_arguments(p, required=False)
     p.add_argument(
         "--prompts",
-        type=int,
+        type=options.count,
         default=0,
         metavar="N",
         help="size an evaluation of N prompts too (default: the merge alone)",
     )
-    p.add_argument("--batch-size", default="auto", help="prompts per batch, or auto")
-    p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--max-prompt-tokens", type=int, default=512)
+    p.add_argument(
+        "--batch-size", default="auto", type=options.batch_size, help="prompts per batch, or auto"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=options.positive_int,
+        default=96,
+        help="tokens generated at most per answer",
+    )
+    p.add_argument(
+        "--max-prompt-tokens",
+        type=options.positive_int,
+        default=512,
+        help="prompt tokens at most (default 512)",
+    )
     p.add_argument(
         "--objective",
         action="append",
@@ -68,21 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.base or not args.expert:
         raise ValueError("give --base and at least one --expert")
     get_family(args.family)
-    for name, value in (
-        ("--prompts", args.prompts),
-        ("--max-new-tokens", args.max_new_tokens),
-        ("--max-prompt-tokens", args.max_prompt_tokens),
-    ):
-        if value < (0 if name == "--prompts" else 1):
-            raise ValueError(f"{name} {value}: must be at least {0 if name == '--prompts' else 1}")
     batch = args.batch_size
-    if batch != "auto":
-        try:
-            batch = int(batch)
-        except ValueError:
-            raise ValueError(f"--batch-size {batch!r}: a whole number or auto") from None
-        if batch < 1:
-            raise ValueError(f"--batch-size {batch}: must be at least 1")
     objectives = [parse_objective(o) for o in args.objective]
     generation = (
         Generation(args.prompts, batch, args.max_prompt_tokens, args.max_new_tokens)

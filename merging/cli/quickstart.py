@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from merging.cli import options
+
 HELP = (
     "Build the smol zoo (once), run the quickstart study comparing interpolation, layerwise "
     "and rewards-in-context on helpfulness, harmlessness and verbosity, and show the fronts."
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="HH-RLHF folder in its original layout (helpful-base/test.jsonl.gz, ...); "
         "default $PARETOMERGE_DATA, else the Hugging Face hub",
     )
-    q.add_argument("--device", help="cpu, cuda or auto (default auto)")
+    q.add_argument("--device", type=options.device, help="cpu, cuda or auto (default auto)")
     q.add_argument(
         "--storage", help="Optuna storage URL (default sqlite:///runs/quickstart/study.db)"
     )

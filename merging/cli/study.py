@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from merging.cli import options
 from merging.cli.merge import add_memory_arguments
 
 HELP = "Run a merging study from its YAML file, or show a study's fronts and hypervolumes."
@@ -78,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
     r.add_argument("--out", help="folder for the study's outputs (default: ./runs/NAME)")
     r.add_argument("--data", help="HH-RLHF folder for the prompts (and a zoo that needs building)")
-    r.add_argument("--device", help="cpu, cuda or auto (default: the study's, else auto)")
+    r.add_argument(
+        "--device", type=options.device, help="cpu, cuda or auto (default: the study's, else auto)"
+    )
     add_memory_arguments(r)
     add_heartbeat(r)
     r.add_argument("--no-show", action="store_true", help="do not print the summary at the end")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from merging.cli import options
 from merging.cli.merge import add_memory_arguments
 from merging.cli.study import add_heartbeat, memory_options, parse_heartbeat
 
@@ -34,12 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--storage", required=True, help="Optuna storage URL")
     w.add_argument("--study", required=True, help="the study's name")
     w.add_argument("--data", help="HH-RLHF folder for the prompts")
-    w.add_argument("--device", help="cpu, cuda or auto")
+    w.add_argument("--device", type=options.device, help="cpu, cuda or auto")
     add_memory_arguments(w)
-    w.add_argument("--max-trials", type=int, help="stop after this many trials")
+    w.add_argument("--max-trials", type=options.positive_int, help="stop after this many trials")
     w.add_argument(
         "--wait",
-        type=float,
+        type=options.finite_float,
         default=0.0,
         metavar="SECONDS",
         help="wait this long for the study to appear in the storage (default: not at all)",

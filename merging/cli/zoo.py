@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from merging.cli import options
+
 HELP = "Build or show the embedded model zoo (SmolLM2 experts, reward heads, RiC model)."
 
 EPILOG = """\
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(helpful-base/test.jsonl.gz, ...); without it the Hugging Face hub is tried",
     )
     b.add_argument("--out", help="zoo folder (default: the user cache)")
-    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("--device", default="cpu", type=options.device, help="cpu or cuda")
     b.set_defaults(handler=run_build, command="zoo build")
     s = zs.add_parser("show", help="where a built zoo's components are")
     s.add_argument("--preset", default="smol", choices=["smol", "tiny"])

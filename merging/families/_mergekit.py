@@ -7,6 +7,7 @@ experts' weights plus whichever method parameters the user chose to search.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,21 @@ from pareto.spaces import Box
 
 Setting = float | tuple[float, float] | Sequence[float]
 BASE_ID = "__base__"
+PARAMETER_DOMAINS = {
+    "density": (lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+    "lambda": (math.isfinite, "a finite number"),
+}
+"""What each method parameter may be (a fixed value, or both ends of a searched range)."""
+
+
+def check_parameter(family: str, key: str, value: float) -> float:
+    """``value`` as a float if parameter ``key`` may take it, else ``ValueError`` naming both."""
+    ok, what = PARAMETER_DOMAINS.get(key, (math.isfinite, "a finite number"))
+    value = float(value)
+    if not (math.isfinite(value) and ok(value)):
+        shown = "scale" if key == "lambda" else key
+        raise ValueError(f"{family}: {shown} {value!r} is not {what}")
+    return value
 
 
 def mergekit_method(name: str):
@@ -63,15 +79,19 @@ class MergekitFamily(Family):
 
     def __init__(self, experts, weight_range: Sequence[float] = (0.0, 1.0), **params: Setting):
         super().__init__(experts)
-        lo, hi = (float(v) for v in weight_range)
+        lo, hi = (check_parameter(self.name, "weight_range", v) for v in weight_range)
+        if lo > hi:
+            raise ValueError(f"{self.name}: weight_range {weight_range} runs from high to low")
         self.fixed: dict[str, float] = {}
         self.searched: dict[str, tuple[float, float]] = {}
         for key in self.PARAMETERS:
             value = params[key]
             if isinstance(value, int | float):
-                self.fixed[key] = float(value)
+                self.fixed[key] = check_parameter(self.name, key, value)
             else:
-                low, high = (float(v) for v in value)
+                low, high = (check_parameter(self.name, key, v) for v in value)
+                if low > high:
+                    raise ValueError(f"{self.name}: {key} range {value} runs from high to low")
                 self.searched[key] = (low, high)
         lows = [lo] * len(self.experts) + [r[0] for r in self.searched.values()]
         highs = [hi] * len(self.experts) + [r[1] for r in self.searched.values()]

@@ -231,6 +231,21 @@ def length_matched(pairs: Sequence[PreferencePair]) -> np.ndarray:
     return longer <= LENGTH_MATCHED_RATIO * shorter
 
 
+def split_pairs(
+    pairs: Sequence[PreferencePair],
+) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """``(training pairs, held-out pairs)`` by prompt hash; ``ValueError`` when either has
+    fewer than 10 (checked before anything is encoded)."""
+    sides = [split_of(p.prompt) for p in pairs]
+    train = [p for p, side in zip(pairs, sides, strict=True) if side == "train"]
+    heldout = [p for p, side in zip(pairs, sides, strict=True) if side != "train"]
+    if len(train) < 10 or len(heldout) < 10:
+        raise ValueError(
+            f"need at least 10 training and 10 held-out pairs; got {len(train)} and {len(heldout)}"
+        )
+    return train, heldout
+
+
 def train_bt_head(
     pairs: Sequence[PreferencePair],
     encoder: Encoder,
@@ -255,13 +270,7 @@ def train_bt_head(
         raise ValueError(f"architecture must be linear or mlp; got {architecture!r}")
     if length_control not in (None, "residual"):
         raise ValueError(f"length_control must be None or 'residual'; got {length_control!r}")
-    sides = [split_of(p.prompt) for p in pairs]
-    train = [p for p, side in zip(pairs, sides, strict=True) if side == "train"]
-    heldout = [p for p, side in zip(pairs, sides, strict=True) if side != "train"]
-    if len(train) < 10 or len(heldout) < 10:
-        raise ValueError(
-            f"need at least 10 training and 10 held-out pairs; got {len(train)} and {len(heldout)}"
-        )
+    train, heldout = split_pairs(pairs)
     start = time.perf_counter()
     every = [*train, *extra_pairs, *heldout]
     tok = getattr(encoder, "tokenizer", None)

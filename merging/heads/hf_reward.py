@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from merging.checkpoints import load_pretrained
 from merging.data import Prompt, render_plain
 from merging.device import resolve_device
 from merging.heads.base import RewardHead, register
 from merging.paths import fingerprint
+from merging.policy import load_tokenizer
 
 
 @register("hf_reward_model")
@@ -31,18 +33,22 @@ class HFRewardModel(RewardHead):
         max_tokens: int = 512,
         trust_remote_code: bool = False,
     ):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         self.path = Path(path)
         self.device = resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.model = (
-            AutoModelForSequenceClassification.from_pretrained(
-                str(self.path), dtype=torch.float32, trust_remote_code=trust_remote_code
+            load_pretrained(
+                AutoModelForSequenceClassification,
+                self.path,
+                who="reward model",
+                dtype=torch.float32,
+                trust_remote_code=trust_remote_code,
             )
             .to(self.device)
             .eval()
         )
+        self.tokenizer = load_tokenizer(self.path, who="reward model")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:

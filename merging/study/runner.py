@@ -25,6 +25,7 @@ from pareto.store import (
     Outcome,
     RunSpec,
     RunStore,
+    new_storage,
     open_runs,
     open_storage,
     sqlite_url,
@@ -436,10 +437,18 @@ def run_study(
     """Run every family of ``spec`` to its budget (resuming what the storage holds).
 
     ``memory``: the memory plan's options (``placement``, ``device_memory``, ``host_memory``)."""
-    from pareto.search import drive
+    from pareto.search import check_settings
 
     session = StudySession(spec, data=data, device=device, log=log, **(memory or {}))
-    storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
+    for run_spec in session.run_specs():
+        check_settings(run_spec)  # before anything is stored
+    with new_storage(storage_url, **_heartbeat_kwargs(heartbeat)) as storage:
+        return _run_study(session, storage, log)
+
+
+def _run_study(session: StudySession, storage, log: Log) -> list[RunStore]:
+    from pareto.search import drive
+
     runs = open_study_runs(session, storage)
     # only runs with no trial yet: a resumed old study must not vouch for checkpoints that may
     # have changed since its trials were evaluated
@@ -505,11 +514,10 @@ def run_worker(
     started before the process that creates it)."""
     from pareto.search import sampler_for, work
 
-    storage = open_storage(storage_url, **_heartbeat_kwargs(heartbeat))
     deadline = time.monotonic() + wait
     while True:
-        try:
-            runs = open_runs(storage, study)
+        try:  # the storage itself may not exist yet either
+            runs = open_runs(open_storage(storage_url, **_heartbeat_kwargs(heartbeat)), study)
             break
         except ValueError:
             if time.monotonic() >= deadline:

@@ -221,6 +221,14 @@ def parse_study_spec(data: dict, source: str = "study") -> StudySpec:
         raise ValueError(_describe(err, source)) from None
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one clause: what is wrong, and where."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
 def load_study_spec(path: str | Path) -> StudySpec:
     """Read and validate a study file (``ValueError`` naming the field on bad content)."""
     p = Path(path)
@@ -229,7 +237,7 @@ def load_study_spec(path: str | Path) -> StudySpec:
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{p}: not valid YAML ({err})") from None
+        raise ValueError(f"{p}: not valid YAML ({_yaml_problem(err)})") from None
     if isinstance(data, dict):
         data = {**data, "source": str(p.resolve())}
     return parse_study_spec(data, str(p))

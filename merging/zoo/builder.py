@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import sys
@@ -187,7 +188,22 @@ def load_zoo(preset: str = "smol", folder: str | Path | None = None) -> ZooManif
         raise FileNotFoundError(
             f"no {preset} zoo at {path}; build it with: paretomerge zoo build --preset {preset}"
         )
-    return ZooManifest.model_validate_json(manifest.read_text())
+    try:
+        return ZooManifest.model_validate_json(manifest.read_text())
+    except ValueError as err:  # pydantic's ValidationError is one
+        raise ValueError(
+            f"{manifest} is unreadable ({' '.join(str(err).split())[:160]}); build the zoo "
+            f"again with: paretomerge zoo build --preset {preset}"
+        ) from None
+
+
+def _read_marker(marker: Path) -> dict | None:
+    """A step's record, or None when it is absent or unreadable."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "seconds" in record else None
 
 
 class _Steps:
@@ -216,8 +232,10 @@ class _Steps:
         marker = folder / STEP_FILE
         recipe = RECIPES.get(name, 1)
         head = f"[{self.index}/{self.total}] {name}"
-        if marker.is_file():
-            record = json.loads(marker.read_text())
+        record = _read_marker(marker)
+        if marker.is_file() and record is None:
+            self.log(f"{head}: {marker} is unreadable (an interrupted write?), building it again")
+        if record is not None:
             cached = record.get("recipe", 1)
             if cached == recipe and not self.rebuilding:
                 self.records[name] = record
@@ -242,7 +260,9 @@ class _Steps:
             bar(None)
         seconds = round(time.perf_counter() - start, 1)
         record = {"seconds": seconds, "recipe": recipe, "metrics": metrics}
-        marker.write_text(json.dumps(record, indent=2) + "\n")
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, marker)  # a step is done only once its whole record is there
         self.records[name] = record
         self.log(f"{head}: done in {_duration(seconds)}")
         return folder

@@ -6,7 +6,7 @@ Optuna samplers: ``tpe``, ``optuna-nsga2``, ``gp``, ``random``.
 
 from pareto.search import amortized, evolutionary, grid  # noqa: F401  (register the drivers)
 from pareto.search.base import DRIVERS, Driver, make_driver
-from pareto.search.loop import drive, evaluate_trial, sampler_for, work
+from pareto.search.loop import check_settings, drive, evaluate_trial, sampler_for, work
 from pareto.search.samplers import OPTUNA_SAMPLERS, is_optuna_sampler, make_sampler
 
 
@@ -26,6 +26,7 @@ __all__ = [
     "OPTUNA_SAMPLERS",
     "Driver",
     "check_driver",
+    "check_settings",
     "drive",
     "driver_names",
     "evaluate_trial",

@@ -40,12 +40,33 @@ def sampler_for(spec: RunSpec, seed: int | None):
         return None
     settings = dict(spec.driver_settings)
     population = settings.pop("population", None) or default_population(spec.driver_budget)
+    if not isinstance(population, int) or population < 2:
+        raise ValueError(f"population must be a whole number of at least 2; got {population!r}")
     if settings:
         raise ValueError(
             f"driver {spec.driver!r} has no setting(s) {sorted(settings)}; its settings are: "
             "population"
         )
     return make_sampler(spec.driver, seed, len(spec.objectives), population)
+
+
+def check_settings(spec: RunSpec) -> None:
+    """Build ``spec``'s driver (or sampler) once and drop it, so that bad search settings fail
+    in one line before anything is stored."""
+    try:
+        if is_optuna_sampler(spec.driver):
+            sampler_for(spec, spec.seed)
+        else:
+            make_driver(
+                spec.driver,
+                spec.search_space(),
+                len(spec.objectives),
+                spec.driver_budget,
+                spec.seed,
+                **spec.driver_settings,
+            )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{spec.label}: search settings {spec.driver_settings}: {err}") from None
 
 
 def evaluate_trial(run: RunStore, trial, evaluate: Evaluate, log: Log | None = None) -> None:

@@ -25,7 +25,7 @@ def write_large_study(path: Path, n: int = LARGE_TRIALS, seed: int = 0) -> str:
         space=describe_space(Simplex(3)), objectives=("helpfulness", "harmlessness", "verbosity"),
         senses=("max", "max", "min"),
     )  # fmt: skip
-    run = RunStore.create_or_open(open_storage(url), spec)
+    run = RunStore.create_or_open(open_storage(url, create=True), spec)
     rng = np.random.default_rng(seed)
     u = rng.random((n, 2))
     xs = np.asarray(Simplex(3).from_unit_cube(u))

@@ -105,8 +105,11 @@ def _settled_offset(ring, point, timeout: float = 20.0) -> float:
     page has stopped moving them (a Streamlit rerun can shift the chart after a click)."""
     deadline = time.monotonic() + timeout
     while True:
-        (rx, ry), (px, py) = _centre(ring.bounding_box()), _centre(point.bounding_box())
-        offset = max(abs(rx - px), abs(ry - py))
+        boxes = ring.bounding_box(), point.bounding_box()  # None while a rerun redraws them
+        offset = float("inf")
+        if None not in boxes:
+            (rx, ry), (px, py) = (_centre(box) for box in boxes)
+            offset = max(abs(rx - px), abs(ry - py))
         if offset < 2 or time.monotonic() > deadline:
             return offset
         time.sleep(0.25)

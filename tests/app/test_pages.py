@@ -17,7 +17,25 @@ TIMEOUT = 180
 
 
 @pytest.fixture
-def dashboard(monkeypatch, tiny_study):
+def listening():
+    """Sets Streamlit's ``server.address`` as ``paretomerge dashboard --host`` does (AppTest
+    runs the app in this process); 127.0.0.1, the command's default, until told otherwise."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+
+    def listen(host: str | None) -> None:
+        config.set_option("server.address", host)
+
+    listen("127.0.0.1")
+    yield listen
+    listen(before)
+
+
+@pytest.fixture
+def dashboard(monkeypatch, tiny_study, listening):
+    monkeypatch.delenv("PARETOMERGE_DASHBOARD_ALLOW_EXPORT", raising=False)
+
     def make(*urls: str) -> AppTest:
         for k, v in storages_env(*(urls or (tiny_study,))).items():
             monkeypatch.setenv(k, v)
@@ -176,7 +194,7 @@ def test_no_study_gives_a_hint_not_an_error(dashboard, tmp_path):
     from pareto.store import open_storage, sqlite_url
 
     url = sqlite_url(tmp_path / "empty.db")
-    open_storage(url)
+    open_storage(url, create=True)
     at = open_page(dashboard(url), "studies")
     assert "paretomerge quickstart" in at.info[0].value
 
@@ -209,13 +227,13 @@ def test_an_unreadable_or_empty_study_does_not_hide_the_others(dashboard, tiny_s
         )  # fmt: skip
 
     bad = sqlite_url(tmp_path / "bad" / "study.db")
-    run = RunStore.create_or_open(open_storage(bad), spec("clash", ("rank", "cost")))
+    run = RunStore.create_or_open(open_storage(bad, create=True), spec("clash", ("rank", "cost")))
     trial = run.ask()
     from pareto.store import Outcome
 
     run.complete(trial, [0.5, 0.5], Outcome({"rank": 1.0, "cost": 2.0}, {"rank": 0, "cost": 0}))
     empty = sqlite_url(tmp_path / "empty" / "study.db")
-    RunStore.create_or_open(open_storage(empty), spec("waiting", ("quality", "cost")))
+    RunStore.create_or_open(open_storage(empty, create=True), spec("waiting", ("quality", "cost")))
     at = open_page(dashboard(tiny_study, bad, empty), "studies")
     assert any("clash @ bad/study.db cannot be shown" in w.value for w in at.warning)
     assert list(at.dataframe[0].value["run"]) == [
@@ -243,8 +261,82 @@ def test_export_button_writes_the_trial_into_the_study_folder(dashboard, tiny, t
     assert not at.exception, at.exception
     folder = Path(tiny_study.removeprefix("sqlite:///")).parent / "exports" / key.replace("#", "-")
     assert any(str(folder) in s.value for s in at.success)
-    assert {"config.json", "README.md", "mergekit_config.yml"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "README.md", "mergekit_config.yml", "export.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     assert f"--trial '{key}'" in (folder / "README.md").read_text()
+
+
+def _trial_page(at: AppTest, key: str) -> AppTest:
+    at.run()
+    at.session_state["trial"] = key
+    at.switch_page("views/trial.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _export_buttons(at: AppTest) -> list:
+    return [b for b in at.button if b.label == "Export this trial"]
+
+
+def test_export_is_off_where_other_machines_can_reach_the_dashboard(
+    dashboard, listening, tiny, monkeypatch
+):
+    key = tiny.trials.loc[tiny.trials["run"] == "interpolation", "key"].iloc[1]
+    for host in ("0.0.0.0", "192.168.1.20", None):  # None: Streamlit's every address
+        listening(host)
+        at = _trial_page(dashboard(), key)
+        assert _export_buttons(at) == []
+        [info] = [i.value for i in at.info if "Exporting from the browser is off" in i.value]
+        assert f"listens on {host or 'every address'}" in info
+        assert "--allow-export" in info
+        assert f"--trial '{key}' --out " in at.code[0].value
+    monkeypatch.setenv("PARETOMERGE_DASHBOARD_ALLOW_EXPORT", "1")  # --allow-export
+    at = _trial_page(dashboard(), key)
+    [button] = _export_buttons(at)
+    assert not button.disabled
+    listening("::1")
+    monkeypatch.delenv("PARETOMERGE_DASHBOARD_ALLOW_EXPORT")
+    assert len(_export_buttons(_trial_page(dashboard(), key))) == 1
+
+
+def test_export_replaces_only_an_earlier_export_and_only_when_told(dashboard, tiny_study, tmp_path):
+    """A folder of other files is never replaced; another trial's export is, once the box is
+    ticked; this trial's finished export shows as exported."""
+    import shutil
+
+    from merging.export import export_marker, is_finished_export, write_marker
+
+    db = tmp_path / "runs" / "tiny" / "study.db"
+    db.parent.mkdir(parents=True)
+    shutil.copy(tiny_study.removeprefix("sqlite:///"), db)
+    key = "interpolation#2"
+    target = tmp_path / "runs" / "tiny" / "exports" / "interpolation-2"
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    at = _trial_page(dashboard(f"sqlite:///{db}"), key)
+    assert _export_buttons(at) == []
+    assert "holds files that are not an export (notes.txt)" in at.warning[0].value
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+
+    (target / "notes.txt").unlink()
+    write_marker(target, "tiny", trial="layerwise#1", weights=True)
+    at.run()
+    assert "already holds the export of trial layerwise#1 of study tiny" in at.warning[0].value
+    [button] = _export_buttons(at)
+    assert button.disabled  # until the box is ticked
+    at.checkbox[0].check().run()
+    [button] = _export_buttons(at)
+    assert not button.disabled
+    button.click().run()
+    assert not at.exception, at.exception
+    assert not at.error, at.error[0].value
+    assert is_finished_export(target, study="tiny", trial=key)
+    assert export_marker(target)["weights"] is True
+    assert (target / "config.json").is_file()
+    assert any(str(target) in s.value for s in at.success)
+    assert _export_buttons(at) == []
+    assert sorted(p.name for p in target.parent.iterdir()) == ["interpolation-2"]
 
 
 def test_reads_are_kept_until_refresh_and_live_rereads(

@@ -95,8 +95,7 @@ def test_factorised_needs_lora_experts(model_zoo, tmp_path, capsys):
 
 @pytest.mark.parametrize("command", ["merge", "evaluate", "plan", "worker"])
 def test_placement_is_offered_where_a_merger_is_built(command, capsys):
-    with pytest.raises(SystemExit):
-        main([command, "--help"])
+    assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
     assert "--placement" in text
     assert "--device-memory" in text

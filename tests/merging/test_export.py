@@ -18,8 +18,11 @@ from safetensors.torch import load_file
 from merging.cli import main
 from merging.export import (
     CARD_FILE,
+    MARKER_FILE,
     MERGEKIT_FILE,
+    export_marker,
     export_trial,
+    is_finished_export,
     select_trial,
     study_trials,
 )
@@ -56,7 +59,10 @@ def test_weights_load_and_equal_the_evaluated_policy(exported):
     session = StudySession(record.study_spec(), evaluate=False, log=quiet)
     for family_name, (record, folder) in exported.items():
         assert {"config.json", "generation_config.json", "tokenizer.json", CARD_FILE,
-                MERGEKIT_FILE} <= {p.name for p in folder.iterdir()}  # fmt: skip
+                MERGEKIT_FILE, MARKER_FILE} <= {p.name for p in folder.iterdir()}  # fmt: skip
+        assert is_finished_export(folder, study="tiny", trial=record.key)
+        assert export_marker(folder)["weights"] is True
+        assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []
         family = session.families[family_name]
         merger = session.merger(family)
         family.apply(record.recipe(), merger)  # what the study evaluated
@@ -212,15 +218,29 @@ def test_bad_trials_and_folders_are_one_line_errors(tiny_study, tmp_path, capsys
     assert "boom" in err
     assert not out.exists()
 
-    # a non-empty folder: refused, untouched; --force writes
+    # a bad shard size: refused where it is parsed, before anything is written
+    assert main([*args, "--knee", "--max-shard-size", "lots"]) == 2
+    assert "--max-shard-size: 'lots' is not a file size" in _one_line(capsys)
+    assert not out.exists()
+
+    # a non-empty folder: refused, untouched; --force replaces only an earlier export
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     assert main([*args, "--knee"]) == 2
     assert "not empty" in _one_line(capsys)
+    assert main([*args, "--knee", "--force"]) == 2
+    assert "not a paretomerge export (keep.txt)" in _one_line(capsys)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    assert main([*args, "--knee", "--force"]) == 0
+    (out / "keep.txt").unlink()
+    assert main([*args, "--trial", "layerwise#0"]) == 0
+    assert is_finished_export(out, trial="layerwise#0")
+    assert main([*args, "--knee"]) == 2
+    assert "pass --force to replace the earlier export" in _one_line(capsys)
+    assert main([*args, "--knee", "--force", "--max-shard-size", "200KB"]) == 0
+    knee = select_trial(tiny_study, "tiny", None, knee=True).key
+    assert is_finished_export(out, study="tiny", trial=knee)
     assert (out / "config.json").is_file()
-    assert (out / "keep.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_no_disk_space_or_changed_checkpoints_write_nothing(tiny_study, tmp_path, monkeypatch):
@@ -246,9 +266,37 @@ def test_front_exports_every_pareto_optimal_recipe_without_weights(tiny_study, t
     args = ["export", "--study", "tiny", "--storage", tiny_study, "--front", "--out", str(out)]
     assert main(args) == 0
     front = [r for r in study_trials(tiny_study, "tiny") if r.rank == 1]
-    assert sorted(p.name for p in out.iterdir()) == sorted(r.slug for r in front)
-    for folder in out.iterdir():
-        assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE, MERGEKIT_FILE]
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER_FILE, *(r.slug for r in front)])
+    assert export_marker(out)["front"] == [r.key for r in front]
+    for record in front:
+        folder = out / record.slug
+        assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE, MARKER_FILE, MERGEKIT_FILE]
+        assert is_finished_export(folder, study="tiny", trial=record.key)
+
+
+def test_front_export_is_all_or_nothing(tiny_study, tmp_path, monkeypatch):
+    """A --front export that fails part way leaves --out absent, or the earlier one as it was."""
+    import merging.export as export
+
+    out = tmp_path / "front"
+    export.export_front(tiny_study, "tiny", out, log=quiet)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    write, calls = export._TrialExport.write, []
+
+    def fails_second(self, *args, **kwargs):
+        calls.append(self.record.key)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(export._TrialExport, "write", fails_second)
+    with pytest.raises(OSError, match="disk full"):
+        export.export_front(tiny_study, "tiny", out, force=True, log=quiet)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    calls.clear()
+    with pytest.raises(OSError, match="disk full"):
+        export.export_front(tiny_study, "tiny", tmp_path / "fresh", log=quiet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["front"]
 
 
 def test_mergekit_method_families_export_and_reproduce(tiny_zoo_cache, tmp_path):

@@ -93,6 +93,24 @@ def test_an_interrupted_step_is_rebuilt(tiny_zoo, tmp_path):
     assert "[7/7] ric: built before (a step before it changed), building it again" in lines
 
 
+def test_a_truncated_step_record_is_named_and_the_step_rebuilt(tiny_zoo, tmp_path):
+    _, out = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(out, copy)
+    marker = copy / "ric" / "step.json"
+    marker.write_text(marker.read_text()[:20])  # a write cut short
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    assert sum("reused" in line for line in lines) == 6
+    assert f"[7/7] ric: {marker} is unreadable (an interrupted write?), building it again" in lines
+    assert json.loads(marker.read_text())["recipe"] > 1
+    manifest = copy / "zoo.json"
+    manifest.write_text(manifest.read_text()[:30])
+    with pytest.raises(ValueError, match=r"zoo\.json is unreadable .*paretomerge zoo build") as err:
+        load_zoo("tiny", copy)
+    assert "\n" not in str(err.value)
+
+
 def test_a_step_of_an_older_recipe_is_built_again(tiny_zoo, tmp_path):
     from merging.zoo.builder import RECIPES
 

@@ -45,7 +45,9 @@ def make_run(storage, driver: str, space, budget: int = 12, label: str | None = 
 
 @pytest.fixture
 def storage(tmp_path):
-    return open_storage(sqlite_url(tmp_path / "s.db"), heartbeat_interval=1, grace_period=3)
+    return open_storage(
+        sqlite_url(tmp_path / "s.db"), create=True, heartbeat_interval=1, grace_period=3
+    )
 
 
 SPACES = {
@@ -95,10 +97,10 @@ def test_grid_evaluates_exactly_the_das_dennis_points(storage):
 
 
 def test_a_batched_run_resumed_mid_way_proposes_what_an_uninterrupted_run_does(tmp_path):
-    whole = open_storage(sqlite_url(tmp_path / "whole.db"))
+    whole = open_storage(sqlite_url(tmp_path / "whole.db"), create=True)
     drive(make_run(whole, "nsga2", Simplex(3), budget=16, population=4), closed_form)
 
-    cut = open_storage(sqlite_url(tmp_path / "cut.db"))
+    cut = open_storage(sqlite_url(tmp_path / "cut.db"), create=True)
     calls = {"n": 0}
 
     def dies_after_six(spec, x):
@@ -194,7 +196,7 @@ def test_driver_errors_name_what_is_allowed():
 
 
 def test_raising_the_budget_extends_the_same_search(tmp_path):
-    storage = open_storage(sqlite_url(tmp_path / "grow.db"))
+    storage = open_storage(sqlite_url(tmp_path / "grow.db"), create=True)
     run = make_run(storage, "map", Simplex(3), budget=8)
     drive(run, closed_form)
     first = run.results()
@@ -205,7 +207,7 @@ def test_raising_the_budget_extends_the_same_search(tmp_path):
     assert len(after.values) == 14
     assert np.array_equal(after.values[:8], first.values)
     # the same points as a run that had budget 14 from the start but defaults of budget 8
-    whole = open_storage(sqlite_url(tmp_path / "whole.db"))
+    whole = open_storage(sqlite_url(tmp_path / "whole.db"), create=True)
     reference = make_run(whole, "map", Simplex(3), budget=8)
     reference = make_run(whole, "map", Simplex(3), budget=14)
     drive(reference, closed_form)
