@@ -289,29 +289,11 @@ def x_table(details: dict, experts: tuple[str, ...]) -> pd.DataFrame:
 
 
 def x_rows(details: dict, experts: tuple[str, ...]) -> list[tuple[str, str, float]]:
-    """``x`` the way its family means it, as rows ``(group, name, value)``.
+    """``x`` the way its family means it, as rows ``(group, name, value)``
+    (:func:`merging.recipe.recipe_rows` on the trial's stored recipe)."""
+    from merging.recipe import recipe_rows
 
-    ``layerwise``: one row per block and expert; ``rewards_in_context``: the desired reward per
-    objective; weight families: the weight per expert, then any searched method parameter.
-    """
-    recipe = details.get("recipe") or {}
-    rows: list[tuple[str, str, float]] = []
-    if recipe.get("block_weights"):
-        for b, weights in enumerate(recipe["block_weights"]):
-            rows += [(f"block {b}", e, float(w)) for e, w in zip(experts, weights, strict=True)]
-    elif recipe.get("family") == "rewards_in_context":
-        params = recipe.get("parameters", {})
-        rows += [("desired reward", e, float(params[f"desired.{e}"])) for e in experts]
-        if recipe.get("weights"):
-            rows += [
-                ("preference", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)
-            ]
-    elif recipe.get("weights"):
-        rows += [("weight", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)]
-        rows += [("parameter", k, float(v)) for k, v in recipe.get("parameters", {}).items()]
-    else:  # no recipe recorded: show the raw coordinates
-        rows += [("x", f"x{i}", float(v)) for i, v in enumerate(details.get("x", []))]
-    return rows
+    return recipe_rows(details.get("recipe"), details.get("x", []), experts)
 
 
 def samples_table(details: dict, reference: dict | None, objectives) -> pd.DataFrame:

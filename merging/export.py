@@ -279,10 +279,37 @@ def export_front(
             folder.mkdir()
             plan.write(folder, session, DEFAULT_SHARD, log)
             write_marker(folder, study, trial=plan.record.key, weights=False)
+        write_front_index(root, [p.record for p in plans])
         write_marker(root, study, front=[p.record.key for p in plans])
     for plan in plans:
         log(f"exported {plan.record.key} to {target / plan.record.slug} ({plan.contents})")
     return [target / p.record.slug for p in plans]
+
+
+FRONT_INDEX = "front"
+"""``front.csv`` and ``front.json`` in a ``--front`` export: one row per trial and folder."""
+
+
+def write_front_index(root: Path, records: list[TrialRecord]) -> None:
+    """The index of a front export: each trial's name, folder, values, standard errors,
+    P(non-dominated) and whether it is the knee, as CSV (for a spreadsheet) and JSON."""
+    import csv
+
+    objectives = records[0].run.objectives
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {"trial": r.key, "folder": r.slug, "run": r.run.label}
+        row["family"] = r.run.family
+        for name, value, err in zip(objectives, r.values, r.stderrs, strict=True):
+            row[name], row[f"{name}_stderr"] = float(value), float(err)
+        row["p_nondominated"] = float(r.p_nondominated)
+        row["knee"] = bool(r.knee)
+        rows.append(row)
+    (root / f"{FRONT_INDEX}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    with (root / f"{FRONT_INDEX}.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 @dataclass(frozen=True)
@@ -749,6 +776,50 @@ def bake_chat_template(
             raise RuntimeError("the exported chat template does not render the study's prompt")
 
 
+def generation_settings(settings) -> dict:
+    """The generation settings as the card shows them: no sampling settings when decoding is
+    greedy (they would not have been used)."""
+    shown = settings.model_dump(mode="json")
+    if not shown.get("do_sample"):
+        for key in ("temperature", "top_p", "top_k", "seed"):
+            shown.pop(key, None)
+    return shown
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_base_model(spec, base_path: str | Path) -> str | None:
+    """The base model's hub id for the card's ``base_model``: the embedded zoo's, else the
+    name its ``config.json`` was saved from when that is a hub id (not a local path)."""
+    if spec.zoo in HUB_BASES:
+        return HUB_BASES[spec.zoo]
+    try:
+        name = json.loads((Path(base_path) / "config.json").read_text()).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and HUB_ID.match(name) else None
+
+
+def portable_name(spec, path: str | Path, *, base: bool = False) -> str:
+    """How a card names a checkpoint so that it means something on another machine: the
+    embedded zoo's base by its hub id, a zoo component as ``zoo:PRESET/NAME``, anything else
+    relative to the study file's folder (never an absolute local path)."""
+    from merging.zoo import default_zoo_dir
+
+    p = Path(path).resolve()
+    if spec.zoo:
+        if base and spec.zoo in HUB_BASES:
+            return HUB_BASES[spec.zoo]
+        zoo = default_zoo_dir(spec.zoo).resolve()
+        if p.is_relative_to(zoo):
+            return f"zoo:{spec.zoo}/{p.relative_to(zoo).as_posix()}"
+        if p.parent.name and (p.parent / "zoo.json").is_file():  # a zoo built elsewhere (--out)
+            return f"zoo:{spec.zoo}/{p.name}"
+    origin = Path(spec.source).parent if getattr(spec, "source", None) else Path.cwd()
+    return Path(os.path.relpath(p, origin)).as_posix()
+
+
 def model_card(
     record, spec, experts, recipe: MergeRecipe, notes, weights: bool, has_yaml: bool = True
 ) -> str:
@@ -766,8 +837,9 @@ def model_card(
 
     objectives, senses = record.run.objectives, record.run.senses
     meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation"}
-    if spec.zoo in HUB_BASES:
-        meta["base_model"] = HUB_BASES[spec.zoo]
+    base_model = hub_base_model(spec, experts.base.path)
+    if base_model:
+        meta["base_model"] = base_model
     meta["tags"] = ["paretomerge", "merge", "mergekit", "multi-objective", record.run.family]
     base_values = (record.reference or {}).get("values")
     base_errs = (record.reference or {}).get("stderr")
@@ -782,6 +854,16 @@ def model_card(
         f"(family `{record.run.family}`, driver `{record.run.driver}`), trial "
         f"**{record.number}**" + (" (the knee of the study's front)." if record.knee else "."),
         "" if weights else "\nThis export holds the recipe only (no weights).",
+        *(
+            [
+                "",
+                "**This model comes from the `tiny` zoo**: a 2-layer Llama with random weights, "
+                "built for tests. Its text is noise and its scores mean nothing about alignment.",
+                "",
+            ]
+            if spec.zoo == "tiny"
+            else []
+        ),
         "## Scores",
         "",
         f"Means over the study's evaluation prompts (at most {spec.prompts.n}, see below), with "
@@ -828,13 +910,15 @@ def model_card(
         json.dumps(recipe.model_dump(mode="json"), indent=2),
         "```",
         "",
-        "| checkpoint | kind | path | content hash |",
+        "| checkpoint | kind | where | content hash |",
         "|---|---|---|---|",
-        f"| base | {experts.base.kind} | `{experts.base.path}` | "
-        f"`{content_hash(experts.base.path)}` |",
+        f"| base | {experts.base.kind} | `{portable_name(spec, experts.base.path, base=True)}` "
+        f"| `{content_hash(experts.base.path)}` |",
     ]
     for name, c in experts.experts.items():
-        lines.append(f"| {name} | {c.kind} | `{c.path}` | `{content_hash(c.path)}` |")
+        lines.append(
+            f"| {name} | {c.kind} | `{portable_name(spec, c.path)}` | `{content_hash(c.path)}` |"
+        )
     lines += [
         "",
         "Notes: " + "; ".join(notes[1:] if not has_yaml else notes[2:])
@@ -855,7 +939,7 @@ def model_card(
         else "Generation:",
         "",
         "```json",
-        json.dumps(spec.generation.model_dump(mode="json"), indent=2),
+        json.dumps(generation_settings(spec.generation), indent=2),
         "```",
         "",
         "## Reproduce",

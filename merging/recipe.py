@@ -45,3 +45,40 @@ class MergeRecipe(BaseModel):
         if self.weights is None:
             raise ValueError(f"a {self.family} recipe has no per-expert weights")
         return dict(zip(self.experts, self.weights, strict=True))
+
+
+def recipe_rows(recipe: dict | None, x, experts) -> list[tuple[str, str, float]]:
+    """``x`` the way its family means it, as rows ``(group, name, value)``, from a stored
+    recipe (a :class:`MergeRecipe` as JSON): shown by ``study show`` and the dashboard.
+
+    ``layerwise``: one row per block and expert; ``rewards_in_context``: the desired reward per
+    objective (and the preference weights, when recorded); weight families: the weight per
+    expert, then any searched method parameter; no recipe: the raw coordinates of ``x``.
+    """
+    recipe = recipe or {}
+    rows: list[tuple[str, str, float]] = []
+    if recipe.get("block_weights"):
+        for b, weights in enumerate(recipe["block_weights"]):
+            rows += [(f"block {b}", e, float(w)) for e, w in zip(experts, weights, strict=True)]
+    elif recipe.get("family") == "rewards_in_context":
+        params = recipe.get("parameters", {})
+        rows += [("desired reward", e, float(params[f"desired.{e}"])) for e in experts]
+        if recipe.get("weights"):
+            rows += [
+                ("preference", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)
+            ]
+    elif recipe.get("weights"):
+        rows += [("weight", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)]
+        rows += [("parameter", k, float(v)) for k, v in recipe.get("parameters", {}).items()]
+    else:
+        flat = [v for part in (x or []) for v in (part if isinstance(part, list) else [part])]
+        rows += [("x", f"x{i}", float(v)) for i, v in enumerate(flat)]
+    return rows
+
+
+def describe_rows(rows: list[tuple[str, str, float]]) -> str:
+    """:func:`recipe_rows` on one line: ``weight: helpful 0.62, harmless 0.38; ...``."""
+    groups: dict[str, list[str]] = {}
+    for group, name, value in rows:
+        groups.setdefault(group, []).append(f"{name} {value:.3g}")
+    return "; ".join(f"{group}: {', '.join(parts)}" for group, parts in groups.items())

@@ -21,6 +21,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from pareto.spaces import SearchSpace, space_from_description
 ATTRIBUTE = "paretomerge"
 MAX_RETRY = 3
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 10, 60
+SCHEMA_ATTEMPTS = 5
 SEPARATOR = "/"
 SCORES_ATTR = "prompt_scores"
 """Trial (and reference) attribute: the per-prompt scores, compact (:mod:`pareto.prompt_scores`)."""
@@ -85,23 +87,58 @@ def open_storage(
     else:
         engine_kwargs = {"pool_pre_ping": True}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
     try:
-        with _quiet_experimental():
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRY
-                ),
-            )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with _quiet_experimental():
+                    storage = optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=engine_kwargs,
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period,
+                        heartbeat_stale_trial_callback=(
+                            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                        ),
+                    )
+                if url.startswith("sqlite"):
+                    _serialise_sqlite(storage.engine)
+                return storage
+            except (IntegrityError, OperationalError) as err:
+                # two processes creating the same new database both write its schema; the one
+                # that lost finds the schema there when it tries again
+                racing = isinstance(err, IntegrityError) or "already exists" in str(err)
+                if not racing or attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except ImportError as err:
         hint = " (pip install 'paretomerge[postgres]')" if url.startswith("postgresql") else ""
         raise ValueError(f"storage {safe_url(url)}: its database driver is missing{hint}") from err
     except Exception as err:  # SQLAlchemy's URL and connection errors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"storage {safe_url(url)}: cannot open it ({reason})") from err
+
+
+def _serialise_sqlite(engine) -> None:
+    """Make every SQLite transaction of ``engine`` take the write lock when it begins.
+
+    Python's sqlite3 starts a transaction only at the first write, so the read that Optuna's
+    ``set_trial_state_values`` checks (is the trial still waiting?) runs outside it: two
+    processes could both take one waiting trial and evaluate it twice. With ``BEGIN
+    IMMEDIATE`` the read and the write are one step (SQLAlchemy's recipe for SQLite
+    transactions); PostgreSQL locks the row itself (``SELECT ... FOR UPDATE``)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners are dropped
 
 
 @contextlib.contextmanager
@@ -200,6 +237,13 @@ class RunSpec(BaseModel):
         return self.model_dump(exclude={"budget", "design_budget", "details"})
 
 
+def _live_states() -> tuple:
+    """Trial states that hold or will hold a result: complete, running, waiting."""
+    from optuna.trial import TrialState
+
+    return (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -257,6 +301,9 @@ class RunStore:
             sampler=sampler or optuna.samplers.RandomSampler(seed=spec.seed),
             load_if_exists=True,
         )
+        if study.metric_names is None:  # Optuna's tools then show the objectives' names
+            with _quiet_experimental():
+                study.set_metric_names(list(spec.objectives))
         stored = study.user_attrs.get(ATTRIBUTE)
         if stored is None:
             spec = spec.model_copy(update={"design_budget": spec.design_budget or spec.budget})
@@ -365,25 +412,99 @@ class RunStore:
         self.study.enqueue_trial(params, user_attrs=attrs)
 
     def claim(self):
-        """A waiting trial taken atomically for this process (an ``optuna.Trial``), or None."""
+        """A waiting trial taken atomically for this process (an ``optuna.Trial``), or None.
+
+        Two processes that enqueue the same generation at once leave two waiting trials for a
+        slot: the one with the lower number is the slot's, and a copy is set aside (pruned,
+        with ``duplicate_of``) by whoever claims it, so that every slot is evaluated once."""
         import optuna
         from optuna.trial import TrialState
 
         for t in self.trials(states=(TrialState.WAITING,)):
-            if self.storage.set_trial_state_values(self.trial_id(t), TrialState.RUNNING):
-                trial = optuna.trial.Trial(self.study, self.trial_id(t))
-                trial.set_user_attr("worker", worker_id())
-                return trial
+            trial_id = self.trial_id(t)
+            try:
+                taken = self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another process took it and finished it since the list was read
+            if not taken:
+                continue
+            original = self._slot_taken_by(t)
+            if original is not None:
+                self._set_aside(trial_id, f"duplicate of trial {original}")
+                continue
+            trial = optuna.trial.Trial(self.study, trial_id)
+            trial.set_user_attr("worker", worker_id())
+            return trial
         return None
 
     def ask(self):
-        """A new trial from the run's Optuna sampler (waiting retries come first)."""
+        """A new trial from the run's Optuna sampler (waiting retries come first), or None
+        when another process asked for the budget's last trial at the same moment."""
         with warnings.catch_warnings():
             # we record heartbeats ourselves (see heartbeat), not through Study.optimize
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             trial = self.study.ask()
+        u = self.unit_point(trial)  # the sampler proposes the point here
+        live = self.trials(states=_live_states())
+        if trial.number not in sorted(t.number for t in live)[: self.spec.budget]:
+            self._set_aside(self.trial_id(trial), "over the budget")
+            return None
+        me = worker_id()
+        for t in live:
+            theirs = t.number != trial.number and t.user_attrs.get("worker") != me
+            if theirs and np.array_equal(self._params_of(t), u):
+                # another process whose sampler has the same seed proposed it too: this
+                # process draws from another stream from now on (a point this process
+                # proposes twice, as NSGA-II's crossover may, is its sampler's choice)
+                self._set_aside(self.trial_id(trial), f"duplicate of trial {t.number}")
+                self.study.sampler.reseed_rng()
+                return None
         trial.set_user_attr("worker", worker_id())
         return trial
+
+    def _params_of(self, frozen) -> np.ndarray | None:
+        """A stored trial's unit-cube point, None while it has not been proposed yet."""
+        try:
+            return self.unit_point_of(frozen)
+        except KeyError:
+            return None
+
+    def _slot_taken_by(self, trial) -> int | None:
+        """The number of a live trial of the same generation and slot as ``trial`` with a
+        lower number (None when ``trial`` is its slot's, or not in a generation)."""
+        g, s = trial.user_attrs.get("generation"), trial.user_attrs.get("slot")
+        if g is None or s is None:
+            return None
+        for t in self.trials(states=_live_states()):
+            same = t.user_attrs.get("generation") == g and t.user_attrs.get("slot") == s
+            if same and t.number < trial.number:
+                return t.number
+        return None
+
+    def set_aside_duplicates(self) -> int:
+        """Set aside the waiting copies of slots another trial holds (left by two processes
+        that enqueued one generation at once); returns how many."""
+        from optuna.trial import TrialState
+
+        count = 0
+        for t in self.trials(states=(TrialState.WAITING,)):
+            original = self._slot_taken_by(t)
+            if original is None:
+                continue
+            trial_id = self.trial_id(t)
+            with contextlib.suppress(Exception):  # taken meanwhile by another process
+                if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                    self._set_aside(trial_id, f"duplicate of trial {original}")
+                    count += 1
+        return count
+
+    def _set_aside(self, trial_id: int, reason: str) -> None:
+        """Prune a trial this process took but must not evaluate (a duplicate, or one over
+        the budget): it is neither a result nor a failure to retry."""
+        from optuna.trial import TrialState
+
+        self.storage.set_trial_user_attr(trial_id, "set_aside", reason)
+        self.storage.set_trial_state_values(trial_id, TrialState.PRUNED)
 
     def unit_point(self, trial) -> np.ndarray:
         """The trial's unit-cube coordinates (suggested now, or fixed when enqueued)."""

@@ -46,7 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep only prompts of this hash split",
     )
     p.add_argument("--limit", type=options.positive_int, help="use the first N prompts")
-    p.add_argument("--objective", action="append", required=True, metavar="NAME=HEAD:SENSE")
+    p.add_argument(
+        "--objective",
+        action="append",
+        required=True,
+        metavar="NAME=HEAD:SENSE",
+        help="an objective: its name, the head that scores it, max or min; repeat for each",
+    )
     p.add_argument(
         "--max-new-tokens",
         type=options.positive_int,

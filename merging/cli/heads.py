@@ -26,6 +26,16 @@ examples:
       --encoder policy --out heads/helpfulness
   paretomerge heads train --data pairs.jsonl --encoder minilm --out heads/harmless --json"""
 
+GROUP_EPILOG = """\
+examples:
+  paretomerge heads train --data ../shared/data/hh-rlhf/helpful-base/test.jsonl.gz \\
+      --encoder minilm --out heads/helpfulness
+  paretomerge heads eval --head heads/helpfulness \\
+      --data ../shared/data/hh-rlhf/helpful-base/test.jsonl.gz --split heldout
+  paretomerge heads eval --head length_tokens --data pairs.jsonl --json
+
+Run 'paretomerge heads COMMAND --help' for each command's options."""
+
 EVAL_EPILOG = """\
 HEAD is length_tokens, target_length:N, a bt_head folder or a sequence-classification
 reward model folder. Accuracy counts a tie as one half; the interval is Wilson's 95%.
@@ -36,19 +46,31 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    heads = sub.add_parser("heads", help=HELP, description=HELP)
+    heads = sub.add_parser(
+        "heads",
+        help=HELP,
+        description=HELP,
+        epilog=GROUP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     hs = heads.add_subparsers(title="commands", metavar="COMMAND")
     t = hs.add_parser(
         "train",
         help="train a bt_head from preference pairs",
-        description=HELP,
+        description="Train a Bradley-Terry reward head (a bt_head folder) on preference pairs "
+        "and measure it on the pairs it did not see.",
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument("--data", required=True, help="pairs: HH-RLHF or TRL format, .jsonl(.gz)")
     t.add_argument("--out", required=True, help="folder for the head (empty or absent)")
     t.add_argument("--encoder", default="minilm", help="minilm, policy or PATH (default: minilm)")
-    t.add_argument("--architecture", default="linear", choices=["linear", "mlp"])
+    t.add_argument(
+        "--architecture",
+        default="linear",
+        choices=["linear", "mlp"],
+        help="linear (default) or a small MLP on the encoder's features",
+    )
     t.add_argument(
         "--max-tokens",
         type=options.positive_int,
@@ -73,14 +95,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = hs.add_parser(
         "eval",
         help="pairwise accuracy of any head on preference pairs",
-        description=HELP,
+        description="Measure any head (a bt_head, a reward model, length_tokens, "
+        "target_length:N) on preference pairs: how often it prefers the chosen response.",
         epilog=EVAL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("--head", required=True, help="head spec, see below")
     e.add_argument("--data", required=True, help="pairs: HH-RLHF or TRL format, .jsonl(.gz)")
     e.add_argument(
-        "--split", default="all", choices=["all", "heldout", "train", "validation", "evaluation"]
+        "--split",
+        default="all",
+        choices=["all", "heldout", "train", "validation", "evaluation"],
+        help="which pairs, by prompt hash as in training (default all; heldout = not trained on)",
     )
     e.add_argument("--limit", type=options.positive_int, help="use only the first N pairs")
     e.add_argument(

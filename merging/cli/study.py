@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from merging.cli import options
 from merging.cli.merge import add_memory_arguments
 
@@ -18,10 +20,14 @@ Optuna trial: by default in ./runs/NAME/study.db (SQLite). Running the same stud
 continues to the budget; evaluations already done are never repeated. Many machines can share
 a study through PostgreSQL: start 'paretomerge worker' on each.
 
+The prompts come from HH-RLHF: pass --data DIR, set PARETOMERGE_DATA, or name the folder in
+the study file (prompts.data).
+
 examples:
-  paretomerge study run studies/tiny.yaml
+  paretomerge study run studies/tiny.yaml --data ../shared/data/hh-rlhf
   paretomerge study run studies/quickstart.yaml --data ../shared/data/hh-rlhf
-  paretomerge study run big.yaml --storage postgresql+psycopg://me@db:5432/studies
+  paretomerge study run big.yaml --data ../shared/data/hh-rlhf \\
+      --storage postgresql+psycopg://me@db:5432/studies
   paretomerge study show tiny
   paretomerge study show tiny --storage sqlite:///runs/tiny/study.db --json"""
 
@@ -71,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = ss.add_parser(
         "run",
         help="run (or resume) a study to its budget",
-        description=HELP,
+        description="Run a merging study from its YAML file to its budget, or resume it: "
+        "every trial is recorded in the storage as it completes.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -90,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ss.add_parser(
         "show",
         help="the front, hypervolume per family and driver, and the knee",
-        description=HELP,
+        description="Show a study's runs and hypervolumes, and its Pareto front with each "
+        "trial's difference from the base model.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -162,7 +170,19 @@ def print_report(name: str, url: str, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(report_json(report, standing, order), indent=2))
         return
-    print(format_report(report, standing, order))
+    print(format_report(report, standing, order, x_text=x_descriptions(results), base=reference))
+
+
+def x_descriptions(results) -> dict[tuple[str, int], str]:
+    """``(run, trial number)`` -> its ``x`` with expert (and block) names, on one line."""
+    from merging.recipe import describe_rows, recipe_rows
+
+    out = {}
+    for r in results:
+        for n, x, attrs in zip(r.numbers, r.x, r.attrs, strict=True):
+            rows = recipe_rows(attrs.get("recipe"), x, r.spec.experts)
+            out[(r.spec.label, int(n))] = describe_rows(rows)
+    return out
 
 
 def report_json(report, standing, order) -> dict:
@@ -183,9 +203,13 @@ def report_json(report, standing, order) -> dict:
     return out
 
 
-def format_report(report, standing=None, order=None) -> str:
+def format_report(report, standing=None, order=None, *, x_text=None, base=None) -> str:
     """The text of ``study show``: runs, hypervolumes, and the front with each trial's
-    P(non-dominated) and its difference from the base model (when ``standing`` is given)."""
+    P(non-dominated) and its difference from the base model (when ``standing`` is given).
+
+    Trials are named ``RUN#NUMBER`` (what ``export --trial`` takes); ``x_text`` maps
+    ``(run, number)`` to the trial's ``x`` in words, printed under it; ``base`` (the stored
+    reference: ``values``, ``stderr``) adds a row for the base model."""
     senses = {"max": "higher is better", "min": "lower is better"}
     lines = [f"study {report.study}"]
     lines.append(
@@ -204,11 +228,7 @@ def format_report(report, standing=None, order=None) -> str:
     if report.reference_point is None:
         lines.append("\nno completed trials yet")
         return "\n".join(lines)
-    ref = ", ".join(f"{v:.4g}" for v in report.reference_point)
-    lines.append(
-        f"hypervolume of each objective scaled to the study's observed range, reference point "
-        f"({ref}) in the objectives' units"
-    )
+    lines.extend(_hypervolume_note(report))
     lines.append("")
     at = {key: i for i, key in enumerate(order or [])}
     paired = standing is not None and standing.base_difference is not None
@@ -226,7 +246,7 @@ def format_report(report, standing=None, order=None) -> str:
     width = 34 if paired else 22
     header = "  ".join(f"{n:>{width}}" for n in report.objectives)
     extra = f"{'P(nd)':>6}{'prompts':>8}" if standing is not None else ""
-    lines.append(f"  {'run':<22}{'trial':>6}{extra}  {header}  x")
+    lines.append(f"  {'trial':<28}{extra}  {header}")
     for rows in _same_scores(report.front):
         row = rows[0]
         i = at.get((row.label, row.trial))
@@ -244,15 +264,41 @@ def format_report(report, standing=None, order=None) -> str:
             used = "" if standing.prompts_used is None else str(int(standing.prompts_used[i]))
             cols = f"{standing.p_nondominated[i]:>6.2f}{used:>8}"
         mark = "*" if any(r.knee for r in rows) else " "
-        x = json.dumps(_rounded(row.x))
-        lines.append(f"{mark} {row.label:<22}{row.trial:>6}{cols}  {cells}  {x}")
+        if standing is not None and i is None:
+            cols = " " * 14
+        lines.append(f"{mark} {f'{row.label}#{row.trial}':<28}{cols}  {cells}")
+        x = (x_text or {}).get((row.label, row.trial)) or f"x: {json.dumps(_rounded(row.x))}"
+        lines.append(f"    {x}")
         if len(rows) > 1:
-            others = ", ".join(str(r.trial) for r in rows[1:])
-            lines.append(
-                f"  {'':<22}{'':>6}  the same scores: {'trial' if len(rows) == 2 else 'trials'} "
-                f"{others}"
+            others = ", ".join(f"{r.label}#{r.trial}" for r in rows[1:])
+            lines.append(f"    the same scores: {others}")
+    if base and base.get("values"):
+        cells = "  ".join(
+            f"{f'{v:.4g} ± {e:.2g}':>{width}}"
+            for v, e in zip(
+                base["values"], base.get("stderr") or [0.0] * len(base["values"]), strict=True
             )
+        )
+        cols = " " * 14 if standing is not None else ""
+        lines.append(f"  {'base model':<28}{cols}  {cells}")
     return "\n".join(lines)
+
+
+def _hypervolume_note(report) -> list[str]:
+    """What the hypervolume column means, in two lines."""
+    low, high = (np.asarray(b, dtype=float) for b in report.bounds)
+    ref = np.asarray(report.reference_point, dtype=float)
+    worst = np.where(np.asarray(report.senses) == "max", low, high)
+    margins = np.abs(ref - worst) / (high - low)
+    margin = float(margins.max())  # the same for every objective with a range
+    ceiling = float(np.prod(1 + margins))
+    point = ", ".join(f"{n} {v:.4g}" for n, v in zip(report.objectives, ref, strict=True))
+    return [
+        "hypervolume: the share of objective space a run's front dominates, each objective "
+        "scaled from the study's worst observed value (0) to its best (1),",
+        f"  counted from a reference point {margin:.0%} beyond the worst ({point}); higher is "
+        f"better, {ceiling:.4g} at most (one trial best at everything)",
+    ]
 
 
 def _with_difference(value: float, standing, i: int, j: int) -> str:

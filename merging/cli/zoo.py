@@ -26,6 +26,12 @@ examples:
   paretomerge zoo show --json"""
 
 
+SHOW_EPILOG = """\
+examples:
+  paretomerge zoo show
+  paretomerge zoo show --preset tiny --out /tmp/tiny-zoo --json"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     zoo = sub.add_parser(
         "zoo",
@@ -38,11 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = zs.add_parser(
         "build",
         help="build the zoo (resumable, cached)",
-        description=HELP,
+        description="Build the embedded model zoo, step by step; an interrupted build "
+        "resumes where it stopped.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("--preset", default="smol", choices=["smol", "tiny"])
+    b.add_argument(
+        "--preset", default="smol", choices=["smol", "tiny"], help="which zoo (default smol)"
+    )
     b.add_argument(
         "--data",
         help="folder with HH-RLHF in its original layout "
@@ -51,10 +60,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", help="zoo folder (default: the user cache)")
     b.add_argument("--device", default="cpu", type=options.device, help="cpu or cuda")
     b.set_defaults(handler=run_build, command="zoo build")
-    s = zs.add_parser("show", help="where a built zoo's components are")
-    s.add_argument("--preset", default="smol", choices=["smol", "tiny"])
+    s = zs.add_parser(
+        "show",
+        help="where a built zoo's components are",
+        description="Show where a built zoo's components are, and the objectives to pass to "
+        "'paretomerge evaluate' for them.",
+        epilog=SHOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument(
+        "--preset", default="smol", choices=["smol", "tiny"], help="which zoo (default smol)"
+    )
     s.add_argument("--out", help="zoo folder (default: the user cache)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
     s.set_defaults(handler=run_show, command="zoo show")
     zoo.set_defaults(handler=lambda args: zoo.print_help() or 2, command="zoo")
 

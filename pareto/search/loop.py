@@ -5,12 +5,15 @@ trials itself; ``work(runs, evaluate)`` is a worker that takes whatever trials a
 may be asked for across a study's runs. Both resume: everything they know lives in the store.
 
 * Optuna samplers: every process asks the run's sampler for a new trial while fewer than the
-  budget are complete, running or waiting (two workers asking at the same instant may
-  overshoot the budget by a trial each; no trial is ever evaluated twice).
+  budget are complete, running or waiting; a trial asked beyond the budget, or at a point
+  another process holds (two processes whose samplers share a seed), is set aside (pruned)
+  before it is evaluated, so the budget is met exactly.
 * Batched drivers: the driving process enqueues each generation as waiting trials with their
   generation and slot, evaluates them alongside any workers, and tells the driver the values
-  once every slot is complete. On a restart the stored generations are replayed through a
-  fresh driver with the same seed, so the search continues where it stopped.
+  once every slot is complete. Two driving processes may both enqueue a generation: the
+  lower-numbered trial of a slot is the slot's, a copy is set aside when claimed. On a
+  restart the stored generations are replayed through a fresh driver with the same seed, so
+  the search continues where it stopped.
 
 ``evaluate(run_spec, x)`` returns a :class:`~pareto.store.Outcome`; it is the only place that
 knows about models.
@@ -123,6 +126,7 @@ def drive(
         _drive_sampler(run, evaluate, log, poll)
     else:
         _drive_batched(run, evaluate, log, poll)
+    run.set_aside_duplicates()
     run.mark_finished()
 
 

@@ -160,6 +160,13 @@ def test_model_card_says_what_the_model_is(exported):
     d, lo, hi = record.base_difference
     assert f"{d[0]:+.3g} [{lo[0]:+.3g}, {hi[0]:+.3g}]" in text
     assert text.count("sha256:") == 4  # base and three experts
+    # checkpoints named portably: no absolute local path anywhere in the card
+    assert "`zoo:tiny/helpfulness_expert`" in text
+    table = [line for line in text.splitlines() if "sha256:" in line]
+    assert not any("/tmp/" in line for line in table), table
+    assert "**This model comes from the `tiny` zoo**" in text
+    assert '"temperature"' not in text  # greedy decoding: no sampling settings
+    assert '"top_p"' not in text
     assert '"block_weights"' in text
     assert '"max_new_tokens": 12' in text
     assert '"hh_rlhf"' in text
@@ -266,8 +273,19 @@ def test_front_exports_every_pareto_optimal_recipe_without_weights(tiny_study, t
     args = ["export", "--study", "tiny", "--storage", tiny_study, "--front", "--out", str(out)]
     assert main(args) == 0
     front = [r for r in study_trials(tiny_study, "tiny") if r.rank == 1]
-    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER_FILE, *(r.slug for r in front)])
+    index = ["front.csv", "front.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MARKER_FILE, *index, *(r.slug for r in front)]
+    )
     assert export_marker(out)["front"] == [r.key for r in front]
+    rows = json.loads((out / "front.json").read_text())
+    assert [(row["trial"], row["folder"]) for row in rows] == [(r.key, r.slug) for r in front]
+    objective = front[0].run.objectives[0]
+    assert [row[objective] for row in rows] == pytest.approx([r.values[0] for r in front])
+    assert sum(row["knee"] for row in rows) == sum(r.knee for r in front)
+    csv_lines = (out / "front.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("trial,folder,run,family,")
+    assert len(csv_lines) == 1 + len(front)
     for record in front:
         folder = out / record.slug
         assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE, MARKER_FILE, MERGEKIT_FILE]

@@ -431,13 +431,34 @@ def test_the_printed_front_lists_trials_with_the_same_scores_once():
     lines = format_report(report).splitlines()
     front = lines[lines.index(next(x for x in lines if x.startswith("Pareto front"))) + 2 :]
     assert "Pareto front of the study (5 trials, * = knee):" in lines
-    assert [line.split()[:3] for line in front] == [
-        ["*", "ric", "6"],  # the knee's number, for its tie with trials 3 and 9
-        ["the", "same", "scores:"],
-        ["ric", "1", "0.7"],
-        ["soup", "2", "0.5"],  # the same scores in another run: a line of its own
+    assert [line.split()[:2] for line in front] == [
+        ["*", "ric#6"],  # the knee's number, for its tie with trials 3 and 9
+        ["x:", "[0.6]"],
+        ["the", "same"],
+        ["ric#1", "0.7"],
+        ["x:", "[0.1]"],
+        ["soup#2", "0.5"],  # the same scores in another run: a line of its own
+        ["x:", "[0.2]"],
     ]
-    assert front[1].split()[3:] == ["trials", "3,", "9"]
+    assert front[2].split() == ["the", "same", "scores:", "ric#3,", "ric#9"]
+    # x in words, and the base model's row
+    text = format_report(
+        report,
+        x_text={("ric", 1): "weight: helpful 0.3, harmless 0.7"},
+        base={"values": [0.25, 1.5], "stderr": [0.01, 0.02]},
+    )
+    assert "    weight: helpful 0.3, harmless 0.7" in text.splitlines()
+    assert text.splitlines()[-1].split() == [
+        "base",
+        "model",
+        "0.25",
+        "±",
+        "0.01",
+        "1.5",
+        "±",
+        "0.02",
+    ]
+    assert "hypervolume: the share of objective space a run's front dominates" in text
 
 
 def test_racing_study_keeps_scores_stops_dominated_candidates_and_resumes(

@@ -84,6 +84,7 @@ def test_every_driver_records_its_budget_on_the_space(storage, driver, space_nam
     study = optuna.load_study(study_name="t/" + driver, storage=storage)
     assert len(study.trials) == expected
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == list(OBJECTIVES)
 
 
 def test_grid_evaluates_exactly_the_das_dennis_points(storage):
