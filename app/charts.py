@@ -1,13 +1,11 @@
-"""Altair charts of a study: fronts with error bars, scatter matrix, parallel coordinates,
-``x`` by family, convergence and overlaid fronts.
+"""Altair charts of a study: fronts with error bars (also the scatter matrix's cells),
+parallel coordinates, ``x`` by family, convergence and overlaid fronts.
 
 Every chart that can select a trial carries one point selection named ``SELECTION`` on the
 field ``key``; the pages turn a click into the trial selected everywhere.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import altair as alt
 import numpy as np
@@ -16,8 +14,13 @@ import pandas as pd
 from app.data import pair_front, x_rows
 
 SELECTION = "pick"
-LEGEND = alt.Legend(orient="bottom", direction="horizontal")
-"""Legends below the plots: side legends would take a third of a half-width column."""
+LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=3, labelLimit=0, titleLimit=0)
+"""Legends below the plots, three entries a row and never truncated: side legends would take
+a third of a half-width column, and one row of long run names runs off it."""
+PADDING = 0.06
+"""Share of an axis's data range left empty at each end, so that edge points, error bars and
+staircases are drawn whole."""
+KNEE_COLOUR = "#d95f02"
 SELECTED_COLOUR = "#e6007e"  # magenta: not a colour of the tableau10 family scheme
 
 
@@ -31,6 +34,22 @@ def _step(x_sense: str) -> str:
     two front points the level is the next point's when ``x`` is maximised, the previous
     point's when it is minimised."""
     return "step-before" if x_sense == "max" else "step-after"
+
+
+def padded_domain(*columns, fraction: float = PADDING) -> list[float]:
+    """``[low, high]`` over the finite values of ``columns``, widened by ``fraction`` of the
+    range at each end (by 5% of the value, or 1, when every value is the same)."""
+    values = np.concatenate([np.asarray(c, dtype=float).ravel() for c in columns])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [0.0, 1.0]
+    lo, hi = float(values.min()), float(values.max())
+    pad = (hi - lo) * fraction if hi > lo else (abs(lo) * 0.05 or 1.0)
+    return [lo - pad, hi + pad]
+
+
+def _scale(domain: list[float]) -> alt.Scale:
+    return alt.Scale(domain=domain, zero=False, nice=False)
 
 
 def _pick() -> alt.Parameter:
@@ -85,46 +104,58 @@ def front_scatter(
     colour_by: str = "family",
     selected: str | None = None,
     error_bars: bool = True,
+    base: dict[str, float] | None = None,
+    legend: bool = True,
+    staircase: bool = True,
     height: int = 420,
 ) -> alt.LayerChart:
     """All trials in objectives ``x`` and ``y``: standard-error bars, the study's Pareto-optimal
-    trials ringed, the front of this pair joined by a step line, the selected trial in magenta."""
+    trials ringed, the front of this pair joined by a step line, the knee as an orange diamond,
+    the base model (``base``: its value per objective) as a grey cross, the selected trial in
+    magenta. Axis domains cover all of it, padded (:data:`PADDING`)."""
     sx, sy = senses[objectives.index(x)], senses[objectives.index(y)]
     cols = ["key", "family", "driver", "rank", "on_front", "knee", "p_nondominated"]
     cols += [*objectives, *(f"{o}_stderr" for o in objectives), *_tooltip_columns(objectives)]
     data = trials[cols].copy()
     data["x_lo"], data["x_hi"] = data[x] - data[f"{x}_stderr"], data[x] + data[f"{x}_stderr"]
     data["y_lo"], data["y_hi"] = data[y] - data[f"{y}_stderr"], data[y] + data[f"{y}_stderr"]
-    ex = alt.X(f"{x}:Q", title=sense_title(x, sx), scale=alt.Scale(zero=False))
-    ey = alt.Y(f"{y}:Q", title=sense_title(y, sy), scale=alt.Scale(zero=False))
-    base = alt.Chart(data)
+    base_xy = None if base is None else (base.get(x), base.get(y))
+    if base_xy is not None and not all(v is not None and np.isfinite(v) for v in base_xy):
+        base_xy = None
+    extra_x, extra_y = ([base_xy[0]], [base_xy[1]]) if base_xy else ([], [])
+    bars = ("x_lo", "x_hi", "y_lo", "y_hi") if error_bars else (x, x, y, y)
+    x_scale = _scale(padded_domain(data[x], data[bars[0]], data[bars[1]], extra_x))
+    y_scale = _scale(padded_domain(data[y], data[bars[2]], data[bars[3]], extra_y))
+    ex = alt.X(f"{x}:Q", title=sense_title(x, sx), scale=x_scale)
+    ey = alt.Y(f"{y}:Q", title=sense_title(y, sy), scale=y_scale)
+    chart = alt.Chart(data)
     layers = []
     if error_bars:
         layers += [
-            base.mark_rule(opacity=0.25).encode(
-                x=alt.X("x_lo:Q", title=sense_title(x, sx), scale=alt.Scale(zero=False)),
-                x2="x_hi:Q",
-                y=ey,
+            chart.mark_rule(opacity=0.25).encode(
+                x=alt.X("x_lo:Q", title=sense_title(x, sx), scale=x_scale), x2="x_hi:Q", y=ey
             ),
-            base.mark_rule(opacity=0.25).encode(
-                x=ex,
-                y=alt.Y("y_lo:Q", title=sense_title(y, sy), scale=alt.Scale(zero=False)),
-                y2="y_hi:Q",
+            chart.mark_rule(opacity=0.25).encode(
+                x=ex, y=alt.Y("y_lo:Q", title=sense_title(y, sy), scale=y_scale), y2="y_hi:Q"
             ),
         ]
-    front2d = pair_front(data, x, y, (sx, sy))
-    # the step line runs from the best of one objective to the best of the other
+    if staircase:
+        front2d = pair_front(data, x, y, (sx, sy))
+        # the step line runs from the best of one objective to the best of the other
+        layers.append(
+            alt.Chart(front2d.assign(order=np.arange(len(front2d))))
+            .mark_line(interpolate=_step(sx), color="#555", strokeWidth=2, opacity=0.8)
+            .encode(x=ex, y=ey, order="order:Q")
+        )
+    colour = _colour(colour_by, objectives, senses)
+    if not legend:
+        colour.legend = None
     layers.append(
-        alt.Chart(front2d.assign(order=np.arange(len(front2d))))
-        .mark_line(interpolate=_step(sx), color="#555", strokeWidth=2, opacity=0.8)
-        .encode(x=ex, y=ey, order="order:Q")
-    )
-    layers.append(
-        base.mark_point(filled=True, size=60)
+        chart.mark_point(filled=True, size=60)
         .encode(
             x=ex,
             y=ey,
-            color=_colour(colour_by, objectives, senses),
+            color=colour,
             opacity=alt.condition("datum.on_front", alt.value(0.95), alt.value(0.35)),
             tooltip=_tooltip(objectives),
         )
@@ -132,11 +163,37 @@ def front_scatter(
         .properties(name="trials")  # the SVG marks' group is "trials_marks"
     )
     layers.append(
-        base.transform_filter("datum.on_front")
+        chart.transform_filter("datum.on_front")
         .mark_point(size=150, color="black", strokeWidth=1.2)
         .encode(x=ex, y=ey)
         .properties(name="front")
     )
+    layers.append(
+        chart.transform_filter("datum.knee")
+        .mark_point(shape="diamond", size=420, color=KNEE_COLOUR, strokeWidth=2.5)
+        .encode(x=ex, y=ey, tooltip=[alt.Tooltip("key:N", title="knee of the front")])
+        .properties(name="knee")
+    )
+    if base_xy is not None:
+        point = alt.Chart(pd.DataFrame({x: [base_xy[0]], y: [base_xy[1]], "label": ["base"]}))
+        layers.append(
+            point.mark_point(shape="cross", filled=True, size=220, color="#444")
+            .encode(
+                x=ex,
+                y=ey,
+                tooltip=[
+                    alt.Tooltip("label:N", title="base model"),
+                    alt.Tooltip(f"{x}:Q", format=".4g"),
+                    alt.Tooltip(f"{y}:Q", format=".4g"),
+                ],
+            )
+            .properties(name="base")
+        )
+        layers.append(
+            point.mark_text(align="left", dx=9, dy=-9, color="#444", fontSize=12).encode(
+                x=ex, y=ey, text="label:N"
+            )
+        )
     if selected is not None and (data["key"] == selected).any():
         layers.append(
             alt.Chart(data[data["key"] == selected])
@@ -147,57 +204,15 @@ def front_scatter(
     return alt.layer(*layers).properties(height=height, width="container")
 
 
-def scatter_matrix(
-    trials: pd.DataFrame,
-    objectives: tuple[str, ...],
-    senses: tuple[str, ...],
-    *,
-    colour_by: str = "family",
-    selected: str | None = None,
-    size: int = 170,
-) -> alt.VConcatChart:
-    """Every objective against every other; Pareto-optimal trials opaque, the selected large.
-
-    Built as rows of concatenated cells sharing one selection (Streamlit reports selections
-    of concatenated views, not of ``repeat`` charts)."""
-    cols = ["key", "family", "driver", "rank", "on_front", "p_nondominated"]
-    cols += [*objectives, *(f"{o}_stderr" for o in objectives), *_tooltip_columns(objectives)]
-    data = trials[cols].copy()
-    data["selected"] = data["key"] == selected
-    pick = _pick()
-    base = alt.Chart(data).mark_point(filled=True)
-
-    def cell(row: str, column: str) -> alt.Chart:
-        return (
-            base.encode(
-                x=alt.X(
-                    f"{column}:Q",
-                    scale=alt.Scale(zero=False),
-                    title=sense_title(column, senses[objectives.index(column)]),
-                ),
-                y=alt.Y(
-                    f"{row}:Q",
-                    scale=alt.Scale(zero=False),
-                    title=sense_title(row, senses[objectives.index(row)]),
-                ),
-                color=alt.condition(
-                    "datum.selected",
-                    alt.value(SELECTED_COLOUR),
-                    _colour(colour_by, objectives, senses),
-                ),
-                size=alt.condition("datum.selected", alt.value(200), alt.value(30)),
-                opacity=alt.condition("datum.on_front", alt.value(0.95), alt.value(0.3)),
-                tooltip=_tooltip(objectives),
-            )
-            .properties(width=size, height=size)
-            .add_params(pick)
-        )
-
-    with warnings.catch_warnings():
-        # Altair merges the cells' identical selections into one over all views, as meant
-        warnings.filterwarnings("ignore", "Automatically deduplicated selection parameter")
-        rows = [alt.hconcat(*[cell(r, c) for c in objectives]) for r in objectives]
-        return alt.vconcat(*rows).resolve_legend(color="shared")
+def matrix_cells(objectives: tuple[str, ...]) -> list[list[tuple[str, str] | None]]:
+    """The scatter matrix's lower triangle as rows of ``(x, y)`` cells: row ``i`` plots
+    objective ``i + 1`` against each earlier one, then ``None`` for the empty cells (the
+    self-pairs and the mirror images, which repeat the other cells, are left out)."""
+    n = len(objectives)
+    return [
+        [(objectives[j], objectives[i]) if j < i else None for j in range(n - 1)]
+        for i in range(1, n)
+    ]
 
 
 def parallel_coordinates(
@@ -316,10 +331,19 @@ def convergence_chart(history: pd.DataFrame) -> alt.Chart:
         alt.Chart(history)
         .mark_line(point=True)
         .encode(
-            x=alt.X("evaluations:Q", title="evaluations"),
+            x=alt.X(
+                "evaluations:Q",
+                title="evaluations",
+                axis=alt.Axis(tickMinStep=1, format="d"),  # whole evaluations only
+            ),
             y=alt.Y("hypervolume:Q", title="hypervolume (study-normalised)"),
-            color=alt.Color("run:N", title="run (family)", scale=alt.Scale(scheme="tableau10")),
-            strokeDash=alt.StrokeDash("driver:N"),
+            color=alt.Color(
+                "run:N",
+                title="run (family)",
+                scale=alt.Scale(scheme="tableau10"),
+                legend=alt.Legend(labelLimit=0),
+            ),
+            strokeDash=alt.StrokeDash("driver:N", legend=alt.Legend(labelLimit=0)),
             tooltip=["run", "driver", "evaluations", alt.Tooltip("hypervolume:Q", format=".4f")],
         )
         .properties(height=340)
@@ -328,9 +352,11 @@ def convergence_chart(history: pd.DataFrame) -> alt.Chart:
 
 def overlay_fronts(fronts: pd.DataFrame, x: str, y: str, sx: str, sy: str) -> alt.LayerChart:
     """Pareto fronts (in ``x``, ``y``) of several families or studies; column ``source``."""
-    ex = alt.X(f"{x}:Q", title=sense_title(x, sx), scale=alt.Scale(zero=False))
-    ey = alt.Y(f"{y}:Q", title=sense_title(y, sy), scale=alt.Scale(zero=False))
-    colour = alt.Color("source:N", title="front of", scale=alt.Scale(scheme="tableau10"))
+    ex = alt.X(f"{x}:Q", title=sense_title(x, sx), scale=_scale(padded_domain(fronts[x])))
+    ey = alt.Y(f"{y}:Q", title=sense_title(y, sy), scale=_scale(padded_domain(fronts[y])))
+    colour = alt.Color(
+        "source:N", title="front of", scale=alt.Scale(scheme="tableau10"), legend=LEGEND
+    )
     base = alt.Chart(fronts).encode(x=ex, y=ey, color=colour)
     return (
         base.mark_line(interpolate=_step(sx)).encode(order="order:Q")

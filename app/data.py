@@ -302,12 +302,24 @@ def samples_table(details: dict, reference: dict | None, objectives) -> pd.DataF
     rows = []
     for s in details.get("samples", []):
         b = base.get(s["prompt"], {})
-        row = {"prompt": s["prompt"], "response": s["response"], "base response": b.get("response")}
+        row = {
+            "prompt": s["prompt"],
+            "response": shown_text(s["response"]),
+            "base response": shown_text(b.get("response")),
+        }
         for o in objectives:
             row[o] = s.get("scores", {}).get(o)
             row[f"base {o}"] = b.get("scores", {}).get(o)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def shown_text(text: str | None) -> str | None:
+    """A generated answer as shown: "(empty)" for one with no visible character (a model that
+    stops at once), None when nothing was recorded."""
+    if text is None:
+        return None
+    return text if text.strip() else "(empty)"
 
 
 def format_value(value: float, stderr: float | None) -> str:

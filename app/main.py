@@ -41,6 +41,7 @@ with st.sidebar:
     found = state.studies()
     if found:
         ref = state.current_study()
+        state.keep_selection_in_url()
         ids = [r.id for r in found]
         st.session_state["study_picker"] = ref.id
         st.selectbox(

@@ -129,13 +129,22 @@ def selected_trial(data: StudyData) -> str | None:
     keys = set(data.trials["key"])
     for wanted in (st.session_state.get("trial"), st.query_params.get("trial")):
         if wanted in keys:
-            st.session_state["trial"] = wanted
+            select_trial(wanted)
             return wanted
     knee = data.trials.loc[data.trials["knee"], "key"]
     if len(knee):
         select_trial(knee.iloc[0])
         return knee.iloc[0]
     return None
+
+
+def keep_selection_in_url() -> None:
+    """Mirror the selected trial between the session and the URL on every page: Streamlit
+    clears the URL's parameters on a page switch, and a reload starts a new session with
+    nothing but the URL."""
+    wanted = st.session_state.get("trial") or st.query_params.get("trial")
+    if wanted:
+        select_trial(wanted)
 
 
 def select_trial(key: str) -> None:

@@ -6,7 +6,9 @@ their means: ``(P, m)`` values, one row per prompt it was scored on. A trial rac
 its first ``k`` prompts keeps those ``k`` rows (always a prefix of the study's prompt order).
 
 In a store they are a compact JSON attribute: the raw little-endian bytes, base64-encoded,
-as float32 when that loses nothing (scores computed in float32, lengths) and float64 otherwise.
+as float32 when that loses nothing (scores computed in float32, lengths) and float64 otherwise,
+in lines of :data:`LINE` characters (a single unbroken line made optuna-dashboard's trial page
+thousands of pixels wide; records written as one string still read).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 FORMAT = "prompt-scores/1"
+LINE = 76
+"""Characters per line of the base64 data (MIME's line length)."""
 
 
 def encode_scores(scores: object, objectives: Sequence[str]) -> dict:
@@ -38,8 +42,12 @@ def encode_scores(scores: object, objectives: Sequence[str]) -> dict:
         "objectives": list(objectives),
         "prompts": int(arr.shape[0]),
         "dtype": dtype,
-        "data": base64.b64encode(raw).decode("ascii"),
+        "data": _lines(base64.b64encode(raw).decode("ascii")),
     }
+
+
+def _lines(text: str) -> list[str]:
+    return [text[i : i + LINE] for i in range(0, len(text), LINE)] or [""]
 
 
 def decode_scores(record: dict, objectives: Sequence[str] | None = None) -> np.ndarray:
@@ -48,7 +56,8 @@ def decode_scores(record: dict, objectives: Sequence[str] | None = None) -> np.n
     if record.get("format") != FORMAT:
         raise ValueError(f"not a per-prompt score record (format {record.get('format')!r})")
     names = list(record["objectives"])
-    raw = base64.b64decode(record["data"])
+    data = record["data"]
+    raw = base64.b64decode(data if isinstance(data, str) else "".join(data))
     arr = np.frombuffer(raw, dtype=record["dtype"]).astype(np.float64)
     arr = arr.reshape(int(record["prompts"]), len(names))
     if objectives is None:

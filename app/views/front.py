@@ -1,7 +1,9 @@
-"""Front explorer: every pair of objectives, the scatter matrix and parallel coordinates."""
+"""Front explorer: each run's hypervolume, every pair of objectives, the scatter matrix and
+parallel coordinates, the table of the front."""
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
 import streamlit as st
@@ -18,14 +20,14 @@ ref = data.ref
 selected = state.selected_trial(data)
 objs, senses = data.objectives, data.senses
 
+with_trials = [r.label for r in data.runs if r.completed]
+runs = st.multiselect(  # a row of its own: its chips are run names, which can be long
+    "Runs",
+    with_trials,
+    default=with_trials,
+    key=f"front_runs|{ref.id}",
+)
 with st.container(horizontal=True):
-    with_trials = [r.label for r in data.runs if r.completed]
-    runs = st.multiselect(
-        "Runs",
-        with_trials,
-        default=with_trials,
-        key=f"front_runs|{ref.id}",
-    )
     colour_by = st.selectbox(
         "Colour by",
         ["family", "driver", "p_nondominated", *objs],
@@ -55,10 +57,23 @@ if within_noise > 0:
 else:
     ringed = f"the study's Pareto-optimal trials over all {len(objs)} objectives"
 
+base_values = (data.reference or {}).get("values")
+base = None if base_values is None else dict(zip(objs, base_values, strict=True))
+shown = [r for r in data.runs if r.label in runs]
+with st.container(horizontal=True):
+    for r in shown:
+        st.metric(
+            f"{r.label} · hypervolume",
+            f"{r.hypervolume:.4f}" if math.isfinite(r.hypervolume) else "—",
+            help=f"{r.completed} trials, {r.front_size} on the run's own front. Normalised "
+            "with the study's reference point, so the runs of this study compare directly.",
+        )
 st.caption(
     f"{len(trials)} trials; ringed: {ringed} ({int(trials['on_front'].sum())}); grey staircase: "
-    "the front of the pair shown; magenta: the selected trial. Hover for values, differences "
-    "from the base model and P(non-dominated), the probability that the trial is "
+    "the front of the pair shown; orange diamond: the knee of the front"
+    + ("; grey cross: the base model" if base else "")
+    + "; magenta: the selected trial. Hover for values, differences from the base model and "
+    "P(non-dominated), the probability that the trial is "
     f"non-dominated ({data.uncertainty}). Click a point to select its trial on every chart."
 )
 state.trial_picker(data, selected)
@@ -81,16 +96,38 @@ with pairs_tab:
                     colour_by=colour_by,
                     selected=selected,
                     error_bars=error_bars,
+                    base=base,
                 ),
                 f"pair_{i}_{j}",
                 selected,
             )
 with matrix_tab:
-    state.chart(
-        charts.scatter_matrix(trials, objs, senses, colour_by=colour_by, selected=selected),
-        "matrix",
-        selected,
+    st.caption(
+        "Each objective against each earlier one, with standard-error bars; the colours are "
+        "those of the pairs' legend."
     )
+    for row in charts.matrix_cells(objs):
+        for column, cell in zip(st.columns(len(row)), row, strict=True):
+            if cell is None:
+                continue
+            with column:
+                state.chart(
+                    charts.front_scatter(
+                        trials,
+                        *cell,
+                        objs,
+                        senses,
+                        colour_by=colour_by,
+                        selected=selected,
+                        error_bars=error_bars,
+                        base=base,
+                        legend=False,
+                        staircase=False,
+                        height=260,
+                    ),
+                    f"matrix_{cell[0]}_{cell[1]}",
+                    selected,
+                )
 with parallel_tab:
     run = st.selectbox(
         "Run (its x coordinates are the right-hand axes)", runs, key=f"parallel_run|{ref.id}"

@@ -40,10 +40,19 @@ for ref in found:
             }
         )
 table = pd.DataFrame(rows)
+several = len({row["study"] for row in rows}) > 1
 st.caption(
     "One row per run (a family searched by a driver). Hypervolumes are normalised by each "
     "study's observed range, with one reference point per study, so the runs of a study are "
-    "comparable. Select a row to open its study."
+    "comparable."
+    + (
+        " **Hypervolumes of different studies are not comparable**: each study has its own "
+        "normalisation and reference point. Compare their fronts in the objectives' own units "
+        "on the Convergence and comparison page."
+        if several
+        else ""
+    )
+    + " Select a row to open its study."
 )
 event = st.dataframe(
     table,
@@ -54,7 +63,9 @@ event = st.dataframe(
     key=f"studies_table|{current.id}",
     column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
-        "hypervolume": st.column_config.NumberColumn(format="%.4f"),
+        "hypervolume": st.column_config.NumberColumn(
+            format="%.4f", help="normalised within its study: compare runs of one study only"
+        ),
         "last update": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     },
 )

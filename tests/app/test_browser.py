@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -115,7 +116,9 @@ def _settled_offset(ring, point, timeout: float = 20.0) -> float:
         time.sleep(0.25)
 
 
-def test_front_chart_select_a_trial_and_read_its_detail(browser_path, served, tiny_study, tmp_path):
+def test_select_a_trial_read_its_detail_move_between_pages_and_reload(
+    browser_path, served, tiny_study, tmp_path
+):
     from playwright.sync_api import expect, sync_playwright
 
     data = load_study(list_studies([tiny_study])[0])
@@ -168,6 +171,18 @@ def test_front_chart_select_a_trial_and_read_its_detail(browser_path, served, ti
         expect(main).to_contain_text("Sample generations, beside the base model's")
         expect(main).to_contain_text("Base model ·")
         page.screenshot(path=str(tmp_path / "trial.png"), full_page=True)
+
+        # move between pages by the sidebar's links, then reload: the trial stays selected
+        in_url = re.compile(rf"[?&]trial={re.escape(quote(keys[target], safe=''))}(&|$)")
+        for name in ("Studies", "Convergence and comparison", "Front explorer"):
+            page.get_by_role("link", name=name, exact=True).click()
+            expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=60_000)
+            expect(page).to_have_url(in_url, timeout=30_000)
+        expect(picker).to_have_value(_shown(keys[target]), timeout=60_000)
+        page.reload(wait_until="domcontentloaded")
+        expect(page.get_by_role("heading", name="Front explorer")).to_be_visible(timeout=90_000)
+        expect(picker).to_have_value(_shown(keys[target]), timeout=60_000)
+        expect(page).to_have_url(in_url)
         browser.close()
     assert shot.stat().st_size > 10_000
     if SCREENSHOTS:

@@ -98,6 +98,15 @@ def test_samples_sit_beside_the_base_model_for_the_same_prompt(tiny):
         assert row["base verbosity"] == base[row["prompt"]]["scores"]["verbosity"]
 
 
+def test_an_empty_answer_reads_empty_not_blank(tiny):
+    key = tiny.trials["key"].iloc[0]
+    details = {**tiny.details[key]}
+    details["samples"] = [{**s, "response": " \n"} for s in details["samples"]]
+    table = samples_table(details, tiny.reference, tiny.objectives)
+    assert set(table["response"]) == {"(empty)"}
+    assert samples_table(details, None, tiny.objectives)["base response"].isna().all()
+
+
 def test_pair_front_is_the_brute_force_front_of_two_objectives():
     import pandas as pd
 

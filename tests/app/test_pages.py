@@ -110,7 +110,7 @@ def test_front_explorer_draws_every_pair_with_the_front_and_the_selection(dashbo
         ["helpfulness (higher is better)", "harmlessness (higher is better)"],
         ["helpfulness (higher is better)", "verbosity (lower is better)"],
     ]
-    assert len(charts(at)) == 5
+    assert len(charts(at)) == 7  # three pairs, the matrix's three cells, parallel coordinates
     assert at.selectbox(key="trial_picker|tiny @ tiny/study.db").value == knee
     # the table of Pareto-optimal trials shows P(non-dominated)
     table = at.dataframe[0].value
@@ -125,6 +125,79 @@ def test_front_explorer_draws_every_pair_with_the_front_and_the_selection(dashbo
     assert at.query_params["trial"] == [other] or at.query_params["trial"] == other
     for chart in charts(at)[:3]:
         assert layer_rows(chart, "selected")["key"].to_pylist() == [other]
+
+
+def _domain(chart, channel: str) -> list[float]:
+    [layer] = [la for la in json.loads(chart.proto.spec)["layer"] if la.get("name") == "trials"]
+    return layer["encoding"][channel]["scale"]["domain"]
+
+
+def test_front_explorer_marks_the_knee_and_the_base_and_pads_its_axes(dashboard, tiny):
+    at = open_page(dashboard(), "front")
+    knee = tiny.trials.loc[tiny.trials["knee"], "key"].to_list()
+    base = dict(zip(tiny.objectives, tiny.reference["values"], strict=True))
+    metrics = {m.label: m.value for m in at.metric}
+    for run in tiny.runs:  # each run's hypervolume, as the Studies page has it
+        assert metrics[f"{run.label} · hypervolume"] == f"{run.hypervolume:.4f}"
+    for chart in charts(at)[:6]:  # the pairs and the matrix's cells
+        spec = json.loads(chart.proto.spec)
+        [layer] = [la for la in spec["layer"] if la.get("name") == "trials"]
+        x, y = layer["encoding"]["x"]["field"], layer["encoding"]["y"]["field"]
+        assert x != y  # no self-pairs
+        assert layer_rows(chart, "trials")["key"].to_pylist()  # all trials drawn
+        [knee_layer] = [la for la in spec["layer"] if la.get("name") == "knee"]
+        assert knee_layer["transform"] == [{"filter": "datum.knee"}]
+        marked = layer_rows(chart, "trials").to_pandas()
+        assert marked.loc[marked["knee"], "key"].to_list() == knee
+        point = layer_rows(chart, "base").to_pandas()
+        assert point[[x, y]].iloc[0].to_list() == pytest.approx([base[x], base[y]])
+        # every point, its error bars and the base lie strictly inside the padded axes
+        for field, channel in ((x, "x"), (y, "y")):
+            lo, hi = _domain(chart, channel)
+            err = marked[f"{field}_stderr"]
+            low = min((marked[field] - err).min(), base[field])
+            high = max((marked[field] + err).max(), base[field])
+            assert lo < low
+            assert high < hi
+            assert (low - lo) == pytest.approx((hi - high), rel=1e-6)
+            assert (low - lo) == pytest.approx(0.06 * (high - low), rel=1e-6)
+        rules = [la for la in spec["layer"] if la.get("mark", {}).get("type") == "rule"]
+        assert len(rules) == 2  # standard-error bars in x and in y
+    cells = [
+        tuple(
+            la["encoding"][c]["field"]
+            for la in json.loads(chart.proto.spec)["layer"]
+            if la.get("name") == "trials"
+            for c in ("x", "y")
+        )
+        for chart in charts(at)[3:6]
+    ]
+    assert sorted(cells) == sorted(
+        [
+            ("helpfulness", "harmlessness"),
+            ("helpfulness", "verbosity"),
+            ("harmlessness", "verbosity"),
+        ]
+    )
+
+
+def test_the_selected_trial_stays_in_the_url_on_every_page(dashboard, tiny):
+    """The selection is written to the URL on every page (Streamlit clears the URL's
+    parameters on a page switch), and a new session given only the URL selects it again."""
+    other = tiny.trials.loc[tiny.trials["run"] == "interpolation", "key"].iloc[5]
+    at = open_page(dashboard(), "front")
+    at.selectbox(key="trial_picker|tiny @ tiny/study.db").set_value(other).run()
+    for page in ("studies", "convergence", "trial", "front"):
+        at.query_params.pop("trial", None)  # what a page switch in the browser does
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, at.exception
+        assert at.query_params["trial"] in (other, [other]), page
+    reload = dashboard()  # a reload: a new session that has only the URL
+    reload.query_params["trial"] = other
+    reload.run()
+    reload.switch_page("views/trial.py").run()
+    assert reload.session_state["trial"] == other
+    assert other in reload.markdown[0].value
 
 
 def test_trial_detail_shows_x_by_family_and_samples_beside_the_base(dashboard, tiny):
@@ -170,6 +243,8 @@ def test_convergence_page_plots_hypervolume_per_evaluation_and_overlays(dashboar
     data = pa.ipc.open_stream(hv_chart.proto.datasets[0].data.data).read_all()
     assert data.num_rows == 36  # 12 evaluations x 3 runs
     assert set(data["run"].to_pylist()) == {"interpolation", "layerwise", "rewards_in_context"}
+    x_axis = json.loads(hv_chart.proto.spec)["encoding"]["x"]["axis"]
+    assert x_axis == {"format": "d", "tickMinStep": 1}  # whole evaluations
     fronts = pa.ipc.open_stream(overlay.proto.datasets[0].data.data).read_all()
     assert set(fronts["source"].to_pylist()) == {
         "tiny / interpolation",
@@ -188,6 +263,9 @@ def test_switching_study_keeps_each_selection_consistent(dashboard, tiny_study, 
     for chart in charts(at)[:3]:
         assert layer_rows(chart, "trials").num_rows == 6000
     assert at.session_state["trial"].startswith("interpolation#")
+    at.switch_page("views/studies.py").run()
+    [caption] = [c.value for c in at.caption if "hypervolume" in c.value.lower()]
+    assert "Hypervolumes of different studies are not comparable" in caption
 
 
 def test_no_study_gives_a_hint_not_an_error(dashboard, tmp_path):

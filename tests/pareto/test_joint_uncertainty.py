@@ -140,6 +140,20 @@ def test_scores_round_trip_compactly():
         encode_scores([[np.nan, 1.0]], ["a", "b"])
 
 
+def test_scores_are_stored_in_short_lines_and_old_single_strings_still_read():
+    """200 prompts x 4 objectives: the base64 data in lines of 76 characters (one unbroken
+    string widened optuna-dashboard's trial page), which join to the old single string."""
+    import json
+
+    scores = np.random.default_rng(0).normal(size=(200, 4))
+    record = encode_scores(scores, ["a", "b", "c", "d"])
+    assert max(len(word) for word in json.dumps(record).split()) <= 76 + 4  # quotes, comma
+    assert all(len(line) == 76 for line in record["data"][:-1])
+    np.testing.assert_array_equal(decode_scores(record), scores)
+    old = {**record, "data": "".join(record["data"])}  # as studies before lines stored it
+    np.testing.assert_array_equal(decode_scores(old), scores)
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="used"):
         PromptScores(np.zeros((2, 5, 1)), np.array([5, 6]))
