@@ -7,8 +7,10 @@ its first ``k`` prompts keeps those ``k`` rows (always a prefix of the study's p
 
 In a store they are a compact JSON attribute: the raw little-endian bytes, base64-encoded,
 as float32 when that loses nothing (scores computed in float32, lengths) and float64 otherwise,
-in lines of :data:`LINE` characters (a single unbroken line made optuna-dashboard's trial page
-thousands of pixels wide; records written as one string still read).
+in lines of :data:`LINE` characters (records written as one string still read). The lines
+were for optuna-dashboard, which shows a user attribute on one unwrapped line; a trial's
+scores are now a system attribute it does not show (:data:`pareto.store.BULKY_ATTRS`), and
+only the study's ``reference`` keeps them as a user attribute.
 """
 
 from __future__ import annotations

@@ -81,26 +81,31 @@ state.trial_picker(data, selected)
 pairs_tab, matrix_tab, parallel_tab = st.tabs(
     ["Pairs of objectives", "Scatter matrix", "Parallel coordinates"]
 )
+
+
+def show_pair(x: str, y: str, key: str, **layout) -> None:
+    """One pair's chart with this page's settings, selecting trials like every chart."""
+    chart = charts.front_scatter(
+        trials,
+        x,
+        y,
+        objs,
+        senses,
+        colour_by=colour_by,
+        selected=selected,
+        error_bars=error_bars,
+        base=base,
+        **layout,
+    )
+    state.chart(chart, key, selected)
+
+
 with pairs_tab:
     pairs = list(combinations(range(len(objs)), 2))
     columns = st.columns(min(len(pairs), 2))
     for n, (i, j) in enumerate(pairs):
         with columns[n % len(columns)]:
-            state.chart(
-                charts.front_scatter(
-                    trials,
-                    objs[i],
-                    objs[j],
-                    objs,
-                    senses,
-                    colour_by=colour_by,
-                    selected=selected,
-                    error_bars=error_bars,
-                    base=base,
-                ),
-                f"pair_{i}_{j}",
-                selected,
-            )
+            show_pair(objs[i], objs[j], f"pair_{i}_{j}")
 with matrix_tab:
     st.caption(
         "Each objective against each earlier one, with standard-error bars; the colours are "
@@ -108,26 +113,15 @@ with matrix_tab:
     )
     for row in charts.matrix_cells(objs):
         for column, cell in zip(st.columns(len(row)), row, strict=True):
-            if cell is None:
-                continue
-            with column:
-                state.chart(
-                    charts.front_scatter(
-                        trials,
+            if cell is not None:
+                with column:
+                    show_pair(
                         *cell,
-                        objs,
-                        senses,
-                        colour_by=colour_by,
-                        selected=selected,
-                        error_bars=error_bars,
-                        base=base,
+                        f"matrix_{cell[0]}_{cell[1]}",
                         legend=False,
                         staircase=False,
                         height=260,
-                    ),
-                    f"matrix_{cell[0]}_{cell[1]}",
-                    selected,
-                )
+                    )
 with parallel_tab:
     run = st.selectbox(
         "Run (its x coordinates are the right-hand axes)", runs, key=f"parallel_run|{ref.id}"
