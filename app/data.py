@@ -22,10 +22,8 @@ from pareto.report import (
     StudyReport,
     format_difference,
     hypervolume_history,
-    study_report,
-    trial_standing,
 )
-from pareto.store import RunResults, open_runs, open_storage, safe_url, study_names
+from pareto.store import RunResults, open_runs, open_storage, safe_url, study_names, trial_key
 from pareto.uncertainty import DEFAULT_SAMPLES
 
 RESERVED = (
@@ -149,32 +147,32 @@ class StudyData:
         return self.senses[self.objectives.index(objective)]
 
 
-def trial_key(label: str, number: int) -> str:
-    return f"{label}#{number}"
-
-
 def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
     """Read every run of ``ref`` and analyse the study's front."""
     from optuna.trial import TrialState
 
+    from merging.study.trials import rank_study
+
     runs = open_runs(open_storage(ref.storage), ref.name)
     trials_of = [r.trials() for r in runs]  # one read per run, for results and counts
-    results = [r.results(t) for r, t in zip(runs, trials_of, strict=True)]
-    objectives, senses = results[0].spec.objectives, results[0].spec.senses
+    objectives, senses = runs[0].spec.objectives, runs[0].spec.senses
     derived = [f"{o}_{suffix}" for o in objectives for suffix in OBJECTIVE_COLUMNS]
     clash = set(RESERVED) & {*objectives, *derived}
     if clash:
         raise ValueError(f"objective names {sorted(clash)} clash with the dashboard's columns")
-    report = study_report(results)
+    ranked = rank_study(ref.storage, ref.name, runs=runs, trials=trials_of, draws=draws)
+    results, report, reference, standing = (
+        ranked.results,
+        ranked.report,
+        ranked.reference,
+        ranked.standing,
+    )
     hv = {row.label: row for row in report.runs}
 
     summaries, frames, details, experts = [], [], {}, {}
-    reference = None
     for run, res, all_trials in zip(runs, results, trials_of, strict=True):
         spec = run.spec
         experts[spec.label] = tuple(spec.experts)
-        if reference is None:
-            reference = run.study.user_attrs.get("reference")
         states = [t.state for t in all_trials]
         stamps = [t.datetime_complete or t.datetime_start for t in all_trials if t.datetime_start]
         summaries.append(
@@ -192,7 +190,6 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
             details[trial_key(spec.label, int(number))] = {**attrs, "x": np.asarray(x).tolist()}
 
     trials = pd.concat(frames, ignore_index=True)
-    standing = trial_standing(results, report, reference=reference, n_samples=draws)
     _analyse(trials, standing, objectives)
     history = _history(results, report)
     return StudyData(
@@ -290,10 +287,17 @@ def x_table(details: dict, experts: tuple[str, ...]) -> pd.DataFrame:
 
 def x_rows(details: dict, experts: tuple[str, ...]) -> list[tuple[str, str, float]]:
     """``x`` the way its family means it, as rows ``(group, name, value)``
-    (:func:`merging.recipe.recipe_rows` on the trial's stored recipe)."""
-    from merging.recipe import recipe_rows
+    (:func:`merging.families.x_rows` on the trial's stored recipe)."""
+    from merging.families import x_rows as family_x_rows
 
-    return recipe_rows(details.get("recipe"), details.get("x", []), experts)
+    return family_x_rows(details.get("recipe"), details.get("x", []), experts)
+
+
+def x_caption(family: str) -> str:
+    """What ``x`` of ``family`` is, in a few words (the family's own ``x_caption``)."""
+    from merging.families import FAMILIES, Family, get_family
+
+    return (get_family(family) if family in FAMILIES else Family).x_caption
 
 
 def samples_table(details: dict, reference: dict | None, objectives) -> pd.DataFrame:

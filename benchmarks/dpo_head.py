@@ -38,8 +38,7 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
-    from merging.zoo import compact_head, training
-    from merging.zoo.builder import PRESETS, default_zoo_dir
+    from merging.zoo import PRESETS, compact_head, default_zoo_dir, training
     from merging.zoo.datasets import HH_FILES, locate_hh_rlhf, short_pairs
 
     smol = PRESETS["smol"]

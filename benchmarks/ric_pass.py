@@ -37,8 +37,9 @@ def main() -> None:
 
     from merging.data import Prompt
     from merging.zoo import load_zoo, training
-    from merging.zoo.builder import ANSWERS_FILE, PRESETS, ric_data_settings, ric_training_settings
+    from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.ric_data import REWARDS, build_ric_examples
+    from merging.zoo.steps import ANSWERS_FILE
 
     zoo = load_zoo("smol", args.zoo)
     answers = json.loads((Path(zoo.ric) / ANSWERS_FILE).read_text())

@@ -93,3 +93,22 @@ class SafetensorsFile:
         """Drop every page of the file from this process."""
         if hasattr(mmap, "MADV_DONTNEED") and len(self._map):
             self._map.madvise(mmap.MADV_DONTNEED, 0, len(self._map) // PAGE * PAGE)
+
+
+def float32_bytes(folder: str | Path) -> int:
+    """Bytes of a folder's safetensors weights once loaded in float32 (headers only), plus its
+    ``*.bin`` files as stored."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    total = 0
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():  # noqa: SIM118 - safe_open is not a mapping
+                n = 1
+                for d in st.get_slice(key).get_shape():
+                    n *= d
+                total += 4 * n
+    return total + sum(f.stat().st_size for f in folder.glob("*.bin"))

@@ -49,6 +49,16 @@ made its trial page 9,000 px wide and a recipe 2,400 px. :func:`trial_attrs` rea
 BULKY_PREFIX = "paretomerge:"
 
 
+def trial_key(label: str, number: int) -> str:
+    """A trial's name as users write it: ``RUN#NUMBER`` (its run's label, its number)."""
+    return f"{label}#{number}"
+
+
+def param_name(i: int) -> str:
+    """The Optuna parameter holding unit-cube coordinate ``i`` of a trial."""
+    return f"u{i}"
+
+
 def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser().resolve()}"
 
@@ -412,8 +422,6 @@ class RunStore:
 
     # -- trials --------------------------------------------------------------------------
     def enqueue(self, u: np.ndarray, attrs: dict[str, Any]) -> None:
-        from pareto.search.samplers import param_name
-
         params = {param_name(i): float(v) for i, v in enumerate(np.asarray(u, dtype=float))}
         self.study.enqueue_trial(params, user_attrs=attrs)
 
@@ -514,16 +522,12 @@ class RunStore:
 
     def unit_point(self, trial) -> np.ndarray:
         """The trial's unit-cube coordinates (suggested now, or fixed when enqueued)."""
-        from pareto.search.samplers import param_name
-
         return np.array(
             [trial.suggest_float(param_name(i), 0.0, 1.0) for i in range(self.space.dim)]
         )
 
     def unit_point_of(self, frozen) -> np.ndarray:
         """The unit-cube coordinates of a stored trial."""
-        from pareto.search.samplers import param_name
-
         return np.array([frozen.params[param_name(i)] for i in range(self.space.dim)])
 
     def use_sampler(self, sampler) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, state
-from app.data import format_value, samples_table, x_table
+from app.data import format_value, samples_table, x_caption, x_table
 
 st.title("Trial detail")
 
@@ -21,8 +21,8 @@ def export_panel(data, row, key: str) -> None:
         exports_folder,
         is_export_folder,
         is_finished_export,
-        trial_slug,
     )
+    from merging.study.trials import trial_slug
     from pareto.store import safe_url
 
     folder = exports_folder(data.ref.storage, data.ref.name)
@@ -76,7 +76,8 @@ def export_panel(data, row, key: str) -> None:
     )
     st.caption(f"Writes `{target}` (as `paretomerge export --trial '{key}'` does).")
     if clicked:
-        from merging.export import export_trial, select_trial
+        from merging.export import export_trial
+        from merging.study.trials import select_trial
 
         with st.spinner(f"Exporting {key}: loading the study's models, merging, writing..."):
             try:
@@ -146,11 +147,7 @@ with left:
     st.subheader("x")
     experts = data.experts[row["run"]]
     table = x_table(details, experts)
-    meaning = {
-        "layerwise": "weights per block of layers (rows) and expert (columns)",
-        "rewards_in_context": "the rewards written in the prompt of the RiC model",
-    }.get(row["family"], "weights per expert")
-    st.caption(f"{row['family']}: {meaning}")
+    st.caption(f"{row['family']}: {x_caption(row['family'])}")
     st.altair_chart(charts.x_chart(table), width="stretch")
 with right:
     st.subheader("Evaluation")

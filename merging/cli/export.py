@@ -77,7 +77,8 @@ def shard_size(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from merging.cli.study import resolve_study
-    from merging.export import check_out, export_front, export_trial, select_trial
+    from merging.export import check_out, export_front, export_trial
+    from merging.study.trials import select_trial
 
     name, url = resolve_study(args.study, args.storage)
     check_out(args.out, force=args.force)  # before anything is loaded; writes nothing

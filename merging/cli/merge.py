@@ -164,19 +164,7 @@ def recipe_from_args(args: argparse.Namespace, experts: dict[str, str]):
 
     groups = parse_weights(args.weights)
     family_cls = get_family(args.family)
-    settings = {}
-    if args.family == "layerwise":
-        blocks = args.blocks or len(groups)
-        if len(groups) != blocks:
-            raise ValueError(f"--weights has {len(groups)} group(s) for --blocks {blocks}")
-        settings["blocks"] = blocks
-        x = groups
-    else:
-        if len(groups) != 1:
-            raise ValueError("--weights: ';' separates blocks, which only layerwise has")
-        x = groups[0]
-        if args.blocks is not None:
-            raise ValueError("--blocks applies to the layerwise family only")
+    x, settings = family_cls.x_from_groups(groups, args.blocks)
     for option in ("density", "scale"):
         value = getattr(args, option)
         if value is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from merging.cli import options
 from merging.cli.merge import add_memory_arguments
+from pareto.store import trial_key
 
 HELP = "Run a merging study from its YAML file, or show a study's fronts and hypervolumes."
 
@@ -158,15 +159,11 @@ def show_command(args: argparse.Namespace) -> int:
 
 
 def print_report(name: str, url: str, as_json: bool = False) -> None:
-    from pareto.report import study_report, trial_standing
-    from pareto.store import open_runs, open_storage
+    from merging.study.trials import rank_study
 
-    runs = open_runs(open_storage(url), name)
-    results = [r.results() for r in runs]
-    report = study_report(results)
-    reference = runs[0].study.user_attrs.get("reference")
-    standing = trial_standing(results, report, reference=reference)
-    order = [(r.spec.label, int(n)) for r in results for n in r.numbers]
+    ranked = rank_study(url, name)
+    results, report, reference = ranked.results, ranked.report, ranked.reference
+    standing, order = ranked.standing, ranked.order
     if as_json:
         print(json.dumps(report_json(report, standing, order), indent=2))
         return
@@ -175,12 +172,12 @@ def print_report(name: str, url: str, as_json: bool = False) -> None:
 
 def x_descriptions(results) -> dict[tuple[str, int], str]:
     """``(run, trial number)`` -> its ``x`` with expert (and block) names, on one line."""
-    from merging.recipe import describe_rows, recipe_rows
+    from merging.families import describe_rows, x_rows
 
     out = {}
     for r in results:
         for n, x, attrs in zip(r.numbers, r.x, r.attrs, strict=True):
-            rows = recipe_rows(attrs.get("recipe"), x, r.spec.experts)
+            rows = x_rows(attrs.get("recipe"), x, r.spec.experts)
             out[(r.spec.label, int(n))] = describe_rows(rows)
     return out
 
@@ -266,11 +263,11 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None) 
         mark = "*" if any(r.knee for r in rows) else " "
         if standing is not None and i is None:
             cols = " " * 14
-        lines.append(f"{mark} {f'{row.label}#{row.trial}':<28}{cols}  {cells}")
+        lines.append(f"{mark} {trial_key(row.label, row.trial):<28}{cols}  {cells}")
         x = (x_text or {}).get((row.label, row.trial)) or f"x: {json.dumps(_rounded(row.x))}"
         lines.append(f"    {x}")
         if len(rows) > 1:
-            others = ", ".join(f"{r.label}#{r.trial}" for r in rows[1:])
+            others = ", ".join(trial_key(r.label, r.trial) for r in rows[1:])
             lines.append(f"    the same scores: {others}")
     if base and base.get("values"):
         cells = "  ".join(

@@ -2,17 +2,32 @@
 
 ``interpolation`` and ``layerwise`` are computed here as one matrix-vector product into the
 resident model; ``task_arithmetic``, ``ties``, ``dare_ties`` and ``slerp`` by mergekit's code.
+A new family is one new module here: it registers itself, and every module is imported.
 """
 
-from merging.families import (  # noqa: F401 - importing registers the families
-    dare_ties,
-    interpolation,
-    layerwise,
-    rewards_in_context,
-    slerp,
-    task_arithmetic,
-    ties,
+from merging.families.base import (
+    FAMILIES,
+    Family,
+    WeightMerger,
+    describe_rows,
+    family_for_checkpoints,
+    get_family,
+    make_family,
+    register,
+    x_rows,
 )
-from merging.families.base import FAMILIES, Family, get_family, make_family, register
+from pareto.registry import import_modules
 
-__all__ = ["FAMILIES", "Family", "get_family", "make_family", "register"]
+import_modules(__name__, __path__)  # every module here registers its family
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "WeightMerger",
+    "describe_rows",
+    "family_for_checkpoints",
+    "get_family",
+    "make_family",
+    "register",
+    "x_rows",
+]

@@ -1,19 +1,47 @@
-"""The Family contract and its registry."""
+"""The Family contract and its registry.
+
+Everything that differs between families is said here, by the family: which checkpoints it
+merges, how a recipe is written into a merger, its mergekit configuration and export notes, how
+its ``x`` reads to people. Code outside ``merging/families/`` asks the family, never its name.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
 from merging.recipe import MergeRecipe
 from pareto.registry import Registry
+from pareto.settings import declared_settings, reject_unknown_settings
 from pareto.spaces import SearchSpace
+
+if TYPE_CHECKING:
+    import torch
 
 FAMILIES: Registry[Family] = Registry("family")
 register = FAMILIES.register
+
+Row = tuple[str, str, float]
+"""One line of ``x`` as people read it: ``(group, name, value)``, e.g. ``("weight", "helpful",
+0.6)``."""
+
+
+class WeightMerger(Protocol):
+    """What a family writes merged weights into: the resident and the streamed mergers."""
+
+    @property
+    def expert_names(self) -> tuple[str, ...]: ...
+
+    def set_linear(self, weights: Sequence[float], base_weight: float = 0.0) -> None: ...
+
+    def set_blockwise(self, block_weights: Sequence[Sequence[float]]) -> None: ...
+
+    def set_per_tensor(
+        self, merge: Callable[[str, torch.Tensor, list[torch.Tensor]], torch.Tensor]
+    ) -> None: ...
 
 
 def get_family(name: str) -> type[Family]:
@@ -24,14 +52,37 @@ def get_family(name: str) -> type[Family]:
 def make_family(name: str, experts: Sequence[str], **settings) -> Family:
     """Build family ``name`` over ``experts``; unknown settings are an error naming them."""
     cls = get_family(name)
-    allowed = cls.settings()
-    unknown = sorted(set(settings) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"family {name!r} has no setting(s) {unknown}; its settings are: "
-            f"{', '.join(allowed) or 'none'}"
-        )
+    reject_unknown_settings(f"family {name!r}", settings, cls.settings())
     return cls(experts, **settings)
+
+
+def family_for_checkpoints(
+    name: str, experts: Mapping[str, str], ric: str | None, settings: Mapping
+) -> Family:
+    """Family ``name`` as a study builds it from its checkpoints (``experts`` by name, the RiC
+    model or None); unknown settings are an error naming them."""
+    cls = get_family(name)
+    reject_unknown_settings(f"family {name!r}", settings, cls.settings())
+    return cls.from_checkpoints(experts, ric, **settings)
+
+
+def x_rows(recipe: Mapping | None, x, experts: Sequence[str]) -> list[Row]:
+    """``x`` the way its family means it (:meth:`Family.x_rows` of the stored recipe's family,
+    a :class:`MergeRecipe` as JSON); without a recipe, the raw coordinates of ``x``."""
+    if recipe and recipe.get("family") in FAMILIES:
+        return get_family(recipe["family"]).x_rows(recipe, experts)
+    if recipe and recipe.get("weights"):
+        return Family.x_rows(recipe, experts)
+    flat = [v for part in (x or []) for v in (part if isinstance(part, list) else [part])]
+    return [("x", f"x{i}", float(v)) for i, v in enumerate(flat)]
+
+
+def describe_rows(rows: Sequence[Row]) -> str:
+    """:func:`x_rows` on one line: ``weight: helpful 0.62, harmless 0.38; ...``."""
+    groups: dict[str, list[str]] = {}
+    for group, name, value in rows:
+        groups.setdefault(group, []).append(f"{name} {value:.3g}")
+    return "; ".join(f"{group}: {', '.join(parts)}" for group, parts in groups.items())
 
 
 class Family(ABC):
@@ -41,7 +92,8 @@ class Family(ABC):
     :meth:`recipe` validates ``x`` (raising ``ValueError`` that says what is wrong, never
     renormalising) and returns a :class:`MergeRecipe`; :meth:`apply` writes the recipe's
     weights into a :class:`~merging.resident.ResidentMerger` in place;
-    :meth:`mergekit_config` gives the mergekit configuration that reproduces them.
+    :meth:`mergekit_config` gives the mergekit configuration that reproduces them. The class
+    attributes and the methods with a default say the rest (checkpoints, export, display).
     """
 
     name: ClassVar[str]
@@ -50,6 +102,14 @@ class Family(ABC):
     whole_tensors: ClassVar[bool] = False
     """Whether a merge needs every expert's whole tensor at once (mergekit's methods): the
     memory plan then sets aside room for one tensor of every expert in float32."""
+    per_block: ClassVar[bool] = False
+    """Whether its weights differ between blocks of layers: its mergekit configuration then
+    needs the model's :class:`~merging.architecture.LayerMap` to filter tensors by name."""
+    checkpoints: ClassVar[str] = "experts"
+    """Which of a study's checkpoint sets it merges (:meth:`checkpoint_paths`); families with
+    the same set share one merger."""
+    x_caption: ClassVar[str] = "weights per expert"
+    """What ``x`` is, in a few words for people (the dashboard's trial detail)."""
 
     def __init__(self, experts: Sequence[str]):
         experts = tuple(experts)
@@ -69,10 +129,36 @@ class Family(ABC):
     @classmethod
     def settings(cls) -> tuple[str, ...]:
         """Names of the keyword settings the family accepts."""
-        import inspect
+        return declared_settings(cls.__init__, skip=("experts",))
 
-        params = inspect.signature(cls.__init__).parameters
-        return tuple(p for p in params if p not in {"self", "experts"})
+    @classmethod
+    def checkpoint_paths(cls, experts: Mapping[str, str], ric: str | None) -> dict[str, str]:
+        """The checkpoints it merges, by name, from a study's experts and RiC model."""
+        return dict(experts)
+
+    @classmethod
+    def from_checkpoints(cls, experts: Mapping[str, str], ric: str | None, **settings) -> Family:
+        """The family over a study's checkpoints (``experts`` by name, the RiC model or None)."""
+        return cls(list(experts), **settings)
+
+    @classmethod
+    def x_from_groups(
+        cls, groups: list[list[float]], blocks: int | None
+    ) -> tuple[object, dict[str, int]]:
+        """``(x, settings)`` from ``merge --weights`` (groups split by ``;``) and ``--blocks``."""
+        if len(groups) != 1:
+            raise ValueError("--weights: ';' separates blocks, which only layerwise has")
+        if blocks is not None:
+            raise ValueError("--blocks applies to the layerwise family only")
+        return groups[0], {}
+
+    @classmethod
+    def x_rows(cls, recipe: Mapping, experts: Sequence[str]) -> list[Row]:
+        """A stored recipe's ``x`` as rows for people: the weight per expert, then any method
+        parameter."""
+        weights = recipe.get("weights") or ()
+        rows: list[Row] = [("weight", e, float(w)) for e, w in zip(experts, weights, strict=True)]
+        return rows + [("parameter", k, float(v)) for k, v in recipe.get("parameters", {}).items()]
 
     @property
     @abstractmethod
@@ -83,17 +169,34 @@ class Family(ABC):
 
     @staticmethod
     @abstractmethod
-    def apply(recipe: MergeRecipe, merger) -> None: ...
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None: ...
 
     @staticmethod
     @abstractmethod
     def mergekit_config(
         recipe: MergeRecipe, base: str, experts: dict[str, str], layers=None
     ) -> dict:
-        """A mergekit configuration (as a dict for YAML) that reproduces the recipe."""
+        """A mergekit configuration (as a dict for YAML) that reproduces the recipe, from the
+        base's and the checkpoints' references (``layers``: the model's LayerMap, given to
+        families with ``per_block``)."""
+
+    @staticmethod
+    def mergekit_reproduces(recipe: MergeRecipe) -> bool:
+        """Whether mergekit's run of :meth:`mergekit_config` gives these very weights (False
+        where mergekit draws its own random numbers)."""
+        return True
+
+    @staticmethod
+    def export_notes(recipe: MergeRecipe) -> list[str]:
+        """What an export of this recipe must tell its reader, one line each."""
+        return []
 
     def prompt_transform(self, recipe: MergeRecipe):
         """A function rewriting each prompt for this recipe, or None (weights-only families)."""
+        return None
+
+    def chat_suffix(self, recipe: MergeRecipe) -> str | None:
+        """Text an exported chat template appends to every user turn, or None."""
         return None
 
     def _x(self, x: object) -> np.ndarray:

@@ -8,7 +8,7 @@ recipe gives the same weights; ``mergekit-yaml --random-seed`` draws its own mas
 from __future__ import annotations
 
 from merging.families._mergekit import BASE_ID, MergekitFamily, run_per_tensor
-from merging.families.base import register
+from merging.families.base import WeightMerger, register
 from merging.families.ties import sparse_config, sparse_parameters
 from merging.recipe import MergeRecipe
 
@@ -21,7 +21,7 @@ class DareTies(MergekitFamily):
         super().__init__(experts, weight_range, density=density, **{"lambda": scale})
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         run_per_tensor(
             merger,
             "dare_ties",
@@ -29,6 +29,20 @@ class DareTies(MergekitFamily):
             sparse_parameters(recipe),
             seed=recipe.seed,
         )
+
+    @staticmethod
+    def mergekit_reproduces(recipe: MergeRecipe) -> bool:
+        """Only at density 1: below it mergekit draws its own masks."""
+        return recipe.parameters.get("density", 1.0) >= 1.0
+
+    @staticmethod
+    def export_notes(recipe: MergeRecipe) -> list[str]:
+        if DareTies.mergekit_reproduces(recipe):
+            return []
+        return [
+            "dare_ties drops parameters at random: mergekit draws its own masks, so its weights "
+            "differ from this export's (whose masks paretomerge seeded); at density 1 they agree"
+        ]
 
     @staticmethod
     def mergekit_config(

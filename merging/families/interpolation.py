@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from merging.families.base import Family, register
+from merging.families.base import Family, WeightMerger, register
 from merging.recipe import MergeRecipe
 from pareto.spaces import Simplex
 
@@ -22,7 +22,7 @@ class Interpolation(Family):
         return MergeRecipe(family=self.name, experts=self.experts, weights=tuple(map(float, w)))
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         merger.set_linear(recipe.weights)
 
     @staticmethod

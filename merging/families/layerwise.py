@@ -8,8 +8,10 @@ follows the first block.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from merging.architecture import LayerMap
-from merging.families.base import Family, register
+from merging.families.base import Family, Row, WeightMerger, register
 from merging.recipe import MergeRecipe
 from pareto.spaces import BlockSimplex
 
@@ -18,6 +20,9 @@ DEFAULT_BLOCKS = 3
 
 @register("layerwise")
 class Layerwise(Family):
+    per_block = True
+    x_caption = "weights per block of layers (rows) and expert (columns)"
+
     def __init__(self, experts, blocks: int = DEFAULT_BLOCKS):
         super().__init__(experts)
         self._space = BlockSimplex(blocks, len(self.experts))
@@ -36,8 +41,25 @@ class Layerwise(Family):
         )
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         merger.set_blockwise(recipe.block_weights)
+
+    @classmethod
+    def x_from_groups(cls, groups, blocks):
+        """One ``--weights`` group per block; ``--blocks`` defaults to the number of groups."""
+        blocks = blocks or len(groups)
+        if len(groups) != blocks:
+            raise ValueError(f"--weights has {len(groups)} group(s) for --blocks {blocks}")
+        return groups, {"blocks": blocks}
+
+    @classmethod
+    def x_rows(cls, recipe: Mapping, experts: Sequence[str]) -> list[Row]:
+        """One row per block and expert."""
+        return [
+            (f"block {b}", e, float(w))
+            for b, weights in enumerate(recipe["block_weights"])
+            for e, w in zip(experts, weights, strict=True)
+        ]
 
     @staticmethod
     def mergekit_config(

@@ -9,15 +9,20 @@ with level words gets them written after its scores, as it was trained.
 
 from __future__ import annotations
 
-from merging.families.base import Family, register
+from collections.abc import Mapping, Sequence
+
+from merging.families.base import Family, Row, WeightMerger, register
 from merging.recipe import MergeRecipe
-from merging.ric import MAPPINGS, RiCSpec, condition, preference_to_rewards
+from merging.ric import MAPPINGS, RiCSpec, condition, condition_suffix, preference_to_rewards
 from pareto.spaces import Box, Simplex
 
 
 @register("rewards_in_context")
 class RewardsInContext(Family):
     """``experts`` are the names of the conditioned rewards, in the RiC model's order."""
+
+    checkpoints = "ric"
+    x_caption = "the rewards written in the prompt of the RiC model"
 
     def __init__(
         self, experts, ric: str | None = None, mapping: str = "rewards", low=None, high=None
@@ -41,6 +46,30 @@ class RewardsInContext(Family):
             Box(self.low, self.high) if mapping == "rewards" else Simplex(len(self.experts))
         )
 
+    @classmethod
+    def checkpoint_paths(cls, experts: Mapping[str, str], ric: str | None) -> dict[str, str]:
+        """The RiC model alone: its weights are the policy's."""
+        if ric is None:
+            raise ValueError(f"families: {cls.name} needs a RiC model ('ric: FOLDER' or a zoo)")
+        return {"ric": ric}
+
+    @classmethod
+    def from_checkpoints(cls, experts, ric, **settings):
+        """Over the rewards the RiC model was trained on."""
+        (path,) = cls.checkpoint_paths(experts, ric).values()
+        return cls(RiCSpec.load(path).rewards, ric=path, **settings)
+
+    @classmethod
+    def x_rows(cls, recipe: Mapping, experts: Sequence[str]) -> list[Row]:
+        """The desired reward per objective, and the preference weights when recorded."""
+        params = recipe.get("parameters", {})
+        rows: list[Row] = [("desired reward", e, float(params[f"desired.{e}"])) for e in experts]
+        if recipe.get("weights"):
+            rows += [
+                ("preference", e, float(w)) for e, w in zip(experts, recipe["weights"], strict=True)
+            ]
+        return rows
+
     @property
     def space(self):
         return self._space
@@ -63,7 +92,7 @@ class RewardsInContext(Family):
         return [recipe.parameters[f"desired.{n}"] for n in recipe.experts]
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         """The RiC model's weights: the merger holds the RiC adapter as its only expert."""
         if len(merger.expert_names) != 1:
             raise ValueError(
@@ -76,11 +105,26 @@ class RewardsInContext(Family):
         values, words = self.desired(recipe), self.words
         return lambda prompt: condition(prompt, recipe.experts, values, words)
 
+    def chat_suffix(self, recipe: MergeRecipe) -> str | None:
+        """The desired rewards as the RiC model reads them after every user turn."""
+        return condition_suffix(recipe.experts, self.desired(recipe), self.words)
+
     @staticmethod
     def mergekit_config(
         recipe: MergeRecipe, base: str, experts: dict[str, str], layers=None
     ) -> dict:
-        raise ValueError(
-            "rewards_in_context changes the prompt, not the weights: there is no mergekit "
-            "configuration; export the RiC model with the conditioning in its chat template"
-        )
+        """The RiC model unchanged (``experts`` holds its one checkpoint)."""
+        if len(experts) != 1:
+            raise ValueError(
+                "rewards_in_context changes the prompt, not the weights: its mergekit "
+                f"configuration is the RiC model itself, one checkpoint; got {len(experts)}"
+            )
+        (model,) = experts.values()
+        return {"merge_method": "passthrough", "models": [{"model": model}]}
+
+    @staticmethod
+    def export_notes(recipe: MergeRecipe) -> list[str]:
+        return [
+            "rewards_in_context changes the prompt, not the weights: this is the RiC model "
+            "itself; the desired rewards are in the exported chat template"
+        ]

@@ -7,7 +7,7 @@ parameter is ``t = w_b`` (``t = 0`` gives the first expert, ``t = 1`` the second
 from __future__ import annotations
 
 from merging.families._mergekit import run_per_tensor
-from merging.families.base import Family, register
+from merging.families.base import Family, WeightMerger, register
 from merging.recipe import MergeRecipe
 from pareto.spaces import Simplex
 
@@ -34,7 +34,7 @@ class Slerp(Family):
         )
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         run_per_tensor(
             merger, "slerp", recipe.experts, {"t": recipe.parameters["t"]}, include_base=False
         )

@@ -5,7 +5,7 @@ Computed by mergekit."""
 from __future__ import annotations
 
 from merging.families._mergekit import BASE_ID, MergekitFamily, run_per_tensor
-from merging.families.base import register
+from merging.families.base import WeightMerger, register
 from merging.recipe import MergeRecipe
 
 
@@ -17,7 +17,7 @@ class TaskArithmetic(MergekitFamily):
         super().__init__(experts, weight_range, **{"lambda": scale})
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         run_per_tensor(
             merger,
             "task_arithmetic",

@@ -4,7 +4,7 @@ sign per entry, average the agreeing entries; computed by mergekit."""
 from __future__ import annotations
 
 from merging.families._mergekit import BASE_ID, MergekitFamily, run_per_tensor
-from merging.families.base import register
+from merging.families.base import WeightMerger, register
 from merging.recipe import MergeRecipe
 
 
@@ -39,7 +39,7 @@ class Ties(MergekitFamily):
         super().__init__(experts, weight_range, density=density, **{"lambda": scale})
 
     @staticmethod
-    def apply(recipe: MergeRecipe, merger) -> None:
+    def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:
         run_per_tensor(merger, "ties", (BASE_ID, *recipe.experts), sparse_parameters(recipe))
 
     @staticmethod

@@ -1,4 +1,9 @@
-"""The RewardHead contract and its registry."""
+"""The RewardHead contract and its registry.
+
+Each kind says which specifications name it (:meth:`RewardHead.names`), how it is built from
+one (:meth:`RewardHead.from_spec`) and what it takes in memory (:meth:`RewardHead.spec_bytes`);
+:func:`merging.heads.load_head` asks every registered kind in turn.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,27 @@ class RewardHead(ABC):
     """
 
     kind: ClassVar[str]
+    spec_help: ClassVar[str]
+    """How a specification names this kind, for errors: ``length_tokens``, ``a bt_head folder
+    (head.json)``."""
+
+    @classmethod
+    @abstractmethod
+    def names(cls, spec: str) -> bool:
+        """Whether ``spec`` names a head of this kind (no two kinds claim one spec)."""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(
+        cls, spec: str, *, device: str | None = "auto", trust_remote_code: bool = False
+    ) -> RewardHead:
+        """The head ``spec`` names (``ValueError`` in one line when it is malformed)."""
+
+    @classmethod
+    def spec_bytes(cls, spec: str, device_type: str = "cpu") -> int:
+        """Memory the head takes on a ``device_type`` evaluation device, from its files'
+        headers (nothing loaded); 0 for heads without weights."""
+        return 0
 
     @abstractmethod
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:

@@ -33,6 +33,7 @@ from merging.heads.encoders import Encoder, make_encoder, scoring_text
 from merging.paths import fingerprint
 
 HEAD_FILE, WEIGHTS_FILE = "head.json", "head.safetensors"
+SMOLLM2_PARAMETERS = 134_515_008
 
 
 @register("bt_head")
@@ -100,6 +101,36 @@ class BTHead(RewardHead):
         (path / HEAD_FILE).write_text(json.dumps(doc, indent=2) + "\n")
         self.folder = path
         return path
+
+    spec_help = "a bt_head folder (head.json)"
+
+    @classmethod
+    def names(cls, spec: str) -> bool:
+        return (Path(spec).expanduser() / HEAD_FILE).is_file()
+
+    @classmethod
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> BTHead:
+        return cls.load(Path(spec).expanduser(), device=device)
+
+    @classmethod
+    def spec_bytes(cls, spec: str, device_type: str = "cpu") -> int:
+        """The head's weights and its encoder's, in float32; the MiniLM encoder runs on the
+        CPU, so it counts only where the evaluation device is the CPU."""
+        from merging.tensor_files import float32_bytes
+
+        path = Path(spec).expanduser()
+        encoder = json.loads((path / HEAD_FILE).read_text()).get("encoder") or {}
+        total = float32_bytes(path)
+        if isinstance(encoder, dict) and encoder.get("kind") == "minilm":
+            if device_type == "cpu":
+                from merging.heads.encoders import minilm_dir
+
+                total += float32_bytes(minilm_dir())
+        elif isinstance(encoder, dict) and encoder.get("path"):
+            total += float32_bytes(Path(encoder["path"]))
+        elif isinstance(encoder, dict) and encoder.get("kind") == "causal_lm":
+            total += SMOLLM2_PARAMETERS * 4  # the embedded SmolLM2 policy, in float32
+        return total
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = "auto") -> BTHead:

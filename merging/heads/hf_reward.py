@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,28 @@ class HFRewardModel(RewardHead):
     model's chat template when its tokenizer has one, else as ``\\n\\nHuman: ...\\n\\nAssistant:
     ...`` (the HH-RLHF format such reward models were trained on); long inputs keep their end.
     """
+
+    spec_help = "a reward model folder (config.json)"
+
+    @classmethod
+    def names(cls, spec: str) -> bool:
+        path = Path(spec).expanduser()
+        return (path / "config.json").is_file() and not (path / "head.json").is_file()
+
+    @classmethod
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> HFRewardModel:
+        """A ``*ForSequenceClassification`` model folder (any other model is refused)."""
+        path = Path(spec).expanduser()
+        archs = json.loads((path / "config.json").read_text()).get("architectures") or []
+        if not any(a.endswith("ForSequenceClassification") for a in archs):
+            raise ValueError(f"head {spec!r}: {path} is a {archs} model, not a sequence classifier")
+        return cls(path, device=device, trust_remote_code=trust_remote_code)
+
+    @classmethod
+    def spec_bytes(cls, spec: str, device_type: str = "cpu") -> int:
+        from merging.tensor_files import float32_bytes
+
+        return float32_bytes(Path(spec).expanduser())
 
     def __init__(
         self,

@@ -22,6 +22,16 @@ def count_tokens(tokenizer, responses: Sequence[str]) -> np.ndarray:
 class LengthTokens(RewardHead):
     """Length of the response in the policy's tokens (words until a policy is bound)."""
 
+    spec_help = "length_tokens"
+
+    @classmethod
+    def names(cls, spec: str) -> bool:
+        return spec == "length_tokens"
+
+    @classmethod
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> LengthTokens:
+        return cls()
+
     def __init__(self, tokenizer=None):
         self.tokenizer = tokenizer
 
@@ -40,6 +50,23 @@ class LengthTokens(RewardHead):
 @register("target_length")
 class TargetLength(LengthTokens):
     """``|tokens - target|``: how far a response is from a wanted length (minimise it)."""
+
+    spec_help = "target_length, target_length:N"
+
+    @classmethod
+    def names(cls, spec: str) -> bool:
+        return spec.partition(":")[0] == "target_length"
+
+    @classmethod
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> TargetLength:
+        """``target_length`` (100 tokens) or ``target_length:N``."""
+        arg = spec.partition(":")[2]
+        try:
+            return cls(float(arg)) if arg else cls()
+        except ValueError:
+            raise ValueError(
+                f"head {spec!r}: write target_length:N with N a number of tokens"
+            ) from None
 
     def __init__(self, target: float = 100, tokenizer=None):
         if not target > 0:

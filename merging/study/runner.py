@@ -169,18 +169,9 @@ class StudySession:
         return zoo.base, dict(zoo.experts), zoo.ric, zoo.objective_specs()
 
     def _family(self, f):
-        from merging.families import make_family
+        from merging.families import family_for_checkpoints
 
-        if f.family == "rewards_in_context":
-            if self.ric is None:
-                raise ValueError(
-                    "families: rewards_in_context needs a RiC model ('ric: FOLDER' or a zoo)"
-                )
-            from merging.ric import RiCSpec
-
-            rewards = RiCSpec.load(self.ric).rewards
-            return make_family(f.family, rewards, ric=self.ric, **f.settings)
-        return make_family(f.family, list(self.experts), **f.settings)
+        return family_for_checkpoints(f.family, self.experts, self.ric, f.settings)
 
     def run_specs(self) -> list[RunSpec]:
         """One run per family of the study, as recorded in the store."""
@@ -207,16 +198,15 @@ class StudySession:
             )
         return out
 
-    @staticmethod
-    def _set_key(family) -> str:
-        return "ric" if family.name == "rewards_in_context" else "experts"
-
-    def _expert_set(self, key: str):
+    def _expert_set(self, family):
+        """The checkpoints ``family`` merges, inspected once per set (families that merge the
+        same set share it)."""
         from merging.checkpoints import ExpertSet
 
+        key = family.checkpoints
         if key not in self._expert_sets:
-            experts = {"ric": self.ric} if key == "ric" else self.experts
-            self._expert_sets[key] = ExpertSet.from_paths(self.base, experts)
+            paths = family.checkpoint_paths(self.experts, self.ric)
+            self._expert_sets[key] = ExpertSet.from_paths(self.base, paths)
         return self._expert_sets[key]
 
     def _plan(self, evaluate: bool, placement: str, device_memory, host_memory) -> dict:
@@ -225,24 +215,25 @@ class StudySession:
         from merging.merger import plan_experts
         from merging.plan import Generation
 
-        keys: dict[str, bool] = {}
+        keys: dict[str, Any] = {}
+        whole: dict[str, bool] = {}
         for family in self.families.values():
-            key = self._set_key(family)
-            keys[key] = keys.get(key, False) or family.whole_tensors
+            keys.setdefault(family.checkpoints, family)
+            whole[family.checkpoints] = whole.get(family.checkpoints, False) or family.whole_tensors
         generation = (
             Generation.of_settings(self.spec.generation, len(self.prompts)) if evaluate else None
         )
         heads = [o.head for o in self.objectives] if evaluate else []
         plans, reserved = {}, 0
-        for key, whole in keys.items():
+        for key, family in keys.items():
             plan = plan_experts(
-                self._expert_set(key),
+                self._expert_set(family),
                 device=self.device,
                 dtype=self.dtype,
                 placement=placement,
                 generation=generation,
                 heads=heads,
-                whole_tensors=whole,
+                whole_tensors=whole[key],
                 device_memory=device_memory,
                 host_memory=host_memory,
                 reserved=reserved,
@@ -259,10 +250,10 @@ class StudySession:
     def _merger(self, family):
         from merging.merger import open_merger
 
-        key = self._set_key(family)
+        key = family.checkpoints
         if key not in self._mergers:
             self._mergers[key] = open_merger(
-                self._expert_set(key), self.plans[key], device=self.device, dtype=self.dtype
+                self._expert_set(family), self.plans[key], device=self.device, dtype=self.dtype
             )
         return self._mergers[key]
 

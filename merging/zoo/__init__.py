@@ -7,6 +7,7 @@ zoo folder and marked done with ``step.json`` (timings and metrics); a second bu
 is done, so an interrupted build resumes where it stopped. ``zoo.json`` lists the components.
 """
 
-from merging.zoo.builder import PRESETS, Preset, ZooManifest, build_zoo, default_zoo_dir, load_zoo
+from merging.zoo.builder import ZooManifest, build_zoo, default_zoo_dir, load_zoo
+from merging.zoo.presets import PRESETS, Preset
 
 __all__ = ["PRESETS", "Preset", "ZooManifest", "build_zoo", "default_zoo_dir", "load_zoo"]

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from pareto.registry import Registry
+from pareto.settings import declared_settings, reject_unknown_settings
 from pareto.spaces import SearchSpace
 
 DRIVERS: Registry[Driver] = Registry("search driver")
@@ -47,12 +48,7 @@ class Driver(ABC):
     @classmethod
     def settings(cls) -> tuple[str, ...]:
         """Names of the keyword settings the driver accepts."""
-        import inspect
-
-        params = inspect.signature(cls.__init__).parameters
-        return tuple(
-            p for p in params if p not in {"self", "space", "n_objectives", "budget", "seed"}
-        )
+        return declared_settings(cls.__init__, skip=("space", "n_objectives", "budget", "seed"))
 
     @abstractmethod
     def ask(self) -> np.ndarray | None:
@@ -72,10 +68,5 @@ def make_driver(
 ) -> Driver:
     """Build driver ``name``; an unknown setting is an error naming the allowed ones."""
     cls = DRIVERS.get(name)
-    unknown = sorted(set(settings) - set(cls.settings()))
-    if unknown:
-        raise ValueError(
-            f"driver {name!r} has no setting(s) {unknown}; its settings are: "
-            f"{', '.join(cls.settings()) or 'none'}"
-        )
+    reject_unknown_settings(f"driver {name!r}", settings, cls.settings())
     return cls(space, n_objectives, budget, seed, **settings)

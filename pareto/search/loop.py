@@ -29,7 +29,8 @@ import numpy as np
 from pareto._arrays import sign_vector
 from pareto.search.base import make_driver
 from pareto.search.evolutionary import default_population
-from pareto.search.samplers import is_optuna_sampler, make_sampler
+from pareto.search.samplers import SAMPLER_SETTINGS, is_optuna_sampler, make_sampler
+from pareto.settings import reject_unknown_settings
 from pareto.store import MAX_RETRY, Outcome, RunSpec, RunStore
 
 Evaluate = Callable[[RunSpec, np.ndarray], Outcome]
@@ -42,14 +43,10 @@ def sampler_for(spec: RunSpec, seed: int | None):
     if not is_optuna_sampler(spec.driver):
         return None
     settings = dict(spec.driver_settings)
+    reject_unknown_settings(f"driver {spec.driver!r}", settings, SAMPLER_SETTINGS)
     population = settings.pop("population", None) or default_population(spec.driver_budget)
     if not isinstance(population, int) or population < 2:
         raise ValueError(f"population must be a whole number of at least 2; got {population!r}")
-    if settings:
-        raise ValueError(
-            f"driver {spec.driver!r} has no setting(s) {sorted(settings)}; its settings are: "
-            "population"
-        )
     return make_sampler(spec.driver, seed, len(spec.objectives), population)
 
 

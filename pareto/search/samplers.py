@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-OPTUNA_SAMPLERS = ("tpe", "optuna-nsga2", "gp", "random")
-"""Driver names served by Optuna (``optuna-nsga2`` is Optuna's NSGA-II, ``nsga2`` pymoo's)."""
+SAMPLER_SETTINGS = ("population",)
+"""The one setting of every Optuna sampler driver: random startup trials or population size."""
 
 
 def _tpe(seed, n_objectives, population):
@@ -43,6 +43,8 @@ _FACTORIES: dict[str, Callable] = {
     "gp": _gp,
     "random": _random,
 }
+OPTUNA_SAMPLERS = tuple(_FACTORIES)
+"""Driver names served by Optuna (``optuna-nsga2`` is Optuna's NSGA-II, ``nsga2`` pymoo's)."""
 
 
 def is_optuna_sampler(name: str) -> bool:
@@ -55,8 +57,3 @@ def make_sampler(name: str, seed: int | None, n_objectives: int, population: int
     if name not in _FACTORIES:
         raise ValueError(f"unknown Optuna sampler {name!r}; known: {', '.join(OPTUNA_SAMPLERS)}")
     return _FACTORIES[name](seed, n_objectives, int(population))
-
-
-def param_name(i: int) -> str:
-    """The Optuna parameter holding unit-cube coordinate ``i``."""
-    return f"u{i}"

@@ -136,7 +136,7 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
 
     from merging.zoo import shared_prefix, training
     from merging.zoo.base import build_tiny
-    from merging.zoo.builder import _tiny_pairs
+    from merging.zoo.steps import tiny_pairs as _tiny_pairs
 
     monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "0")
     base = build_tiny(tmp_path / "base")

@@ -152,7 +152,11 @@ def test_bfloat16_sums_in_float32_and_rounds_once(model_zoo):
         assert merger.flat.dtype == torch.bfloat16
         diff = (merger.flat.float() - want.float()).abs()
         ulp = want.float().abs() * 2.0**-7
-        assert bool((diff <= ulp + 1e-30).all())
+        # a three-term float32 sum is exact to 2 float32 ulps of its terms' magnitudes in any
+        # order; CPUs sum in different orders (AMX, AVX-512 or AVX2 kernels), which shows where
+        # the terms cancel to nearly 0 and the bfloat16 ulp of the result is no bound
+        order = 2 * 2.0**-23 * sum(abs(wi * t) for wi, t in zip(w, thetas, strict=True))
+        assert bool((diff <= ulp + order).all())
         assert (diff == 0).float().mean() > 0.99
 
 

@@ -15,7 +15,8 @@ from merging.families import make_family
 from merging.resident import ResidentMerger
 from merging.ric import RiCSpec, condition, conditioning, level_word, preference_to_rewards
 from merging.zoo import build_zoo, load_zoo
-from merging.zoo.builder import PRESETS, ric_margins_line
+from merging.zoo.builder import ric_margins_line
+from merging.zoo.presets import PRESETS
 from merging.zoo.ric_data import LEVEL_WORDS
 
 
@@ -52,8 +53,9 @@ def test_tiny_zoo_has_every_component(tiny_zoo):
 
 def test_heads_keep_their_scores_of_the_pairs_they_trained_on(tiny_zoo):
     from merging.heads import BTHead
-    from merging.zoo.builder import PAIR_SCORES_FILE, _tiny_pairs
     from merging.zoo.datasets import pair_scores
+    from merging.zoo.steps import PAIR_SCORES_FILE
+    from merging.zoo.steps import tiny_pairs as _tiny_pairs
 
     manifest, _ = tiny_zoo
     for name, kind in (("helpfulness", "helpful"), ("harmlessness", "harmless")):
@@ -112,7 +114,7 @@ def test_a_truncated_step_record_is_named_and_the_step_rebuilt(tiny_zoo, tmp_pat
 
 
 def test_a_step_of_an_older_recipe_is_built_again(tiny_zoo, tmp_path):
-    from merging.zoo.builder import RECIPES
+    from merging.zoo.presets import RECIPES
 
     _, out = tiny_zoo
     copy = tmp_path / "zoo"
@@ -161,7 +163,11 @@ def test_zoo_experts_merge_and_ric_family(tiny_zoo):
         mapping="l2",
     )
     assert pref.space.shape == (3,)
-    with pytest.raises(ValueError, match="no mergekit configuration"):
+    assert ric.mergekit_config(recipe, "b", {"ric": "R"}) == {
+        "merge_method": "passthrough",
+        "models": [{"model": "R"}],
+    }
+    with pytest.raises(ValueError, match="the RiC model itself, one checkpoint"):
         ric.mergekit_config(recipe, "b", {})
 
 
@@ -211,13 +217,13 @@ def test_zoo_cli_show(tiny_zoo, capsys):
 
 
 def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_zoo, tmp_path):
-    """benchmarks/ric_retrain.py: the zoo's saved answers, the preset's recipe, more steps; the
+    """experiments/ric/ric_retrain.py: the zoo's saved answers, the preset's recipe, more steps; the
     new folder is a zoo whose manifest differs from the source in its RiC model only."""
     import subprocess
     import sys
 
     manifest, _ = tiny_zoo
-    script = Path(__file__).parents[2] / "benchmarks" / "ric_retrain.py"
+    script = Path(__file__).parents[2] / "experiments" / "ric" / "ric_retrain.py"
     out = tmp_path / "retrained"
     argv = [sys.executable, str(script), "--preset", "tiny", "--zoo", manifest.folder]
     subprocess.run(
@@ -260,7 +266,8 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
 
 def test_build_estimates_say_what_machine_they_are_for(monkeypatch):
     import merging.device
-    from merging.zoo.builder import FLOAT32_SLOWDOWN, _estimate_basis
+    from merging.zoo.presets import FLOAT32_SLOWDOWN
+    from merging.zoo.progress import estimate_basis as _estimate_basis
 
     monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: False)

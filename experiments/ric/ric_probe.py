@@ -1,6 +1,6 @@
 """Does a rewards-in-context model learn to read one reward's marker? A probe during training.
 
-    python benchmarks/ric_probe.py --data ../shared/data/hh-rlhf [--zoo DIR] [--steps 300]
+    python experiments/ric/ric_probe.py --data ../shared/data/hh-rlhf [--zoo DIR] [--steps 300]
         [--response-tokens 32] [--learning-rate 2e-3] [--rank 16] [--target harmlessness]
         [--opening "I'm sorry"] [--only] [--decorrelate] [--device cpu]
         [--answers FILE] [--train-soups 1,2] [--drop P] [--solo P] [--omit-others]
@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 LEVEL_EDGES = (-1.5, -0.5, 0.5, 1.5)
 LEVEL_WORDS = {
@@ -278,7 +278,7 @@ def save_as_zoo(zoo, tok, model, spec, out: Path) -> None:
     spec.save(folder)
     manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-    print(f"saved: python benchmarks/zoo_report.py --zoo {out} --ric-only")
+    print(f"saved: python experiments/zoo_report.py --zoo {out} --ric-only")
 
 
 def soup_answers(zoo, tok, args):

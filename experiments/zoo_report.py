@@ -1,6 +1,6 @@
 """Does each zoo expert move its own objective, and does the RiC model follow its conditioning?
 
-    python benchmarks/zoo_report.py [--preset smol] [--zoo DIR] [--data DIR] [--prompts 200]
+    python experiments/zoo_report.py [--preset smol] [--zoo DIR] [--data DIR] [--prompts 200]
                                     [--ric-prompts 100] [--max-new-tokens 96]
 
 Evaluates the base and each expert of a built zoo on held-out prompts (the ``evaluation`` side

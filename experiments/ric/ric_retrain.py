@@ -1,10 +1,10 @@
 """Retrain a zoo's rewards-in-context model from its saved answers, with more steps or elsewhere.
 
-    python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
+    python experiments/ric/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
         [--preset smol] [--batch-size 8] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
         [--train-tokens 96] [--marker-weights 0.25,1,1] [--one-marker 0.5]
         [--contrast-tokens 8,32,8] [--random-batches]
-    python benchmarks/zoo_report.py --zoo /tmp/ric-800 --ric-only
+    python experiments/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
 90 steps of 8 answers; docs/ric-investigation.md). This script trains the RiC model again, the
@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: python benchmarks/ric_retrain.py --out /tmp/ric-800 --steps 800",
+        epilog="example: python experiments/ric/ric_retrain.py --out /tmp/ric-800 --steps 800",
     )
     parser.add_argument("--preset", default="smol", help="preset whose settings to start from")
     parser.add_argument("--zoo", help="source zoo folder (default: the user cache)")
@@ -70,14 +70,10 @@ def main() -> None:
     from merging.data import Prompt
     from merging.device import resolve_device
     from merging.zoo import load_zoo
-    from merging.zoo.builder import (
-        ANSWERS_FILE,
-        PRESETS,
-        STEP_FILE,
-        ric_data_settings,
-        ric_training_settings,
-    )
+    from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
+    from merging.zoo.progress import STEP_FILE
     from merging.zoo.ric_data import REWARDS, build_ric_examples
+    from merging.zoo.steps import ANSWERS_FILE
     from merging.zoo.training import train_ric_lora
 
     preset = PRESETS[args.preset]
@@ -140,7 +136,7 @@ def main() -> None:
     manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     print(json.dumps(record, indent=2))
-    print(f"measure it: python benchmarks/zoo_report.py --zoo {out} --ric-only")
+    print(f"measure it: python experiments/zoo_report.py --zoo {out} --ric-only")
 
 
 def counts(text: str | None) -> int | list[int] | None:

@@ -11,7 +11,6 @@ from merging.data import PreferencePair, Prompt
 from merging.heads import BTHead, HFRewardModel, LengthTokens, TargetLength, load_head
 from merging.heads.bt_head import pairwise_accuracy, train_bt_head
 from merging.heads.encoders import CausalLMEncoder, MiniLMEncoder
-from tests.merging.conftest import save_tokenizer
 
 P = Prompt(({"role": "user", "content": "w10 w11"},))
 
@@ -28,24 +27,10 @@ def test_length_heads(model_zoo):
     np.testing.assert_array_equal(head.score([P] * 3, responses), [3, 0, 4])
     np.testing.assert_array_equal(TargetLength(2).score([P] * 3, responses), [1, 2, 2])
     assert load_head("target_length:50").target == 50
-    with pytest.raises(ValueError, match="not one of length_tokens, target_length"):
+    with pytest.raises(ValueError, match=r"is not one of: .*length_tokens; target_length"):
         load_head("no_such_head")
     with pytest.raises(ValueError, match="Got 1 responses for 2 prompts"):
         LengthTokens().score([P, P], ["a"])
-
-
-@pytest.fixture(scope="module")
-def seq_cls(tmp_path_factory):
-    """A tiny random GPT-2 sequence classifier (a stand-in for a reward model)."""
-    from transformers import GPT2Config, GPT2ForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("rm")
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=128, num_labels=1,
-                     pad_token_id=0, architectures=["GPT2ForSequenceClassification"])  # fmt: skip
-    GPT2ForSequenceClassification(cfg).save_pretrained(folder)
-    save_tokenizer(folder)
-    return folder
 
 
 def test_hf_reward_model_scores_like_a_direct_forward(seq_cls):

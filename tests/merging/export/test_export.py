@@ -23,13 +23,12 @@ from merging.export import (
     export_marker,
     export_trial,
     is_finished_export,
-    select_trial,
-    study_trials,
 )
 from merging.study.runner import StudySession, load_prompts
+from merging.study.trials import select_trial, study_trials
 
 FAMILIES = ("interpolation", "layerwise", "rewards_in_context")
-HH_RLHF = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf"
+HH_RLHF = Path(__file__).resolve().parents[4] / "shared" / "data" / "hh-rlhf"
 quiet = lambda _: None  # noqa: E731
 
 
@@ -251,7 +250,7 @@ def test_bad_trials_and_folders_are_one_line_errors(tiny_study, tmp_path, capsys
 
 
 def test_no_disk_space_or_changed_checkpoints_write_nothing(tiny_study, tmp_path, monkeypatch):
-    import merging.export as export
+    import merging.export.folder as export
 
     record = select_trial(tiny_study, "tiny", None, knee=True)
     assert record.knee
@@ -294,7 +293,7 @@ def test_front_exports_every_pareto_optimal_recipe_without_weights(tiny_study, t
 
 def test_front_export_is_all_or_nothing(tiny_study, tmp_path, monkeypatch):
     """A --front export that fails part way leaves --out absent, or the earlier one as it was."""
-    import merging.export as export
+    import merging.export.trial as export
 
     out = tmp_path / "front"
     export.export_front(tiny_study, "tiny", out, log=quiet)

@@ -214,7 +214,7 @@ def test_every_step_of_a_replacement_leaves_the_old_folder_the_new_one_or_none(
     tmp_path, monkeypatch
 ):
     """Each rename is one atomic step; after each, the target is old, absent or new."""
-    import merging.export as export
+    import merging.export.folder as export
 
     target = tmp_path / "out"
     old = _export(target, "r#1", b"old")
@@ -227,7 +227,7 @@ def test_every_step_of_a_replacement_leaves_the_old_folder_the_new_one_or_none(
         seen.append(snapshot(target))
 
     monkeypatch.setattr(export.os, "rename", watched)
-    with export._staged(export.check_out(target, force=True), force=True) as path:
+    with export.staged(export.check_out(target, force=True), force=True) as path:
         assert path.parent == target.parent
         assert path.name.startswith(".out.partial-")
         (path / "model.safetensors").write_bytes(b"new")
@@ -240,12 +240,12 @@ def test_every_step_of_a_replacement_leaves_the_old_folder_the_new_one_or_none(
 
 
 def test_a_failed_export_writes_nothing_and_force_replaces_only_exports(tmp_path):
-    from merging.export import _staged, check_out, is_export_folder
+    from merging.export.folder import check_out, is_export_folder, staged
 
     target = tmp_path / "a" / "b" / "out"
 
     def fail() -> None:
-        with _staged(target, force=False) as path:
+        with staged(target, force=False) as path:
             (path / "config.json").write_text("{}")
             raise RuntimeError("boom")
 
@@ -269,7 +269,7 @@ def test_a_failed_export_writes_nothing_and_force_replaces_only_exports(tmp_path
 
 
 def test_leftovers_of_dead_exports_are_removed_and_live_ones_kept(tmp_path):
-    from merging.export import _staged, is_finished_export
+    from merging.export.folder import is_finished_export, staged
 
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
@@ -280,7 +280,7 @@ def test_leftovers_of_dead_exports_are_removed_and_live_ones_kept(tmp_path):
     for name in [*names, f".other.partial-{dead}-00ab"]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
-    with _staged(target, force=False) as path:
+    with staged(target, force=False) as path:
         _export(path, "r#1", b"w")
     assert is_finished_export(target, study="s", trial="r#1")
     assert not is_finished_export(target, trial="r#2")

@@ -1,0 +1,213 @@
+"""The model card of an export: scores, rank, recipe, portable checkpoint names, prompts and
+generation settings, with a Hugging Face metadata header."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from merging.export.folder import MERGEKIT_FILE
+from merging.recipe import MergeRecipe
+
+HUB_BASES = {"smol": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+"""Hub names of the embedded zoos' base models, for the model card's ``base_model``."""
+
+
+def generation_settings(settings) -> dict:
+    """The generation settings as the card shows them: no sampling settings when decoding is
+    greedy (they would not have been used)."""
+    shown = settings.model_dump(mode="json")
+    if not shown.get("do_sample"):
+        for key in ("temperature", "top_p", "top_k", "seed"):
+            shown.pop(key, None)
+    return shown
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_base_model(spec, base_path: str | Path) -> str | None:
+    """The base model's hub id for the card's ``base_model``: the embedded zoo's, else the
+    name its ``config.json`` was saved from when that is a hub id (not a local path)."""
+    if spec.zoo in HUB_BASES:
+        return HUB_BASES[spec.zoo]
+    try:
+        name = json.loads((Path(base_path) / "config.json").read_text()).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and HUB_ID.match(name) else None
+
+
+def portable_name(spec, path: str | Path, *, base: bool = False) -> str:
+    """How a card names a checkpoint so that it means something on another machine: the
+    embedded zoo's base by its hub id, a zoo component as ``zoo:PRESET/NAME``, anything else
+    relative to the study file's folder (never an absolute local path)."""
+    from merging.zoo import default_zoo_dir
+
+    p = Path(path).resolve()
+    if spec.zoo:
+        if base and spec.zoo in HUB_BASES:
+            return HUB_BASES[spec.zoo]
+        zoo = default_zoo_dir(spec.zoo).resolve()
+        if p.is_relative_to(zoo):
+            return f"zoo:{spec.zoo}/{p.relative_to(zoo).as_posix()}"
+        if p.parent.name and (p.parent / "zoo.json").is_file():  # a zoo built elsewhere (--out)
+            return f"zoo:{spec.zoo}/{p.name}"
+    origin = Path(spec.source).parent if getattr(spec, "source", None) else Path.cwd()
+    return Path(os.path.relpath(p, origin)).as_posix()
+
+
+def model_card(
+    record, spec, experts, recipe: MergeRecipe, notes, weights: bool, has_yaml: bool = True
+) -> str:
+    """``README.md``: a Hugging Face model card with a metadata header."""
+    from merging.paths import content_hash
+    from pareto.report import format_difference
+    from pareto.store import safe_url
+
+    prompts = spec.prompts.model_dump(mode="json", exclude_none=True)
+    if spec.prompts.path is not None:  # a prompts file: say which, by content
+        prompts.pop("hh_rlhf", None)
+        prompts["path"] = str(spec.resolve(spec.prompts.path))
+        prompts["content_hash"] = content_hash(prompts["path"])
+    storage = safe_url(record.storage).split("?")[0]  # no query: it may carry secrets
+
+    objectives, senses = record.run.objectives, record.run.senses
+    meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation"}
+    base_model = hub_base_model(spec, experts.base.path)
+    if base_model:
+        meta["base_model"] = base_model
+    meta["tags"] = ["paretomerge", "merge", "mergekit", "multi-objective", record.run.family]
+    base_values = (record.reference or {}).get("values")
+    base_errs = (record.reference or {}).get("stderr")
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {record.study} / {record.key}",
+        "",
+        f"Exported by paretomerge from study **{record.study}**, run **{record.run.label}** "
+        f"(family `{record.run.family}`, driver `{record.run.driver}`), trial "
+        f"**{record.number}**" + (" (the knee of the study's front)." if record.knee else "."),
+        "" if weights else "\nThis export holds the recipe only (no weights).",
+        *(
+            [
+                "",
+                "**This model comes from the `tiny` zoo**: a 2-layer Llama with random weights, "
+                "built for tests. Its text is noise and its scores mean nothing about alignment.",
+                "",
+            ]
+            if spec.zoo == "tiny"
+            else []
+        ),
+        "## Scores",
+        "",
+        f"Means over the study's evaluation prompts (at most {spec.prompts.n}, see below), with "
+        "their standard errors"
+        + (
+            f"; this trial was raced out after {record.attrs.get('prompts_used')} prompts "
+            "(its values are the base's plus its paired difference from the base on them)."
+            if record.attrs.get("raced_out")
+            else "."
+        )
+        + (
+            " The difference from the base model is paired (both scored on the same prompts), "
+            "with its 95% bootstrap interval."
+            if record.base_difference
+            else ""
+        ),
+        "",
+        "| objective | sense | this model | base model |"
+        + (" this − base [95%] |" if record.base_difference else ""),
+        "|---|---|---|---|" + ("---|" if record.base_difference else ""),
+    ]
+    for j, (o, s) in enumerate(zip(objectives, senses, strict=True)):
+        base = "—" if base_values is None else f"{base_values[j]:.4g} ± {base_errs[j]:.2g}"
+        better = "higher is better" if s == "max" else "lower is better"
+        diff = ""
+        if record.base_difference:
+            diff = f" {format_difference(*(part[j] for part in record.base_difference))} |"
+        lines.append(
+            f"| {o} | {s} ({better}) | {record.values[j]:.4g} ± {record.stderrs[j]:.2g} | {base} |"
+            + diff
+        )
+    lines += [
+        "",
+        f"Front rank **{record.rank}** of the study's {len(objectives)}-objective "
+        "non-dominated sorting (1 = Pareto-optimal); probability of being non-dominated: "
+        f"**{record.p_nondominated:.2f}** ({record.uncertainty or 'independent normal errors'}"
+        f", {record.draws:,} draws).",
+        "",
+        "## How it was made",
+        "",
+        f"`x` = `{json.dumps(np.round(np.asarray(record.x), 6).tolist())}`; recipe:",
+        "",
+        "```json",
+        json.dumps(recipe.model_dump(mode="json"), indent=2),
+        "```",
+        "",
+        "| checkpoint | kind | where | content hash |",
+        "|---|---|---|---|",
+        f"| base | {experts.base.kind} | `{portable_name(spec, experts.base.path, base=True)}` "
+        f"| `{content_hash(experts.base.path)}` |",
+    ]
+    for name, c in experts.experts.items():
+        lines.append(
+            f"| {name} | {c.kind} | `{portable_name(spec, c.path)}` | `{content_hash(c.path)}` |"
+        )
+    lines += [
+        "",
+        "Notes: " + "; ".join(notes[1:] if not has_yaml else notes[2:])
+        if len(notes) > 2 or not has_yaml
+        else "",
+        "",
+        "## Evaluation settings",
+        "",
+        "Prompts:",
+        "",
+        "```json",
+        json.dumps(prompts, indent=2),
+        "```",
+        "",
+        "Generation (also in `generation_config.json`; the system prompt, if any, is in the "
+        "chat template; prompts longer than `max_prompt_tokens` kept their end):"
+        if weights
+        else "Generation:",
+        "",
+        "```json",
+        json.dumps(generation_settings(spec.generation), indent=2),
+        "```",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        f"paretomerge export --study {record.study} --storage '{storage}' "
+        f"--trial '{record.key}' --out OUT",
+        *(
+            [
+                f"mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE"
+                + ("   # the same weights" if notes[1].startswith("reproduce") else "")
+            ]
+            if has_yaml
+            else []
+        ),
+        "```",
+        "",
+    ]
+    if weights:
+        lines += [
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "model = AutoModelForCausalLM.from_pretrained('THIS_FOLDER')",
+            "tokenizer = AutoTokenizer.from_pretrained('THIS_FOLDER')",
+            "```",
+            "",
+        ]
+    return "\n".join(lines)

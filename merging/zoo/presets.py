@@ -1,0 +1,141 @@
+"""The zoo presets: how much of everything a zoo gets, each step's recipe version, and the
+time estimates the builder prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
+FLOAT32_SLOWDOWN = {"avx512": 1.4, "avx2": 2.2}
+"""How much longer a smol build took on a 2-core CPU without native bfloat16 (float32
+throughout), by the widest vector instructions it has: with AVX-512 (a Xeon at 2.8 GHz) 40.6 min
+against about 28 (the per-step ratios 0.9 to 1.6); with AVX2 only (an AMD EPYC) 59.6 min, the
+per-step ratios 1.6 to 2.6."""
+RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 3}
+"""Each step's recipe version (1 where not listed), raised when a change to the code changes what
+the step builds: a cached step of another version is built again, and so is every step after it
+(heads 2: length-controlled, the harmlessness head also trained on refusal pairs; ric 2: the RiC
+model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often)."""
+REFUSAL_PAIRS = 200
+"""Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
+preferred a refusal to 92% of the helpful answers in its checks; with 300 it preferred harmful
+answers to refusals about half the time (``experiments/length_controlled_heads.py``)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How much of everything a zoo gets; the estimates are seconds on 2 CPU cores that compute
+    bfloat16 natively (:data:`FLOAT32_SLOWDOWN` times as many where they do not)."""
+
+    name: str
+    dpo_steps: int
+    dpo_batch: int
+    dpo_learning_rate: float
+    concise_learning_rate: float
+    dpo_beta: float
+    max_length: int
+    lora_rank: int
+    ric_prompts: int
+    """Training prompts each expert answers for the RiC model."""
+    ric_answer_tokens: int
+    """New tokens each answer may take (scored whole: its heads' scores and length)."""
+    ric_train_tokens: int
+    """The first tokens of each answer that the RiC model trains on."""
+    ric_steps: int
+    ric_learning_rate: float
+    ric_batch: int
+    ric_contrast: float
+    """Weight of the contrastive term (:func:`merging.zoo.training.train_ric_lora`)."""
+    ric_contrast_tokens: int | tuple[int, ...]
+    """First answer tokens the contrastive term compares: one count, or one per reward in
+    ``REWARDS`` order (the marker a row's counterfactual changed)."""
+    ric_one_marker: float
+    """Share of the RiC examples that show one marker only (``one_marker_rows``)."""
+    ric_marker_weights: tuple[float, ...] | None
+    """How often each reward's marker is the one shown alone or varied, in ``REWARDS`` order
+    (``None``: equally often)."""
+    estimates: dict[str, float] = field(default_factory=dict)
+
+
+PRESETS = {
+    "smol": Preset(
+        "smol",
+        dpo_steps=14,
+        dpo_batch=8,
+        dpo_learning_rate=1e-3,
+        concise_learning_rate=3e-4,
+        dpo_beta=0.1,
+        max_length=192,
+        lora_rank=16,
+        ric_prompts=160,
+        ric_answer_tokens=96,
+        ric_train_tokens=96,  # whole answers: a 64-token window never shows where "long" ends
+        ric_steps=90,
+        ric_learning_rate=1e-3,
+        ric_batch=8,
+        ric_contrast=2.0,
+        ric_contrast_tokens=8,
+        ric_one_marker=0.5,
+        ric_marker_weights=(0.25, 1.0, 1.0),  # the harmlessness and verbosity markers more often
+        estimates={
+            "base": 30,
+            "helpfulness_head": 55,
+            "harmlessness_head": 50,
+            # the experts and the RiC step as the 26.6-minute float32 build on the AVX-512 Xeon
+            # measured them (2.8 / 2.2 / 2.8 min; 3.8 to 5.0 min of answers, then 11.7 min of
+            # training), divided by its float32 slowdown
+            "helpfulness_expert": 120,
+            "harmlessness_expert": 92,
+            "concise_expert": 120,
+            "ric": 680,
+        },
+    ),
+    "tiny": Preset(
+        "tiny",
+        dpo_steps=6,
+        dpo_batch=4,
+        dpo_learning_rate=5e-3,
+        concise_learning_rate=5e-3,
+        dpo_beta=0.1,
+        max_length=64,
+        lora_rank=4,
+        ric_prompts=24,
+        ric_answer_tokens=16,
+        ric_train_tokens=16,
+        ric_steps=6,
+        ric_learning_rate=5e-3,
+        ric_batch=4,
+        ric_contrast=2.0,
+        ric_contrast_tokens=4,
+        ric_one_marker=0.5,
+        ric_marker_weights=None,
+        estimates={
+            "base": 2,
+            "helpfulness_head": 2,
+            "harmlessness_head": 2,
+            "helpfulness_expert": 3,
+            "harmlessness_expert": 3,
+            "concise_expert": 3,
+            "ric": 3,
+        },
+    ),
+}
+
+
+def ric_training_settings(preset: Preset) -> dict:
+    """The preset's keyword arguments for :func:`merging.zoo.training.train_ric_lora`: how the
+    builder trains the RiC model (``experiments/ric/ric_retrain.py`` starts from them too)."""
+    return {
+        "steps": preset.ric_steps,
+        "batch_size": preset.ric_batch,
+        "learning_rate": preset.ric_learning_rate,
+        "contrast": preset.ric_contrast,
+        "contrast_tokens": preset.ric_contrast_tokens,
+        "max_response_tokens": preset.ric_train_tokens,
+        "lora_rank": preset.lora_rank,
+    }
+
+
+def ric_data_settings(preset: Preset) -> dict:
+    """The preset's keyword arguments for :func:`merging.zoo.ric_data.build_ric_examples`."""
+    return {"one_marker": preset.ric_one_marker, "marker_weights": preset.ric_marker_weights}

@@ -1,0 +1,144 @@
+"""Running the zoo's steps once each: resumable (a step is done once its record is written),
+with a progress bar per step and a time estimate for this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from merging.zoo.presets import FLOAT32_SLOWDOWN, RECIPES, Preset
+
+STEP_FILE = "step.json"
+
+
+def _read_marker(marker: Path) -> dict | None:
+    """A step's record, or None when it is absent or unreadable."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "seconds" in record else None
+
+
+class StepRunner:
+    """Runs named steps once each, recording timings; prints what it does and how long."""
+
+    def __init__(
+        self,
+        root: Path,
+        preset: Preset,
+        log: Callable[[str], None],
+        basis: tuple[float, str],
+    ):
+        self.root, self.preset, self.log = root, preset, log
+        self.slowdown, self.basis = basis
+        """What the preset's estimates are multiplied by on this machine, and what the
+        estimate then is for (:func:`estimate_basis`)."""
+        self.records: dict[str, dict] = {}
+        self.total = len(preset.estimates)
+        self.index = 0
+        self.rebuilding = False
+        """Whether a step has been built in this run (the ones after it are built too)."""
+
+    def run(self, name: str, build: Callable[[Path, Callable], dict | None]) -> Path:
+        self.index += 1
+        folder = self.root / name
+        marker = folder / STEP_FILE
+        recipe = RECIPES.get(name, 1)
+        head = f"[{self.index}/{self.total}] {name}"
+        record = _read_marker(marker)
+        if marker.is_file() and record is None:
+            self.log(f"{head}: {marker} is unreadable (an interrupted write?), building it again")
+        if record is not None:
+            cached = record.get("recipe", 1)
+            if cached == recipe and not self.rebuilding:
+                self.records[name] = record
+                took = duration(record["seconds"])
+                self.log(f"{head}: done before (took {took}), reused")
+                return folder
+            why = (
+                "a step before it changed" if cached == recipe else f"recipe {cached}, now {recipe}"
+            )
+            self.log(f"{head}: built before ({why}), building it again")
+        if folder.exists():
+            shutil.rmtree(folder)  # an interrupted or outdated attempt: start the step again
+        folder.mkdir(parents=True)
+        self.rebuilding = True  # what comes after may depend on it
+        about = duration(self.preset.estimates.get(name, 0) * self.slowdown)
+        self.log(f"{head}: building (about {about} on {self.basis})")
+        start = time.perf_counter()
+        bar = progress_bar(name)
+        try:
+            metrics = build(folder, bar) or {}
+        finally:
+            bar(None)
+        seconds = round(time.perf_counter() - start, 1)
+        record = {"seconds": seconds, "recipe": recipe, "metrics": metrics}
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, marker)  # a step is done only once its whole record is there
+        self.records[name] = record
+        self.log(f"{head}: done in {duration(seconds)}")
+        return folder
+
+
+def estimate_basis(preset: str, device: str) -> tuple[float, str]:
+    """``(slowdown, what for)``: the factor on the preset's estimates and the machine they
+    are then for. Estimates are measured on 2 CPU cores; on a CPU without native bfloat16 they
+    are :data:`FLOAT32_SLOWDOWN` times longer, by whether it has AVX-512 (not for ``tiny``,
+    whose steps take seconds); on an accelerator they stay the CPU's, and say so, as an upper
+    bound."""
+    from merging.device import cpu_has_avx512, fast_bfloat16, resolve_device
+
+    kind = resolve_device(device).type
+    if kind != "cpu":
+        return 1.0, f"2 CPU cores; {kind} is usually faster"
+    if preset != "tiny" and not fast_bfloat16(device):
+        if cpu_has_avx512():
+            return FLOAT32_SLOWDOWN["avx512"], "2 CPU cores with AVX-512, float32"
+        return FLOAT32_SLOWDOWN["avx2"], "2 CPU cores without AVX-512 or native bfloat16"
+    return 1.0, "2 CPU cores"
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def counting(bar, total: int) -> Callable[[int], None]:
+    """``progress(n)`` callbacks that add ``n`` done items to ``bar``, out of ``total``."""
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        bar(done[0], total)
+
+    return progress
+
+
+def progress_bar(name: str):
+    """``update(done, total)`` draws a tqdm bar with an ETA (a new ``total`` starts a new bar,
+    for a step's next phase); ``update(None)`` closes it."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def update(done, total=None):
+        if done is None:
+            if "bar" in state:
+                state["bar"].close()
+            return
+        if "bar" in state and total is not None and state["bar"].total != total:
+            state.pop("bar").close()  # a new phase of the step, counted in other units
+        if "bar" not in state:
+            state["bar"] = tqdm(  # its rate counts from here: no rate from a first item at once
+                total=total, initial=done, desc=f"  {name}", file=sys.stderr, leave=False
+            )
+        state["bar"].n = done
+        state["bar"].refresh()
+
+    return update
