@@ -38,8 +38,9 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
+    from merging.hh_rlhf import locate_hh_rlhf
     from merging.zoo import PRESETS, compact_head, default_zoo_dir, training
-    from merging.zoo.datasets import HH_FILES, locate_hh_rlhf, short_pairs
+    from merging.zoo.datasets import HH_FILES, short_pairs
 
     smol = PRESETS["smol"]
     pairs = short_pairs(locate_hh_rlhf(args.data) / HH_FILES["helpful"])

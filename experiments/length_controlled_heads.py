@@ -111,7 +111,7 @@ def main() -> None:
 
     from merging.data import PreferencePair, split_of
     from merging.heads.encoders import make_encoder, scoring_text
-    from merging.study.runner import load_prompts
+    from merging.study.prompts import load_prompts
     from merging.study.spec import load_study_spec
     from merging.zoo.datasets import HH_FILES, short_pairs
 

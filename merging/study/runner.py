@@ -8,7 +8,6 @@ a study to its budget; ``run_worker`` helps any process driving it, from any mac
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from merging.study.spec import PromptSpec, StudySpec, parse_study_spec
+from merging.study.prompts import data_folder, load_prompts
+from merging.study.spec import StudySpec, parse_study_spec
 from pareto.prompt_scores import encode_scores
 from pareto.spaces import describe_space
 from pareto.store import (
@@ -31,7 +31,6 @@ from pareto.store import (
     sqlite_url,
 )
 
-DATA_ENV = "PARETOMERGE_DATA"
 CHECKPOINTS_ATTR = "checkpoints"
 """Study attribute: content hashes of the checkpoints the study evaluates."""
 STUDY_FILE = "study.db"
@@ -50,45 +49,6 @@ def storage_url(spec: StudySpec, given: str | None, out: str | Path | None) -> s
     if spec.storage:
         return spec.storage
     return sqlite_url(Path(out or default_out(spec)) / STUDY_FILE)
-
-
-def data_folder(spec: StudySpec, given: str | None) -> str | None:
-    """The HH-RLHF folder: ``--data``, the study's ``prompts.data``, ``$PARETOMERGE_DATA``."""
-    return given or spec.resolve(spec.prompts.data) or os.environ.get(DATA_ENV) or None
-
-
-def load_prompts(spec: PromptSpec, data: str | None, resolve=lambda p: p):
-    """The study's evaluation prompts, in a fixed order: HH-RLHF subsets in equal shares (or a
-    prompts file), one split, cut to the last user turn if asked, long and repeated ones left
-    out."""
-    from merging.data import Prompt, read_pairs, read_prompts, select_split
-    from merging.zoo.datasets import locate_hh_rlhf
-
-    def usable(prompts) -> list:
-        out = []
-        for p in prompts:
-            if spec.last_turn:
-                p = Prompt((p.messages[-1],))
-            if len(p.last_user) <= spec.max_chars and p not in out:
-                out.append(p)
-        return out
-
-    if spec.path is not None:
-        prompts = usable(select_split(read_prompts(resolve(spec.path)), spec.split))
-    else:
-        root = locate_hh_rlhf(data)
-        per_subset = -(-spec.n // len(spec.hh_rlhf))
-        prompts = []
-        for subset in spec.hh_rlhf:
-            path = root / subset / "test.jsonl.gz"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such HH-RLHF file")
-            pairs = select_split(read_pairs(path), spec.split)
-            prompts += usable(pair.prompt for pair in pairs)[:per_subset]
-    prompts = prompts[: spec.n]
-    if not prompts:
-        raise ValueError("prompts: none left after the split and length filters")
-    return prompts
 
 
 class StudySession:

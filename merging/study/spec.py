@@ -32,10 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from merging.evaluate import Objective, parse_objective
 from merging.generation import GenerationSettings
+from merging.hh_rlhf import SUBSETS
 from pareto.racing import RacingSettings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-HH_SUBSETS = ("helpful-base", "harmless-base", "helpful-online", "helpful-rejection-sampled")
 
 
 class _Frozen(BaseModel):
@@ -111,7 +111,7 @@ class FamilySpec(_Frozen):
 class PromptSpec(_Frozen):
     """Evaluation prompts: HH-RLHF subsets (split by prompt hash) or a prompts file."""
 
-    hh_rlhf: tuple[Literal[HH_SUBSETS], ...] | None = ("helpful-base", "harmless-base")  # type: ignore[valid-type]
+    hh_rlhf: tuple[Literal[SUBSETS], ...] | None = ("helpful-base", "harmless-base")  # type: ignore[valid-type]
     path: str | None = None
     """A prompts file (JSON lines or text, see ``merging.data.read_prompts``) instead."""
     data: str | None = None

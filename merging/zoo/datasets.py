@@ -24,46 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from merging.data import PreferencePair, Prompt, read_pairs, select_split
+from merging.hh_rlhf import subset_file
 
-HH_FILES = {
-    "helpful": "helpful-base/test.jsonl.gz",
-    "harmless": "harmless-base/test.jsonl.gz",
-}
-HUB_DATASET = "Anthropic/hh-rlhf"
+HH_FILES = {"helpful": subset_file("helpful-base"), "harmless": subset_file("harmless-base")}
+"""The two subsets the zoo trains on, by the kind of pairs they give."""
 MAX_PROMPT_CHARS, MAX_RESPONSE_CHARS = 300, 500
-
-
-def locate_hh_rlhf(data: str | Path | None) -> Path:
-    """The HH-RLHF folder: ``data`` if given, else the Hugging Face hub's copy if reachable.
-
-    Raises ``FileNotFoundError`` with one line saying what to pass.
-    """
-    if data is not None:
-        folder = Path(data).expanduser()
-        missing = [f for f in HH_FILES.values() if not (folder / f).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{folder} lacks {', '.join(missing)} (the original HH-RLHF layout)"
-            )
-        return folder
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(
-            snapshot_download(
-                HUB_DATASET, repo_type="dataset", allow_patterns=list(HH_FILES.values())
-            )
-        )
-        if all((folder / f).is_file() for f in HH_FILES.values()):
-            return folder
-    except Exception as err:
-        reason = type(err).__name__
-    else:
-        reason = "files missing"
-    raise FileNotFoundError(
-        f"HH-RLHF could not be fetched from the hub ({reason}); pass --data DIR with "
-        "helpful-base/test.jsonl.gz and harmless-base/test.jsonl.gz (e.g. ../shared/data/hh-rlhf)"
-    )
 
 
 def short_pairs(path: Path, split: str = "train") -> list[PreferencePair]:

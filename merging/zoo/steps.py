@@ -47,7 +47,8 @@ class ZooBuild:
         """The build's training pairs: HH-RLHF's short pairs, or generated ones for ``tiny``."""
         if preset.name == "tiny":
             return cls(preset, device, tiny_pairs("helpful"), tiny_pairs("harmless"))
-        from merging.zoo.datasets import HH_FILES, locate_hh_rlhf, short_pairs
+        from merging.hh_rlhf import locate_hh_rlhf
+        from merging.zoo.datasets import HH_FILES, short_pairs
 
         hh = locate_hh_rlhf(data)
         helpful = short_pairs(hh / HH_FILES["helpful"])

@@ -24,7 +24,8 @@ from merging.export import (
     export_trial,
     is_finished_export,
 )
-from merging.study.runner import StudySession, load_prompts
+from merging.study.prompts import load_prompts
+from merging.study.runner import StudySession
 from merging.study.trials import select_trial, study_trials
 
 FAMILIES = ("interpolation", "layerwise", "rewards_in_context")

@@ -223,7 +223,7 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
     import sys
 
     manifest, _ = tiny_zoo
-    script = Path(__file__).parents[2] / "experiments" / "ric" / "ric_retrain.py"
+    script = Path(__file__).parents[3] / "experiments" / "ric" / "ric_retrain.py"
     out = tmp_path / "retrained"
     argv = [sys.executable, str(script), "--preset", "tiny", "--zoo", manifest.folder]
     subprocess.run(

@@ -23,7 +23,7 @@ from pareto.search import driver_names
 from pareto.spaces import BlockSimplex, Box, Simplex
 from pareto.store import open_runs, open_storage, sqlite_url
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TINY = REPO / "studies" / "tiny.yaml"
 SMALL = {
     "zoo": "tiny",

@@ -12,7 +12,7 @@ import pytest
 from merging.cli import main
 from pareto import hypervolume, knee_point, pareto_mask, read_results
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "studies" / "examples" / "soups_sweep.csv"
 OBJECTIVES = "helpfulness:max,harmlessness:max,verbosity:min"
 SENSES = ["max", "max", "min"]

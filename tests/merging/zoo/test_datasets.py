@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 
 from merging.data import PreferencePair, Prompt
-from merging.zoo.datasets import (
-    agreeing_pairs,
-    concise_pairs,
-    locate_hh_rlhf,
-    pair_scores,
-    short_pairs,
-)
+from merging.hh_rlhf import locate_hh_rlhf
+from merging.zoo.datasets import agreeing_pairs, concise_pairs, pair_scores, short_pairs
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "hh-rlhf"
 P = Prompt(({"role": "user", "content": "q"},))
 
 
