@@ -227,9 +227,14 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None) 
         return "\n".join(lines)
     lines.extend(_hypervolume_note(report))
     lines.append("")
+    return "\n".join([*lines, *_front_table(report, standing, order, x_text, base)])
+
+
+def _front_table(report, standing, order, x_text, base) -> list[str]:
+    """The study's front, one trial a row (trials with the same scores as one), then the base."""
     at = {key: i for i, key in enumerate(order or [])}
     paired = standing is not None and standing.base_difference is not None
-    lines.append(f"Pareto front of the study ({len(report.front)} trials, * = knee):")
+    lines = [f"Pareto front of the study ({len(report.front)} trials, * = knee):"]
     if standing is not None:
         within = int((standing.p_nondominated >= 0.5).sum())
         lines.append(
@@ -245,30 +250,8 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None) 
     extra = f"{'P(nd)':>6}{'prompts':>8}" if standing is not None else ""
     lines.append(f"  {'trial':<28}{extra}  {header}")
     for rows in _same_scores(report.front):
-        row = rows[0]
-        i = at.get((row.label, row.trial))
-        if paired and i is not None:
-            cells = "  ".join(
-                f"{_with_difference(v, standing, i, j):>{width}}" for j, v in enumerate(row.values)
-            )
-        else:
-            cells = "  ".join(
-                f"{f'{v:.4g} ± {e:.2g}':>{width}}"
-                for v, e in zip(row.values, row.stderrs, strict=True)
-            )
-        cols = ""
-        if standing is not None and i is not None:
-            used = "" if standing.prompts_used is None else str(int(standing.prompts_used[i]))
-            cols = f"{standing.p_nondominated[i]:>6.2f}{used:>8}"
-        mark = "*" if any(r.knee for r in rows) else " "
-        if standing is not None and i is None:
-            cols = " " * 14
-        lines.append(f"{mark} {trial_key(row.label, row.trial):<28}{cols}  {cells}")
-        x = (x_text or {}).get((row.label, row.trial)) or f"x: {json.dumps(_rounded(row.x))}"
-        lines.append(f"    {x}")
-        if len(rows) > 1:
-            others = ", ".join(trial_key(r.label, r.trial) for r in rows[1:])
-            lines.append(f"    the same scores: {others}")
+        i = at.get((rows[0].label, rows[0].trial))
+        lines += _front_rows(rows, standing, i, paired, width, x_text)
     if base and base.get("values"):
         cells = "  ".join(
             f"{f'{v:.4g} ± {e:.2g}':>{width}}"
@@ -278,7 +261,34 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None) 
         )
         cols = " " * 14 if standing is not None else ""
         lines.append(f"  {'base model':<28}{cols}  {cells}")
-    return "\n".join(lines)
+    return lines
+
+
+def _front_rows(rows, standing, i, paired: bool, width: int, x_text) -> list[str]:
+    """One front trial (``rows``: it and the trials with its very scores): its values, its
+    ``x`` in words, and the others' names."""
+    row = rows[0]
+    if paired and i is not None:
+        cells = "  ".join(
+            f"{_with_difference(v, standing, i, j):>{width}}" for j, v in enumerate(row.values)
+        )
+    else:
+        cells = "  ".join(
+            f"{f'{v:.4g} ± {e:.2g}':>{width}}" for v, e in zip(row.values, row.stderrs, strict=True)
+        )
+    cols = ""
+    if standing is not None and i is not None:
+        used = "" if standing.prompts_used is None else str(int(standing.prompts_used[i]))
+        cols = f"{standing.p_nondominated[i]:>6.2f}{used:>8}"
+    mark = "*" if any(r.knee for r in rows) else " "
+    if standing is not None and i is None:
+        cols = " " * 14
+    x = (x_text or {}).get((row.label, row.trial)) or f"x: {json.dumps(_rounded(row.x))}"
+    lines = [f"{mark} {trial_key(row.label, row.trial):<28}{cols}  {cells}", f"    {x}"]
+    if len(rows) > 1:
+        others = ", ".join(trial_key(r.label, r.trial) for r in rows[1:])
+        lines.append(f"    the same scores: {others}")
+    return lines
 
 
 def _hypervolume_note(report) -> list[str]:

@@ -66,26 +66,25 @@ def portable_name(spec, path: str | Path, *, base: bool = False) -> str:
 def model_card(
     record, spec, experts, recipe: MergeRecipe, notes, weights: bool, has_yaml: bool = True
 ) -> str:
-    """``README.md``: a Hugging Face model card with a metadata header."""
-    from merging.paths import content_hash
-    from pareto.report import format_difference
-    from pareto.store import safe_url
+    """``README.md``: a Hugging Face model card with a metadata header, then its sections."""
+    return "\n".join(
+        [
+            *_card_header(record, spec, experts, weights),
+            *_card_scores(record, spec),
+            *_card_recipe(record, spec, experts, recipe, notes, has_yaml),
+            *_card_settings(spec, weights),
+            *_card_reproduce(record, notes, weights, has_yaml),
+        ]
+    )
 
-    prompts = spec.prompts.model_dump(mode="json", exclude_none=True)
-    if spec.prompts.path is not None:  # a prompts file: say which, by content
-        prompts.pop("hh_rlhf", None)
-        prompts["path"] = str(spec.resolve(spec.prompts.path))
-        prompts["content_hash"] = content_hash(prompts["path"])
-    storage = safe_url(record.storage).split("?")[0]  # no query: it may carry secrets
 
-    objectives, senses = record.run.objectives, record.run.senses
+def _card_header(record, spec, experts, weights: bool) -> list[str]:
+    """The metadata header, the title and where the model comes from."""
     meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation"}
     base_model = hub_base_model(spec, experts.base.path)
     if base_model:
         meta["base_model"] = base_model
     meta["tags"] = ["paretomerge", "merge", "mergekit", "multi-objective", record.run.family]
-    base_values = (record.reference or {}).get("values")
-    base_errs = (record.reference or {}).get("stderr")
     lines = [
         "---",
         yaml.safe_dump(meta, sort_keys=False).strip(),
@@ -97,53 +96,74 @@ def model_card(
         f"(family `{record.run.family}`, driver `{record.run.driver}`), trial "
         f"**{record.number}**" + (" (the knee of the study's front)." if record.knee else "."),
         "" if weights else "\nThis export holds the recipe only (no weights).",
-        *(
-            [
-                "",
-                "**This model comes from the `tiny` zoo**: a 2-layer Llama with random weights, "
-                "built for tests. Its text is noise and its scores mean nothing about alignment.",
-                "",
-            ]
-            if spec.zoo == "tiny"
-            else []
-        ),
+    ]
+    if spec.zoo == "tiny":
+        lines += [
+            "",
+            "**This model comes from the `tiny` zoo**: a 2-layer Llama with random weights, "
+            "built for tests. Its text is noise and its scores mean nothing about alignment.",
+            "",
+        ]
+    return lines
+
+
+def _card_scores(record, spec) -> list[str]:
+    """Each objective against the base model (paired, where the study kept per-prompt
+    scores), the front rank and P(non-dominated)."""
+    from pareto.report import format_difference
+
+    paired = bool(record.base_difference)
+    raced = (
+        f"; this trial was raced out after {record.attrs.get('prompts_used')} prompts "
+        "(its values are the base's plus its paired difference from the base on them)."
+        if record.attrs.get("raced_out")
+        else "."
+    )
+    lines = [
         "## Scores",
         "",
         f"Means over the study's evaluation prompts (at most {spec.prompts.n}, see below), with "
         "their standard errors"
-        + (
-            f"; this trial was raced out after {record.attrs.get('prompts_used')} prompts "
-            "(its values are the base's plus its paired difference from the base on them)."
-            if record.attrs.get("raced_out")
-            else "."
-        )
+        + raced
         + (
             " The difference from the base model is paired (both scored on the same prompts), "
             "with its 95% bootstrap interval."
-            if record.base_difference
+            if paired
             else ""
         ),
         "",
         "| objective | sense | this model | base model |"
-        + (" this − base [95%] |" if record.base_difference else ""),
-        "|---|---|---|---|" + ("---|" if record.base_difference else ""),
+        + (" this − base [95%] |" if paired else ""),
+        "|---|---|---|---|" + ("---|" if paired else ""),
     ]
+    objectives, senses = record.run.objectives, record.run.senses
+    base_values = (record.reference or {}).get("values")
+    base_errs = (record.reference or {}).get("stderr")
     for j, (o, s) in enumerate(zip(objectives, senses, strict=True)):
         base = "—" if base_values is None else f"{base_values[j]:.4g} ± {base_errs[j]:.2g}"
         better = "higher is better" if s == "max" else "lower is better"
         diff = ""
-        if record.base_difference:
+        if paired:
             diff = f" {format_difference(*(part[j] for part in record.base_difference))} |"
         lines.append(
             f"| {o} | {s} ({better}) | {record.values[j]:.4g} ± {record.stderrs[j]:.2g} | {base} |"
             + diff
         )
-    lines += [
+    return [
+        *lines,
         "",
         f"Front rank **{record.rank}** of the study's {len(objectives)}-objective "
         "non-dominated sorting (1 = Pareto-optimal); probability of being non-dominated: "
         f"**{record.p_nondominated:.2f}** ({record.uncertainty or 'independent normal errors'}"
         f", {record.draws:,} draws).",
+    ]
+
+
+def _card_recipe(record, spec, experts, recipe: MergeRecipe, notes, has_yaml: bool) -> list[str]:
+    """``x``, the recipe, the checkpoints by portable name and content hash, and the notes."""
+    from merging.paths import content_hash
+
+    lines = [
         "",
         "## How it was made",
         "",
@@ -162,11 +182,20 @@ def model_card(
         lines.append(
             f"| {name} | {c.kind} | `{portable_name(spec, c.path)}` | `{content_hash(c.path)}` |"
         )
-    lines += [
-        "",
-        "Notes: " + "; ".join(notes[1:] if not has_yaml else notes[2:])
-        if len(notes) > 2 or not has_yaml
-        else "",
+    shown = notes[1:] if not has_yaml else notes[2:]
+    return [*lines, "", "Notes: " + "; ".join(shown) if len(notes) > 2 or not has_yaml else ""]
+
+
+def _card_settings(spec, weights: bool) -> list[str]:
+    """The prompts (a prompts file by path and content hash) and the generation settings."""
+    from merging.paths import content_hash
+
+    prompts = spec.prompts.model_dump(mode="json", exclude_none=True)
+    if spec.prompts.path is not None:  # a prompts file: say which, by content
+        prompts.pop("hh_rlhf", None)
+        prompts["path"] = str(spec.resolve(spec.prompts.path))
+        prompts["content_hash"] = content_hash(prompts["path"])
+    return [
         "",
         "## Evaluation settings",
         "",
@@ -185,22 +214,25 @@ def model_card(
         json.dumps(generation_settings(spec.generation), indent=2),
         "```",
         "",
+    ]
+
+
+def _card_reproduce(record, notes, weights: bool, has_yaml: bool) -> list[str]:
+    """The commands that export the trial again and rebuild its weights, and how to load it."""
+    from pareto.store import safe_url
+
+    storage = safe_url(record.storage).split("?")[0]  # no query: it may carry secrets
+    lines = [
         "## Reproduce",
         "",
         "```bash",
         f"paretomerge export --study {record.study} --storage '{storage}' "
         f"--trial '{record.key}' --out OUT",
-        *(
-            [
-                f"mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE"
-                + ("   # the same weights" if notes[1].startswith("reproduce") else "")
-            ]
-            if has_yaml
-            else []
-        ),
-        "```",
-        "",
     ]
+    if has_yaml:
+        same = "   # the same weights" if notes[1].startswith("reproduce") else ""
+        lines.append(f"mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE" + same)
+    lines += ["```", ""]
     if weights:
         lines += [
             "```python",
@@ -210,4 +242,4 @@ def model_card(
             "```",
             "",
         ]
-    return "\n".join(lines)
+    return lines
