@@ -23,7 +23,9 @@ from pareto.report import (
     format_difference,
     hypervolume_history,
 )
-from pareto.store import RunResults, open_runs, open_storage, safe_url, study_names, trial_key
+from pareto.runs import open_runs, study_names
+from pareto.storage import open_storage, safe_url
+from pareto.trial_records import RunResults, trial_key
 from pareto.uncertainty import DEFAULT_SAMPLES
 
 RESERVED = (

@@ -17,7 +17,7 @@ import time
 import streamlit as st
 
 from app.data import StudyData, StudyRef, list_studies, load_study
-from pareto.store import discover_storages
+from pareto.storage import discover_storages
 
 STORAGES_ENV = "PARETOMERGE_DASHBOARD_STORAGES"
 ALLOW_EXPORT_ENV = "PARETOMERGE_DASHBOARD_ALLOW_EXPORT"

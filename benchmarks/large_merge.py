@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.gpu_check import (  # noqa: E402
+from benchmarks.gpu_models import (  # noqa: E402
     generate_tokens,
     prompt_ids,
     random_state,
@@ -46,7 +46,7 @@ WAYS = {"full": ("resident", "streamed", "mmap"), "lora": ("resident", "factoris
 
 def build(root: Path, tokenizer: Path) -> None:
     """The base, three full experts and three LoRA adapters (skipped when already built)."""
-    from merging.plan import ModelShape
+    from merging.sizes import ModelShape
 
     done = root / "built.json"
     if done.is_file():
@@ -70,9 +70,10 @@ def build(root: Path, tokenizer: Path) -> None:
 
 def run_way(root: Path, kind: str, way: str, candidates: int, prompts: Path, tokenizer: Path):
     """One way in this process: the plan, and if it fits, build, merge, generate."""
-    from merging.checkpoints import ExpertSet
+    from merging.expert_set import ExpertSet
     from merging.merger import open_merger, plan_experts
-    from merging.plan import Generation, PlanError
+    from merging.plan import PlanError
+    from merging.sizes import Generation
 
     experts = {f"{kind}{i}": root / f"{kind}{i}" for i in range(3)}
     expert_set = ExpertSet.from_paths(root / "base", experts)

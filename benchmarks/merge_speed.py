@@ -90,6 +90,64 @@ def copy_bounds(stack: torch.Tensor, repeat: int, device: torch.device) -> tuple
     return whole, one
 
 
+def mergekit_times(interp, recipe, merger, base: Path, experts: dict, root: Path):
+    """mergekit's CLI and in-process times for the same merge, and the largest difference of
+    its weights from ours."""
+    interp.apply(recipe, merger)
+    mine = {k: v.detach().to("cpu", torch.float32).clone() for k, v in merger.state_dict().items()}
+    config = interp.mergekit_config(recipe, str(base), {k: str(v) for k, v in experts.items()})
+    cfg_path = root / "merge.yml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    exe = Path(sys.executable).with_name("mergekit-yaml")
+    cli = [str(exe), str(cfg_path), str(root / "mk_cli"), "--no-copy-tokenizer", "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(cli, check=True)
+    t_cli = time.perf_counter() - start
+
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    start = time.perf_counter()
+    run_merge(
+        MergeConfiguration.model_validate(config),
+        str(root / "mk_api"),
+        MergeOptions(device="cpu", copy_tokenizer=False, write_model_card=False, quiet=True),
+    )
+    t_api = time.perf_counter() - start
+    from safetensors.torch import load_file
+
+    theirs = {}
+    for f in (root / "mk_cli").glob("*.safetensors"):
+        theirs.update(load_file(str(f)))
+    worst = max(float((mine[k] - theirs[k]).abs().max()) for k in mine if k in theirs)
+    return t_cli, t_api, worst
+
+
+def our_times(merger, experts: dict, repeat: int):
+    """Interpolation and layerwise merges in place, and the copy bounds; the interpolation
+    family and recipe are returned for the mergekit comparison."""
+    from merging.families import make_family
+
+    dev = merger.device
+    rng = np.random.default_rng(0)
+    weights = rng.dirichlet(np.ones(len(experts)))
+    interp = make_family("interpolation", list(experts))
+    recipe = interp.recipe(weights)
+    t_interp = best_of(lambda: interp.apply(recipe, merger), repeat, dev)
+    layer = make_family("layerwise", list(experts), blocks=3)
+    lrecipe = layer.recipe(rng.dirichlet(np.ones(len(experts)), size=3))
+    t_layer = best_of(lambda: layer.apply(lrecipe, merger), repeat, dev)
+    t_copy_read, t_copy_model = copy_bounds(merger.stack, repeat, dev)
+    read_gb = merger.stack[1:].numel() * merger.stack.element_size() / 1e9
+    rows = [
+        ("interpolation, in place", t_interp),
+        ("layerwise (3 blocks), in place", t_layer),
+        (f"copy bound: copy the {read_gb:.2f} GB the merge reads", t_copy_read),
+        ("one model copy", t_copy_model),
+    ]
+    return rows, interp, recipe
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experts", type=int, default=3)
@@ -99,8 +157,7 @@ def main() -> None:
     parser.add_argument("--skip-mergekit", action="store_true")
     args = parser.parse_args()
 
-    from merging.checkpoints import ExpertSet
-    from merging.families import make_family
+    from merging.expert_set import ExpertSet
     from merging.resident import ResidentMerger
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,65 +167,14 @@ def main() -> None:
         merger = ResidentMerger(
             ExpertSet.from_paths(base, experts), device=args.device, dtype=args.dtype
         )
-        dev = merger.device
-        n_params = merger.numel
-        elem = merger.stack.element_size()
         print(
-            f"device {dev}, dtype {merger.dtype}, {n_params / 1e6:.1f}M parameters per model, "
-            f"torch threads {torch.get_num_threads()}"
+            f"device {merger.device}, dtype {merger.dtype}, {merger.numel / 1e6:.1f}M parameters "
+            f"per model, torch threads {torch.get_num_threads()}"
         )
-        rng = np.random.default_rng(0)
-        weights = rng.dirichlet(np.ones(args.experts))
-        interp = make_family("interpolation", list(experts))
-        recipe = interp.recipe(weights)
-        t_interp = best_of(lambda: interp.apply(recipe, merger), args.repeat, dev)
-        layer = make_family("layerwise", list(experts), blocks=3)
-        lrecipe = layer.recipe(rng.dirichlet(np.ones(args.experts), size=3))
-        t_layer = best_of(lambda: layer.apply(lrecipe, merger), args.repeat, dev)
-        t_copy_read, t_copy_model = copy_bounds(merger.stack, args.repeat, dev)
-        read_gb = merger.stack[1:].numel() * elem / 1e9
-
-        rows = [
-            ("interpolation, in place", t_interp),
-            ("layerwise (3 blocks), in place", t_layer),
-            (f"copy bound: copy the {read_gb:.2f} GB the merge reads", t_copy_read),
-            ("one model copy", t_copy_model),
-        ]
+        rows, interp, recipe = our_times(merger, experts, args.repeat)
+        t_interp, t_copy_read = rows[0][1], rows[2][1]
         if not args.skip_mergekit:
-            interp.apply(recipe, merger)
-            mine = {
-                k: v.detach().to("cpu", torch.float32).clone()
-                for k, v in merger.state_dict().items()
-            }
-            config = interp.mergekit_config(
-                recipe, str(base), {k: str(v) for k, v in experts.items()}
-            )
-            cfg_path = root / "merge.yml"
-            cfg_path.write_text(yaml.safe_dump(config))
-            exe = Path(sys.executable).with_name("mergekit-yaml")
-            cli = [str(exe), str(cfg_path), str(root / "mk_cli"), "--no-copy-tokenizer", "--quiet"]
-            start = time.perf_counter()
-            subprocess.run(cli, check=True)
-            t_cli = time.perf_counter() - start
-
-            from mergekit.config import MergeConfiguration
-            from mergekit.merge import MergeOptions, run_merge
-
-            start = time.perf_counter()
-            run_merge(
-                MergeConfiguration.model_validate(config),
-                str(root / "mk_api"),
-                MergeOptions(
-                    device="cpu", copy_tokenizer=False, write_model_card=False, quiet=True
-                ),
-            )
-            t_api = time.perf_counter() - start
-            from safetensors.torch import load_file
-
-            theirs = {}
-            for f in (root / "mk_cli").glob("*.safetensors"):
-                theirs.update(load_file(str(f)))
-            worst = max(float((mine[k] - theirs[k]).abs().max()) for k in mine if k in theirs)
+            t_cli, t_api, worst = mergekit_times(interp, recipe, merger, base, experts, root)
             rows += [
                 ("mergekit-yaml (CLI, disk to disk)", t_cli),
                 ("mergekit run_merge (in-process)", t_api),

@@ -46,7 +46,7 @@ def main() -> None:
     from merging.study.runner import run_study
     from merging.study.spec import parse_study_spec
     from merging.zoo import default_zoo_dir, load_zoo
-    from pareto.store import sqlite_url
+    from pareto.storage import sqlite_url
 
     zoo_folder = default_zoo_dir(args.zoo)  # before the cache moves to a fresh folder
     load_zoo(args.zoo, zoo_folder)  # built, or a clear error

@@ -5,9 +5,9 @@ own and counterfactual passes apart, side by side in one run.
 
 Each RiC step scores every answer under its own scores and the first tokens of it under a
 counterfactual's, whose prompt differs from the own one only from one marker on.
-:func:`merging.zoo.training.train_ric_lora` puts both in one sequence per answer, the
+:func:`merging.zoo.ric_training.train_ric_lora` puts both in one sequence per answer, the
 counterfactual's part seeing the shared start of the prompt and itself only
-(:func:`merging.zoo.training._paired_log_probs`), where the attention takes such a mask; apart,
+(:func:`merging.zoo.log_probs.paired_log_probs`), where the attention takes such a mask; apart,
 that shared start is computed twice. Both runs train the builder's recipe on the examples built
 from a zoo's saved answers (``ric/answers.json``), from the same start, for ``--steps`` steps.
 Prints seconds per step, the ratio, each run's final supervised loss and margin, and the largest
@@ -36,7 +36,7 @@ def main() -> None:
     from safetensors.torch import load_file
 
     from merging.data import Prompt
-    from merging.zoo import load_zoo, training
+    from merging.zoo import load_zoo, ric_training
     from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.ric_data import REWARDS, build_ric_examples
     from merging.zoo.steps import ANSWERS_FILE
@@ -52,13 +52,13 @@ def main() -> None:
         **ric_data_settings(PRESETS["smol"]),
     )
     settings = ric_training_settings(PRESETS["smol"]) | {"steps": args.steps}
-    real = training.masks_per_position
+    real = ric_training.masks_per_position
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("paired", "apart"):
-            training.masks_per_position = real if mode == "paired" else (lambda model: False)
+            ric_training.masks_per_position = real if mode == "paired" else (lambda model: False)
             start = time.perf_counter()
-            metrics = training.train_ric_lora(
+            metrics = ric_training.train_ric_lora(
                 Path(zoo.base),
                 examples,
                 REWARDS,
@@ -70,7 +70,7 @@ def main() -> None:
             wall = time.perf_counter() - start
             adapter = load_file(Path(tmp) / mode / "adapter_model.safetensors")
             runs[mode] = (metrics, wall, adapter)
-    training.masks_per_position = real
+    ric_training.masks_per_position = real
     for mode, (metrics, wall, _) in runs.items():
         print(
             f"{mode:>6}: {metrics['seconds'] / args.steps:6.2f} s a step "

@@ -38,28 +38,10 @@ DEFAULT_DRIVERS = (
 FAMILY_SETTINGS = {"layerwise": {"blocks": 2}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--zoo", default="tiny", choices=["tiny", "smol"])
-    parser.add_argument("--budget", type=int, default=30)
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=12)
-    parser.add_argument("--families", default="interpolation,layerwise")
-    parser.add_argument("--drivers", default="all")
-    parser.add_argument("--divisions", default="10,4", help="grid divisions, one per family")
-    parser.add_argument("--data", default=str(SHARED))
-    parser.add_argument("--storage", help="Optuna storage URL (default: a temporary SQLite file)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
-    from merging.study.runner import run_study
+def study_spec(args, families: list[str], divisions: list[int], drivers: tuple[str, ...]):
+    """One study: per family, the exhaustive grid and every driver on the same prompts."""
     from merging.study.spec import parse_study_spec
-    from pareto.hypervolume import hypervolume
-    from pareto.reference import reference_point
 
-    families = args.families.split(",")
-    divisions = [int(d) for d in args.divisions.split(",")]
-    drivers = DEFAULT_DRIVERS if args.drivers == "all" else tuple(args.drivers.split(","))
     runs = []
     for family, d in zip(families, divisions, strict=True):
         settings = FAMILY_SETTINGS.get(family, {})
@@ -77,7 +59,7 @@ def main() -> None:
             {"family": family, "label": f"{family}.{drv}", "settings": settings, "driver": drv}
             for drv in drivers
         ]
-    spec = parse_study_spec(
+    return parse_study_spec(
         {
             "name": f"search-efficiency-{args.zoo}",
             "zoo": args.zoo,
@@ -87,18 +69,13 @@ def main() -> None:
             "search": {"budget": args.budget, "seed": args.seed},
         }
     )
-    storage = args.storage or f"sqlite:///{tempfile.mkdtemp()}/search.db"
-    start = time.perf_counter()
-    done = run_study(spec, storage_url=storage, data=args.data, log=lambda _: None)
-    seconds = time.perf_counter() - start
-    results = {r.spec.label: r.results() for r in done}
-    senses = done[0].spec.senses
-    checkpoints = [k for k in (10, 20, 30) if k <= args.budget] or [args.budget]
 
-    print(
-        f"\n{args.zoo} zoo, {args.prompts} prompts, {args.max_new_tokens} new tokens; "
-        f"{sum(len(r.values) for r in results.values())} evaluations in {seconds:.0f} s\n"
-    )
+
+def print_table(results: dict, families, drivers, senses, checkpoints: list[int]) -> None:
+    """Each driver's hypervolume after k evaluations as a fraction of its family's grid's."""
+    from pareto.hypervolume import hypervolume
+    from pareto.reference import reference_point
+
     header = " | ".join(f"after {k}" for k in checkpoints)
     print(f"| family | driver | {header} |")
     print("|---|---|" + "---|" * len(checkpoints))
@@ -121,6 +98,40 @@ def main() -> None:
                 for k in checkpoints
             ]
             print(f"| {family} | {drv} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zoo", default="tiny", choices=["tiny", "smol"])
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--families", default="interpolation,layerwise")
+    parser.add_argument("--drivers", default="all")
+    parser.add_argument("--divisions", default="10,4", help="grid divisions, one per family")
+    parser.add_argument("--data", default=str(SHARED))
+    parser.add_argument("--storage", help="Optuna storage URL (default: a temporary SQLite file)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from merging.study.runner import run_study
+
+    families = args.families.split(",")
+    divisions = [int(d) for d in args.divisions.split(",")]
+    drivers = DEFAULT_DRIVERS if args.drivers == "all" else tuple(args.drivers.split(","))
+    spec = study_spec(args, families, divisions, drivers)
+    storage = args.storage or f"sqlite:///{tempfile.mkdtemp()}/search.db"
+    start = time.perf_counter()
+    done = run_study(spec, storage_url=storage, data=args.data, log=lambda _: None)
+    seconds = time.perf_counter() - start
+    results = {r.spec.label: r.results() for r in done}
+    checkpoints = [k for k in (10, 20, 30) if k <= args.budget] or [args.budget]
+
+    print(
+        f"\n{args.zoo} zoo, {args.prompts} prompts, {args.max_new_tokens} new tokens; "
+        f"{sum(len(r.values) for r in results.values())} evaluations in {seconds:.0f} s\n"
+    )
+    print_table(results, families, drivers, done[0].spec.senses, checkpoints)
     print(
         "\nhypervolume as a fraction of the exhaustive grid's, same reference point and "
         "normalisation within a family (values above 1 beat the grid)"

@@ -40,7 +40,8 @@ def check(url: str) -> list[str]:
     """What is wrong with the study the two processes left (empty when nothing is)."""
     import numpy as np
 
-    from pareto.store import open_runs, open_storage
+    from pareto.runs import open_runs
+    from pareto.storage import open_storage
 
     problems = []
     for run in open_runs(open_storage(url), STUDY["name"]):

@@ -64,8 +64,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from merging.checkpoints import ExpertSet
     from merging.evaluate import Evaluator, parse_objective
+    from merging.expert_set import ExpertSet
     from merging.generation import GenerationSettings
     from merging.policy import load_tokenizer
     from merging.resident import ResidentMerger
@@ -148,8 +148,8 @@ def report_experts(args, zoo, objectives, names, prompts, tok, evaluator, merger
 def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
     from scipy.stats import spearmanr
 
-    from merging.checkpoints import ExpertSet
     from merging.evaluate import Evaluator
+    from merging.expert_set import ExpertSet
     from merging.families import make_family
     from merging.policy import merged_identity
     from merging.resident import ResidentMerger

@@ -1,32 +1,34 @@
-"""Checkpoints on disk and the ExpertSet: a base plus named experts that share its architecture.
+"""Checkpoints on disk: inspected from their headers, read one tensor at a time, or loaded.
 
 A checkpoint is *inspected* first (config, tensor names, shapes and dtypes read from file
-headers, tokenizer vocabulary) so that every disagreement between the experts and the base is
-reported in one error before any tensor is loaded. Three kinds are read:
+headers, tokenizer vocabulary) so that every disagreement between the experts and the base can
+be reported in one error before any tensor is loaded (:mod:`merging.expert_set`). Three kinds
+are read:
 
 * Hugging Face folders: ``config.json`` with ``model.safetensors``, sharded safetensors with
   ``model.safetensors.index.json``, or ``pytorch_model.bin``;
 * PEFT LoRA adapter folders (``adapter_config.json``): the expert's task vector is the full
   delta ``B @ A * scale`` of every adapted weight (never A and B averaged separately), plus
-  ``modules_to_save`` weights minus the base;
+  ``modules_to_save`` weights minus the base (:mod:`merging.lora` reads their tensors);
 * GGUF files, dequantised through ``transformers`` (needs the ``gguf`` package).
+
+:func:`load_pretrained` is how every command loads a whole model through ``transformers``,
+with the same checks.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from merging.errors import CheckpointError, ExpertMismatchError
+from merging.errors import CheckpointError
+from merging.lora import LORA_KEY, lora_modules, saved_module_name
 
 HF, LORA, GGUF = "hf", "lora", "gguf"
-MAX_LISTED_PER_EXPERT = 12
 _TORCH_DTYPES = {
     "F64": "float64",
     "F32": "float32",
@@ -248,11 +250,6 @@ def _inspect_gguf(name: str, p: Path, trust_remote_code: bool) -> Checkpoint:
     return ckpt
 
 
-_LORA_KEY = re.compile(
-    r"^(?:base_model\.model\.)?(?P<module>.+?)\.(?P<part>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(?:\.weight)?$"
-)
-
-
 def _inspect_lora(name: str, p: Path) -> Checkpoint:
     """A LoRA adapter from its config and its weight file's header (no tensor is read)."""
     cfg = json.loads((p / "adapter_config.json").read_text())
@@ -287,240 +284,9 @@ def _inspect_lora(name: str, p: Path) -> Checkpoint:
             shape = shape[::-1]
         ckpt.tensors[f"{module}.weight"] = TensorSpec(shape, "lora")
     for key, spec in raw_specs.items():
-        if not _LORA_KEY.match(key):  # modules_to_save: full replacement weights
-            ckpt.tensors[_saved_module_name(key)] = spec
+        if not LORA_KEY.match(key):  # modules_to_save: full replacement weights
+            ckpt.tensors[saved_module_name(key)] = spec
     return ckpt
-
-
-def _saved_module_name(key: str) -> str:
-    """The model weight a saved whole tensor replaces: ``modules_to_save`` copies, and the
-    ``base_layer`` of an adapted embedding (PEFT saves it when the vocabulary may have been
-    resized, as with tied embeddings)."""
-    key = key.removeprefix("base_model.model.")
-    key = re.sub(r"\.modules_to_save(\.[^.]+)?", "", key)
-    return key.replace(".base_layer.", ".")
-
-
-def lora_modules(keys) -> dict[str, dict]:
-    """``module -> {"A": key, "B": key, "embedding": bool}`` of an adapter's tensor keys."""
-    modules: dict[str, dict] = {}
-    for key in keys:
-        m = _LORA_KEY.match(key)
-        if not m:
-            continue
-        entry = modules.setdefault(m["module"], {"embedding": False})
-        entry[m["part"][-1]] = key
-        entry["embedding"] = entry["embedding"] or "embedding" in m["part"]
-    return modules
-
-
-def lora_state(ckpt: Checkpoint) -> dict[str, torch.Tensor]:
-    """Every tensor of a LoRA adapter (read once, then kept: an adapter is small)."""
-    if ckpt.lora is None:
-        raise ValueError(f"{ckpt.name}: not a LoRA adapter")
-    if ckpt._loaded is None:
-        from safetensors.torch import load_file
-
-        ckpt._loaded = {}
-        for path in sorted(set(ckpt._files.values())):
-            ckpt._loaded.update(load_file(str(path)))
-    return ckpt._loaded
-
-
-def _pattern_value(patterns: Mapping[str, float], module: str, default: float) -> float:
-    for pattern, value in patterns.items():
-        if re.match(rf"^(.*\.)?{pattern}$", module):
-            return value
-    return default
-
-
-@dataclass(frozen=True)
-class LoraFactor:
-    """One adapted weight of a LoRA expert: ``delta = scale * B @ A``, transposed for
-    embeddings and ``fan_in_fan_out`` layers (GPT-2's Conv1D)."""
-
-    weight: str
-    b: torch.Tensor
-    a: torch.Tensor
-    scale: float
-    transposed: bool
-
-    @property
-    def rank(self) -> int:
-        return int(self.a.shape[0])
-
-    @property
-    def left(self) -> torch.Tensor:
-        """``L`` of ``delta = scale * L @ R`` in the weight's own layout."""
-        return self.a.T if self.transposed else self.b
-
-    @property
-    def right(self) -> torch.Tensor:
-        return self.b.T if self.transposed else self.a
-
-    def expand(self) -> torch.Tensor:
-        """The full delta, ``(B @ A) * scale`` (transposed where the layout is)."""
-        delta = (self.b @ self.a) * self.scale
-        return delta.T if self.transposed else delta
-
-
-def lora_factors(ckpt: Checkpoint) -> Iterator[LoraFactor]:
-    """The factors of every weight a LoRA adapter changes, in float32, unexpanded.
-
-    ``scale = lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA, per module ``rank_pattern`` and
-    ``alpha_pattern`` honoured).
-    """
-    cfg, raw = ckpt.lora, lora_state(ckpt)
-    for module, parts in lora_modules(raw).items():
-        a, b = raw[parts["A"]].float(), raw[parts["B"]].float()
-        r = a.shape[0]
-        alpha = _pattern_value(cfg.get("alpha_pattern") or {}, module, cfg.get("lora_alpha", r))
-        scale = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
-        transposed = bool(parts["embedding"] or cfg.get("fan_in_fan_out"))
-        yield LoraFactor(f"{module}.weight", b, a, scale, transposed)
-
-
-def lora_saved(ckpt: Checkpoint) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(weight name, replacement)`` of an adapter's ``modules_to_save`` weights."""
-    for key, tensor in lora_state(ckpt).items():
-        if not _LORA_KEY.match(key):
-            yield _saved_module_name(key), tensor
-
-
-def lora_deltas(ckpt: Checkpoint, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(weight name, full delta)`` of every weight a LoRA adapter changes, in float32.
-
-    ``delta = B @ A * scale`` (:class:`LoraFactor`), transposed for embeddings and for
-    ``fan_in_fan_out`` layers. ``modules_to_save`` weights give ``saved - base``;
-    ``base_tensor(name)`` returns the base weight.
-    """
-    if ckpt.lora is None:
-        raise ValueError(f"{ckpt.name}: not a LoRA adapter")
-    for f in lora_factors(ckpt):
-        yield f.weight, f.expand()
-    for target, tensor in lora_saved(ckpt):
-        yield target, tensor.float() - base_tensor(target).float()
-
-
-class ExpertSet:
-    """A base checkpoint plus named experts that share its architecture.
-
-    Build it with :meth:`from_paths`; construction checks everything that can be checked
-    without loading tensors and raises :class:`ExpertMismatchError` listing every difference.
-    """
-
-    def __init__(self, base: Checkpoint, experts: Mapping[str, Checkpoint]):
-        if base.kind == LORA:
-            raise CheckpointError(f"the base {base.path} is a LoRA adapter; give a full model")
-        if len(experts) < 1:
-            raise ValueError("an ExpertSet needs at least one expert")
-        self.base = base
-        self.experts = dict(experts)
-        self.validate()
-
-    @classmethod
-    def from_paths(
-        cls,
-        base: str | Path,
-        experts: Mapping[str, str | Path],
-        *,
-        trust_remote_code: bool = False,
-    ) -> ExpertSet:
-        """Inspect ``base`` and each ``name -> path`` expert, then validate them together."""
-        bad = [n for n in experts if not re.fullmatch(r"[A-Za-z0-9_.-]+", n)]
-        if bad:
-            raise ValueError(f"expert names must be letters, digits, '_', '-' or '.'; got {bad}")
-        b = inspect_checkpoint("base", base, trust_remote_code=trust_remote_code)
-        es = {
-            n: inspect_checkpoint(n, p, trust_remote_code=trust_remote_code)
-            for n, p in experts.items()
-        }
-        return cls(b, es)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self.experts)
-
-    @property
-    def config(self):
-        return self.base.config
-
-    def validate(self) -> None:
-        """Raise :class:`ExpertMismatchError` naming every difference from the base."""
-        diffs: list[str] = []
-        for name, expert in self.experts.items():
-            diffs.extend(self._differences(f"expert {name!r}", expert))
-        if diffs:
-            raise ExpertMismatchError(str(self.base.path), diffs)
-
-    def _differences(self, who: str, e: Checkpoint) -> list[str]:
-        base = self.base
-        found: list[str] = []
-        if e.kind != LORA:
-            if e.architecture != base.architecture:
-                found.append(f"{who}: architecture {e.architecture}, expected {base.architecture}")
-            if e.vocab_size != base.vocab_size:
-                found.append(f"{who}: vocabulary size {e.vocab_size}, expected {base.vocab_size}")
-        if e.vocab is not None and base.vocab is not None and e.vocab != base.vocab:
-            changed = len(set(e.vocab.items()) ^ set(base.vocab.items()))
-            found.append(
-                f"{who}: tokenizer vocabulary differs from the base "
-                f"({len(e.vocab)} vs {len(base.vocab)} tokens, {changed} entries differ)"
-            )
-        tensors = []
-        for key, spec in e.tensors.items():
-            want = base.tensors.get(key)
-            if want is None:
-                tensors.append(f"{who}: tensor {key} is not in the base")
-            elif spec.shape != want.shape:
-                tensors.append(f"{who}: tensor {key} has shape {spec.shape}, expected {want.shape}")
-            elif e.kind != LORA and spec.dtype != want.dtype:
-                tensors.append(f"{who}: tensor {key} has dtype {spec.dtype}, expected {want.dtype}")
-        if e.kind != LORA:
-            tensors.extend(
-                f"{who}: tensor {key} is missing" for key in base.tensors if key not in e.tensors
-            )
-        if len(tensors) > MAX_LISTED_PER_EXPERT:
-            extra = len(tensors) - MAX_LISTED_PER_EXPERT
-            tensors = [
-                *tensors[:MAX_LISTED_PER_EXPERT],
-                f"{who}: ... and {extra} more tensor differences",
-            ]
-        return found + tensors
-
-    def who(self, name: str | None = None) -> str:
-        """How messages name expert ``name`` (the base when None): by name and folder."""
-        if name is None:
-            return f"base ({self.base.path})"
-        return f"expert {name!r} ({self.experts[name].path})"
-
-    def expert_weights(self, name: str) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(tensor name, theta_expert)`` of a full expert in float32, one tensor at a time.
-
-        Raises :class:`CheckpointError` on NaN or Inf.
-        """
-        e = self.experts[name]
-        if e.kind == LORA:
-            raise ValueError(f"expert {name!r} is a LoRA adapter: it has deltas, not weights")
-        for key in e.tensors:
-            value = e.read(key).float()
-            check_finite(self.who(name), key, value)
-            yield key, value
-
-    def expert_deltas(self, name: str, base_tensor) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(tensor name, theta_expert - theta_base)`` in float32, one tensor at a time.
-
-        For a LoRA expert only the adapted weights are yielded (the rest of its delta is 0).
-        Raises :class:`CheckpointError` on NaN or Inf.
-        """
-        e = self.experts[name]
-        if e.kind == LORA:
-            pairs = lora_deltas(e, base_tensor)
-        else:
-            pairs = ((k, e.read(k).float() - base_tensor(k).float()) for k in e.tensors)
-        for key, delta in pairs:
-            check_finite(self.who(name), key, delta)
-            yield key, delta
 
 
 def load_pretrained(auto_class, path: str | Path, *, who: str, trust_remote_code=False, **kwargs):

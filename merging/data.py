@@ -16,14 +16,13 @@ prompt never lands on two sides and a split does not move when the file is reord
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from pareto.table import json_objects, open_text
 
 Messages = tuple[dict, ...]
 SPLITS = ("train", "validation", "evaluation")
@@ -94,24 +93,9 @@ def select_split(
     return out
 
 
-def _open(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
 def _json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    with _open(path) as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}: line {lineno} must be a JSON object")
-            yield lineno, obj
+    with open_text(path) as handle:
+        yield from json_objects(handle, path)
 
 
 def parse_dialogue(text: str) -> list[dict]:
@@ -178,7 +162,7 @@ def read_prompts(path: str | Path, *, log: Callable[[str], None] | None = None) 
                 msgs = _as_messages(obj[key], where)
             prompts.append(_check_prompt(msgs, where))
     else:
-        with _open(p) as handle:
+        with open_text(p) as handle:
             for lineno, line in enumerate(handle, start=1):
                 if line.strip():
                     prompts.append(

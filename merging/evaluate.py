@@ -173,6 +173,20 @@ class Evaluator:
             for o in self.objectives
         }
         scored = time.perf_counter()
+        timings = {
+            "generate_s": round(generated - start, 3),
+            "score_s": round(scored - generated, 3),
+        }
+        result = self._summarise(prompts, responses, scores, key, timings)
+        if self.use_cache:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(result.model_dump_json())
+            tmp.replace(path)
+        return result
+
+    def _summarise(self, prompts, responses, scores, key: str, timings) -> EvaluationResult:
+        """Each objective's mean and standard error, the first samples, and every score."""
         values = {}
         for o in self.objectives:
             mean, se = mean_and_stderr(scores[o.name])
@@ -185,20 +199,11 @@ class Evaluator:
             }
             for i in range(min(self.n_samples, len(prompts)))
         ]
-        result = EvaluationResult(
+        return EvaluationResult(
             objectives=values,
             samples=samples,
             scores={k: v.tolist() for k, v in scores.items()},
             responses=responses,
             eval_hash=key,
-            timings={
-                "generate_s": round(generated - start, 3),
-                "score_s": round(scored - generated, 3),
-            },
+            timings=timings,
         )
-        if self.use_cache:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(result.model_dump_json())
-            tmp.replace(path)
-        return result

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from merging.checkpoints import ExpertSet, check_finite, lora_factors, lora_saved
+from merging.checkpoints import check_finite
 from merging.errors import CheckpointError
+from merging.expert_set import ExpertSet
 from merging.layout import FlatLayout, match_key
+from merging.lora import lora_factors, lora_saved
 
 
 @dataclass

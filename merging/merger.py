@@ -1,6 +1,6 @@
 """The merger a memory plan chooses, and the plan of an inspected expert set.
 
-:func:`plan_experts` reads only what :class:`~merging.checkpoints.ExpertSet` already read (the
+:func:`plan_experts` reads only what :class:`~merging.expert_set.ExpertSet` already read (the
 config and the file headers) and the machine's free memory; :func:`open_merger` then builds the
 resident merger or the streamed one as the plan says.
 """
@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 import torch
 
-from merging.checkpoints import ExpertSet
 from merging.device import resolve_device, resolve_dtype
+from merging.expert_set import ExpertSet
 from merging.layout import match_key
-from merging.plan import ExpertSize, Generation, MemoryPlan, ModelShape, PlanError, plan_memory
+from merging.plan import MemoryPlan, PlanError, plan_memory
+from merging.sizes import ExpertSize, Generation, ModelShape
 
 UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9}
 UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40})

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 
 import torch
 
-from merging.checkpoints import LORA, ExpertSet, load_pretrained
+from merging.checkpoints import LORA, load_pretrained
 from merging.device import resolve_device, resolve_dtype
 from merging.errors import CheckpointError
+from merging.expert_set import ExpertSet
 from merging.layout import FlatLayout, FlatMerger, match_key
 from merging.weighted_sum import CPU_CHUNK, DEVICE_CHUNK, coefficients, weighted_sum
 

@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from merging.checkpoints import LORA, Checkpoint, ExpertSet, check_finite
+from merging.checkpoints import LORA, Checkpoint, check_finite
 from merging.device import resolve_device, resolve_dtype
+from merging.expert_set import ExpertSet
 from merging.layout import FlatLayout, FlatMerger, match_key
 from merging.lora_targets import LoraTargets
 from merging.paths import pretrained_source

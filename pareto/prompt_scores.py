@@ -9,8 +9,9 @@ In a store they are a compact JSON attribute: the raw little-endian bytes, base6
 as float32 when that loses nothing (scores computed in float32, lengths) and float64 otherwise,
 in lines of :data:`LINE` characters (records written as one string still read). The lines
 were for optuna-dashboard, which shows a user attribute on one unwrapped line; a trial's
-scores are now a system attribute it does not show (:data:`pareto.store.BULKY_ATTRS`), and
-only the study's ``reference`` keeps them as a user attribute.
+scores are now a system attribute it does not show
+(:data:`pareto.trial_records.BULKY_ATTRS`), and only the study's ``reference`` keeps them as a
+user attribute.
 """
 
 from __future__ import annotations

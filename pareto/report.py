@@ -16,7 +16,7 @@ from pareto.dominance import nondominated_sort, pareto_mask
 from pareto.hypervolume import hypervolume
 from pareto.prompt_scores import PromptScores
 from pareto.reference import reference_point
-from pareto.store import RunResults, trial_scores
+from pareto.trial_records import RunResults, trial_scores
 from pareto.uncertainty import (
     DEFAULT_DRAWS,
     DEFAULT_SAMPLES,

@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,10 +98,26 @@ class ResultsTable:
         return np.column_stack([self.numeric_column(o.name) for o in objectives])
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
+    """``path`` for reading as UTF-8 text, gunzipped on the fly when it ends in ``.gz``."""
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return path.open("r", encoding="utf-8", newline="")
+
+
+def json_objects(lines: Iterable[str], source: object) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSON-lines text; a line that is not
+    a JSON object is a one-line error naming ``source`` and the line."""
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}: line {lineno} is not valid JSON ({err.msg})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{source}: line {lineno} must be a JSON object, got {obj!r:.60}")
+        yield lineno, obj
 
 
 def _format_of(path: Path, first_char: str) -> str:
@@ -123,7 +139,7 @@ def read_results(path: str | Path) -> ResultsTable:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file")
-    with _open_text(p) as handle:
+    with open_text(p) as handle:
         text = handle.read()
     fmt = _format_of(p, text.lstrip()[:1])
     columns: dict[str, None] = {}
@@ -137,15 +153,7 @@ def read_results(path: str | Path) -> ResultsTable:
         for row in reader:
             rows.append({(k or "").strip(): v for k, v in row.items()})
     else:
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{p}: line {lineno} is not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}: line {lineno} must be a JSON object, got {obj!r:.60}")
+        for _, obj in json_objects(text.splitlines(), p):
             columns.update((k, None) for k in obj)
             rows.append(obj)
     return ResultsTable(str(p), tuple(columns), tuple(rows))

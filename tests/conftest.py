@@ -37,7 +37,7 @@ def tiny_study(tiny_zoo_cache, tmp_path_factory) -> str:
     (the dashboard's default place); returns the storage URL."""
     from merging.study.runner import run_study
     from merging.study.spec import load_study_spec
-    from pareto.store import sqlite_url
+    from pareto.storage import sqlite_url
 
     folder = tmp_path_factory.mktemp("dashboard")
     url = sqlite_url(folder / "runs" / "tiny" / "study.db")

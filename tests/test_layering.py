@@ -16,7 +16,16 @@ PARETO_DIR = Path(pareto.__file__).parent
 
 @pytest.mark.parametrize(
     "module",
-    ["pareto", "pareto.search", "pareto.store", "pareto.report", "merging.cli", "app.data"],
+    [
+        "pareto",
+        "pareto.search",
+        "pareto.storage",
+        "pareto.run_store",
+        "pareto.runs",
+        "pareto.report",
+        "merging.cli",
+        "app.data",
+    ],
 )
 def test_importing_does_not_load_torch(module):
     code = f"import {module}, sys; assert 'torch' not in sys.modules, 'torch was imported'"
@@ -43,7 +52,10 @@ def test_searching_without_the_gp_sampler_does_not_load_torch(tmp_path):
 import sys
 from pareto.search import drive, sampler_for
 from pareto.spaces import Simplex, describe_space
-from pareto.store import Outcome, RunSpec, RunStore, open_storage, sqlite_url
+from pareto.run_spec import RunSpec
+from pareto.run_store import RunStore
+from pareto.storage import open_storage, sqlite_url
+from pareto.trial_records import Outcome
 
 storage = open_storage(sqlite_url({str(tmp_path / "s.db")!r}), create=True)
 for driver in ("nsga2", "map", "tpe", "grid", "moead"):

@@ -2,93 +2,87 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
 from app import charts, state
 from app.data import format_value, samples_table, x_caption, x_table
 
+if TYPE_CHECKING:
+    from merging.export import StudyExport
+
 st.title("Trial detail")
 
 
 def export_panel(data, row, key: str) -> None:
     """Export the trial into the study's own folder (``exports/RUN-NUMBER`` beside a SQLite
-    study), with the same code as ``paretomerge export``; never anywhere else. Off where
-    ``state.export_off`` says why. A folder already there is replaced only when it is an
-    earlier export and the user ticks the box; a folder holding anything else, never."""
-    from merging.export import (
-        export_marker,
-        exports_folder,
-        is_export_folder,
-        is_finished_export,
-    )
-    from merging.study.trials import trial_slug
-    from pareto.store import safe_url
+    study) with :func:`merging.export.export_in_study`, the same code as ``paretomerge
+    export``; never anywhere else. Off where ``state.export_off`` says why. A folder already
+    there is replaced only when it is an earlier export and the user ticks the box; a folder
+    holding anything else, never."""
+    from merging.export import export_command, export_in_study, study_export
 
-    folder = exports_folder(data.ref.storage, data.ref.name)
-    target = folder / trial_slug(row["run"], row["trial"])
-    if is_finished_export(target, study=data.ref.name, trial=key):
+    there = study_export(data.ref.storage, data.ref.name, key, row["run"], row["trial"])
+    target = there.target
+    if there.status == "exported":
         st.success(f"Exported to `{target}`")
-        st.caption(", ".join(sorted(p.name for p in target.iterdir())))
+        st.caption(", ".join(there.present))
         return
     off = state.export_off()
     if off is not None:
         st.info(f"Exporting from the browser is off: {off}.")
-        storage = safe_url(data.ref.storage).split("?")[0]
-        st.code(
-            f"paretomerge export --study {data.ref.name} --storage '{storage}' "
-            f"--trial '{key}' --out {target}",
-            language="bash",
-        )
+        st.code(export_command(data.ref.storage, data.ref.name, key, target), language="bash")
         return
-    if target.is_symlink() or target.parent.resolve() != folder.resolve():
-        st.error(f"`{target}` is not a folder in the study's exports folder `{folder}`.")
+    if not _show_folder(there):
         return
-    if target.exists() and not target.is_dir():
+    replace = there.status == "earlier" and st.checkbox(
+        "Replace it with this trial's export", key=f"replace_export|{data.ref.id}|{key}"
+    )
+    clicked = st.button(
+        "Export this trial",
+        icon=":material/download:",
+        disabled=there.status == "earlier" and not replace,
+        help="A Hugging Face folder, a mergekit YAML that reproduces the weights, and a model "
+        f"card with these scores, written to {target}",
+    )
+    st.caption(f"Writes `{target}` (as `paretomerge export --trial '{key}'` does).")
+    if clicked:
+        with st.spinner(f"Exporting {key}: loading the study's models, merging, writing..."):
+            try:
+                # written beside the target and moved into place when complete; an earlier
+                # export there is replaced only as confirmed
+                export_in_study(data.ref.storage, data.ref.name, key, replace=replace)
+            except Exception as err:  # shown on the page, the dashboard keeps running
+                st.error(f"Export failed: {type(err).__name__}: {err}")
+                return
+        st.rerun()
+
+
+def _show_folder(there: StudyExport) -> bool:
+    """Say what the trial's export folder holds; whether an export may be written there."""
+    target = there.target
+    if there.status == "outside":
+        st.error(f"`{target}` is not a folder in the study's exports folder `{there.folder}`.")
+    elif there.status == "not_a_folder":
         st.warning(f"`{target}` is a file: move it away to export this trial there.")
-        return
-    present = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
-    replace = False
-    if present:
-        if not is_export_folder(target):
-            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
-            st.warning(
-                f"`{target}` holds files that are not an export ({shown}): move them away to "
-                "export this trial there."
-            )
-            return
-        marker = export_marker(target)
+    elif there.status == "foreign":
+        present = there.present
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        st.warning(
+            f"`{target}` holds files that are not an export ({shown}): move them away to "
+            "export this trial there."
+        )
+    elif there.status == "earlier":
+        marker = there.marker
         what = (
             f"the export of trial {marker.get('trial')} of study {marker.get('study')}"
             if marker
             else "an earlier export, unfinished or from an older paretomerge"
         )
         st.warning(f"`{target}` already holds {what}.")
-        replace = st.checkbox(
-            "Replace it with this trial's export", key=f"replace_export|{data.ref.id}|{key}"
-        )
-    clicked = st.button(
-        "Export this trial",
-        icon=":material/download:",
-        disabled=bool(present) and not replace,
-        help="A Hugging Face folder, a mergekit YAML that reproduces the weights, and a model "
-        f"card with these scores, written to {target}",
-    )
-    st.caption(f"Writes `{target}` (as `paretomerge export --trial '{key}'` does).")
-    if clicked:
-        from merging.export import export_trial
-        from merging.study.trials import select_trial
-
-        with st.spinner(f"Exporting {key}: loading the study's models, merging, writing..."):
-            try:
-                record = select_trial(data.ref.storage, data.ref.name, key)
-                # written beside the target and moved into place when complete; an earlier
-                # export there is replaced only as confirmed
-                export_trial(record, target, log=lambda _: None, force=replace)
-            except Exception as err:  # shown on the page, the dashboard keeps running
-                st.error(f"Export failed: {type(err).__name__}: {err}")
-                return
-        st.rerun()
+    return there.status in ("absent", "earlier")
 
 
 data = state.current_data()

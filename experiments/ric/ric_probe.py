@@ -283,8 +283,8 @@ def save_as_zoo(zoo, tok, model, spec, out: Path) -> None:
 
 def soup_answers(zoo, tok, args):
     """Greedy answers of rewarded soups to training prompts, and their raw scores."""
-    from merging.checkpoints import ExpertSet
     from merging.evaluate import parse_objective
+    from merging.expert_set import ExpertSet
     from merging.generation import GenerationSettings, generate
     from merging.heads import load_head
     from merging.resident import ResidentMerger
@@ -369,7 +369,7 @@ def train_and_probe(
     from merging.data import Prompt
     from merging.generation import render
     from merging.ric import RiCSpec, condition, score_text
-    from merging.zoo.training import LORA_TARGETS
+    from merging.zoo.finetune import LORA_TARGETS
 
     if args.format != "tags":  # an experiment: changes what condition() writes
         import merging.ric

@@ -9,7 +9,7 @@
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
 90 steps of 8 answers; docs/ric-investigation.md). This script trains the RiC model again, the
 builder's way (:func:`merging.zoo.ric_data.build_ric_examples` on the experts' answers the build
-saved in ``ric/answers.json``, then :func:`merging.zoo.training.train_ric_lora` with the
+saved in ``ric/answers.json``, then :func:`merging.zoo.ric_training.train_ric_lora` with the
 preset's settings), changing only what its options say, so that a longer run or one on a GPU
 can be measured against the build's own. ``--out`` becomes a zoo folder: its ``zoo.json`` is the
 source zoo's manifest with ``ric`` pointing at the new model (base, heads and experts are the
@@ -73,8 +73,8 @@ def main() -> None:
     from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.progress import STEP_FILE
     from merging.zoo.ric_data import REWARDS, build_ric_examples
+    from merging.zoo.ric_training import train_ric_lora
     from merging.zoo.steps import ANSWERS_FILE
-    from merging.zoo.training import train_ric_lora
 
     preset = PRESETS[args.preset]
     zoo = load_zoo(args.preset, args.zoo)

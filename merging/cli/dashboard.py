@@ -99,7 +99,7 @@ def export_notice(host: str, allow_export: bool) -> str | None:
 
 def resolve_storages(given: list[str] | None, folder: Path) -> list[str]:
     """The storages to show; each is opened once here so that a bad one fails in one line."""
-    from pareto.store import discover_storages, open_storage, sqlite_url
+    from pareto.storage import discover_storages, open_storage, sqlite_url
 
     if given:
         urls = []

@@ -130,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _plan(args, recipe, settings, prompts, objectives):
     """The expert set and its memory plan, printed before anything is loaded."""
-    from merging.checkpoints import ExpertSet
     from merging.cli.merge import memory_plan
-    from merging.plan import Generation
+    from merging.expert_set import ExpertSet
+    from merging.sizes import Generation
 
     experts = ExpertSet.from_paths(
         args.base, parse_experts(args.expert), trust_remote_code=args.trust_remote_code

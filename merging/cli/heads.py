@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     hs = heads.add_subparsers(title="commands", metavar="COMMAND")
+    _add_train(hs)
+    _add_eval(hs)
+    heads.set_defaults(handler=lambda args: heads.print_help() or 2, command="heads")
+
+
+def _add_train(hs: argparse._SubParsersAction) -> None:
     t = hs.add_parser(
         "train",
         help="train a bt_head from preference pairs",
@@ -92,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="write into a non-empty --out")
     t.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     t.set_defaults(handler=run_train, command="heads train")
+
+
+def _add_eval(hs: argparse._SubParsersAction) -> None:
     e = hs.add_parser(
         "eval",
         help="pairwise accuracy of any head on preference pairs",
@@ -119,7 +128,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(handler=run_eval, command="heads eval")
-    heads.set_defaults(handler=lambda args: heads.print_help() or 2, command="heads")
 
 
 def _progress(total: int, desc: str, quiet: bool):
@@ -131,8 +139,9 @@ def _progress(total: int, desc: str, quiet: bool):
 
 def run_train(args: argparse.Namespace) -> int:
     from merging.data import read_pairs
-    from merging.heads.bt_head import split_pairs, train_bt_head
+    from merging.heads.bt_head import train_bt_head
     from merging.heads.encoders import make_encoder
+    from merging.heads.pairs import split_pairs
     from merging.save import prepare_output
 
     out = prepare_output(args.out, force=args.force)
@@ -177,7 +186,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from merging.data import read_pairs, split_of
     from merging.heads import load_head
-    from merging.heads.bt_head import pairwise_accuracy
+    from merging.heads.pairs import pairwise_accuracy
 
     pairs = read_pairs(args.data)[: args.limit]
     if args.split == "heldout":
@@ -220,7 +229,7 @@ def accuracy_with_interval(margins) -> tuple[float, tuple[float, float]]:
     """Pairwise accuracy (ties count one half) and Wilson's 95% interval."""
     from scipy.stats import binomtest
 
-    from merging.heads.bt_head import pairwise_accuracy
+    from merging.heads.pairs import pairwise_accuracy
 
     acc = pairwise_accuracy(margins)
     n = len(margins)

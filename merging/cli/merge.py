@@ -178,7 +178,7 @@ def recipe_from_args(args: argparse.Namespace, experts: dict[str, str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from merging.checkpoints import ExpertSet
+    from merging.expert_set import ExpertSet
     from merging.families import get_family
     from merging.merger import open_merger
     from merging.save import prepare_output, save_merged

@@ -72,11 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from merging.checkpoints import ExpertSet
     from merging.cli.merge import memory_plan
     from merging.evaluate import parse_objective
+    from merging.expert_set import ExpertSet
     from merging.families import get_family
-    from merging.plan import Generation
+    from merging.sizes import Generation
 
     if not args.base or not args.expert:
         raise ValueError("give --base and at least one --expert")

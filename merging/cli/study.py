@@ -10,7 +10,7 @@ import numpy as np
 
 from merging.cli import options
 from merging.cli.merge import add_memory_arguments
-from pareto.store import trial_key
+from pareto.trial_records import trial_key
 
 HELP = "Run a merging study from its YAML file, or show a study's fronts and hypervolumes."
 
@@ -136,7 +136,7 @@ def resolve_study(name_or_file: str, storage: str | None) -> tuple[str, str]:
     """``(study name, storage URL)`` from a name or a YAML file and an optional URL."""
     from merging.study import load_study_spec
     from merging.study.runner import storage_url
-    from pareto.store import sqlite_url
+    from pareto.storage import sqlite_url
 
     if name_or_file.endswith((".yaml", ".yml")) or Path(name_or_file).is_file():
         spec = load_study_spec(name_or_file)

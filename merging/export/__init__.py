@@ -16,7 +16,8 @@ A trial becomes a folder with
 The folder is written beside its target and moved into place complete, so that an export
 that is killed leaves the target absent or as it was (``is_finished_export`` tells a finished
 one). The weights are made by the same code the study evaluated with: the trial's stored recipe
-applied to the study's expert set in place (``ResidentMerger``), then written out.
+applied to the study's expert set in place (``ResidentMerger``), then written out. The
+dashboard exports into the study's own folder only (``export_in_study``).
 """
 
 from merging.export.folder import (
@@ -25,10 +26,16 @@ from merging.export.folder import (
     MERGEKIT_FILE,
     check_out,
     export_marker,
-    exports_folder,
     is_export_folder,
     is_finished_export,
     write_marker,
+)
+from merging.export.study_folder import (
+    StudyExport,
+    export_command,
+    export_in_study,
+    exports_folder,
+    study_export,
 )
 from merging.export.trial import DEFAULT_SHARD, export_front, export_trial
 
@@ -37,12 +44,16 @@ __all__ = [
     "DEFAULT_SHARD",
     "MARKER_FILE",
     "MERGEKIT_FILE",
+    "StudyExport",
     "check_out",
+    "export_command",
     "export_front",
+    "export_in_study",
     "export_marker",
     "export_trial",
     "exports_folder",
     "is_export_folder",
     "is_finished_export",
+    "study_export",
     "write_marker",
 ]

@@ -219,7 +219,7 @@ def _card_settings(spec, weights: bool) -> list[str]:
 
 def _card_reproduce(record, notes, weights: bool, has_yaml: bool) -> list[str]:
     """The commands that export the trial again and rebuild its weights, and how to load it."""
-    from pareto.store import safe_url
+    from pareto.storage import safe_url
 
     storage = safe_url(record.storage).split("?")[0]  # no query: it may carry secrets
     lines = [

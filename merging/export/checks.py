@@ -76,7 +76,7 @@ def _close_dicts(a: dict, b: dict) -> bool:
 
 def expert_set(session, family):
     """The family's checkpoints, inspected from their headers (no weights loaded)."""
-    from merging.checkpoints import ExpertSet
+    from merging.expert_set import ExpertSet
 
     return ExpertSet.from_paths(session.base, family.checkpoint_paths(session.experts, session.ric))
 

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from merging.study.trials import folder_name
-
 MERGEKIT_FILE = "mergekit_config.yml"
 CARD_FILE = "README.md"
 MARKER_FILE = "export.json"
@@ -199,17 +197,6 @@ def _alive(pid: int) -> bool:
     except OSError:  # another user's process
         return True
     return True
-
-
-def exports_folder(storage_url: str, study: str) -> Path:
-    """Where the dashboard writes a study's exports: ``runs/NAME/exports`` beside the study's
-    own SQLite file, ``FOLDER/exports/NAME`` beside a file that may hold several studies, else
-    ``./runs/NAME/exports``."""
-    name = folder_name(study)
-    if storage_url.startswith("sqlite:///"):
-        folder = Path(storage_url.removeprefix("sqlite:///")).parent
-        return folder / "exports" if folder.name == name else folder / "exports" / name
-    return Path("runs") / name / "exports"
 
 
 def ensure_space(out: Path, needed: int) -> None:

@@ -50,7 +50,7 @@ def export_trial(
     recipe only (mergekit YAML and model card). ``session``: a ``StudySession`` of the trial's
     study already loaded (exports of one study share it).
     """
-    from merging.study.runner import StudySession
+    from merging.study.session import StudySession
 
     target = check_out(out, force=force)
     if session is None:
@@ -81,7 +81,7 @@ def export_front(
     folder beside ``out``, which holds ``MARKER_FILE`` (listing the trials, written last) and is
     moved into place when every trial is written. Each trial's folder has its own marker.
     """
-    from merging.study.runner import StudySession
+    from merging.study.session import StudySession
 
     target = check_out(out, force=force)
     front = [r for r in study_trials(storage_url, study) if r.rank == 1]

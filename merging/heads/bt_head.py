@@ -5,13 +5,9 @@ encoder's features standardised over the training texts. The linear head is an L
 logistic regression on feature differences (scikit-learn, strength chosen by cross-validation);
 the MLP head is a one-hidden-layer network trained with the same loss in torch. A head is saved
 as a small folder: ``head.json`` (encoder, training data, split, metrics) and
-``head.safetensors``.
-
-Length control (``length_control="residual"``): human labels often prefer the longer answer
-(helpful-base: 60% of pairs), and a head trained on them measures length as much as its
-objective. A length-controlled head first removes from every feature its linear trend in the
-response's length (words and log words, fitted over the training responses), so its score
-carries no linear length trend over them; it is trained and scores on those residuals.
+``head.safetensors``. A length-controlled head (``length_control="residual"``) is trained and
+scores on features without their linear trend in the response's length
+(:mod:`merging.heads.length_trend`).
 """
 
 from __future__ import annotations
@@ -20,16 +16,17 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from merging.data import PreferencePair, Prompt, split_of
+from merging.data import PreferencePair, Prompt
 from merging.heads.base import RewardHead, register
 from merging.heads.encoders import Encoder, make_encoder, scoring_text
+from merging.heads.length_trend import LengthTrend
+from merging.heads.pairs import length_matched, pairwise_accuracy, split_pairs
 from merging.paths import fingerprint
 
 HEAD_FILE, WEIGHTS_FILE = "head.json", "head.safetensors"
@@ -151,53 +148,6 @@ class BTHead(RewardHead):
         )
 
 
-def response_lengths(responses: Sequence[str]) -> np.ndarray:
-    """``(n, 2)``: each response's length in words and its logarithm (``log(1 + words)``)."""
-    words = np.array([len(r.split()) for r in responses], dtype=float)
-    return np.stack([words, np.log1p(words)], axis=1)
-
-
-@dataclass(frozen=True)
-class LengthTrend:
-    """Every feature's linear trend in the response's length, to be removed:
-    ``z - [1, (L - center) / scale] @ coef`` with ``L`` from :func:`response_lengths`."""
-
-    center: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    """``(3, d)``: intercept, words and log-words coefficients of each feature."""
-
-    @classmethod
-    def fit(cls, z: np.ndarray, responses: Sequence[str]) -> LengthTrend:
-        lengths = response_lengths(responses)
-        center, scale = lengths.mean(axis=0), lengths.std(axis=0) + 1e-6
-        design = np.column_stack([np.ones(len(z)), (lengths - center) / scale])
-        coef = np.linalg.lstsq(design, z, rcond=None)[0]
-        return cls(center, scale, coef)
-
-    def remove(self, z: np.ndarray, responses: Sequence[str]) -> np.ndarray:
-        lengths = (response_lengths(responses) - self.center) / self.scale
-        return z - np.column_stack([np.ones(len(z)), lengths]) @ self.coef
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        # float64, as fitted: a saved head scores exactly as the one just trained
-        return {
-            "length_center": torch.from_numpy(self.center.astype(np.float64)),
-            "length_scale": torch.from_numpy(self.scale.astype(np.float64)),
-            "length_coef": torch.from_numpy(self.coef.astype(np.float64)),
-        }
-
-    @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> LengthTrend | None:
-        if "length_coef" not in tensors:
-            return None
-        return cls(
-            tensors.pop("length_center").numpy(),
-            tensors.pop("length_scale").numpy(),
-            tensors.pop("length_coef").numpy(),
-        )
-
-
 def _forward(weights: dict[str, torch.Tensor], architecture: str, z: torch.Tensor) -> torch.Tensor:
     if architecture == "linear":
         return z @ weights["w"]
@@ -244,39 +194,6 @@ def _fit_mlp(
     return {k: v.detach() for k, v in params.items()}
 
 
-def pairwise_accuracy(margins: np.ndarray) -> float:
-    """Fraction of pairs ranked right; a tie counts one half."""
-    return float(((margins > 0) + 0.5 * (margins == 0)).mean())
-
-
-LENGTH_MATCHED_RATIO = 1.3
-"""Pairs whose longer response has at most 30% more words than the shorter are
-"length-matched": on them, preferring the longer answer is no better than a coin."""
-
-
-def length_matched(pairs: Sequence[PreferencePair]) -> np.ndarray:
-    """Which pairs are length-matched (:data:`LENGTH_MATCHED_RATIO`)."""
-    lengths = response_lengths([r for p in pairs for r in (p.chosen, p.rejected)])[:, 0]
-    longer = np.maximum(lengths[0::2], lengths[1::2])
-    shorter = np.maximum(np.minimum(lengths[0::2], lengths[1::2]), 1)
-    return longer <= LENGTH_MATCHED_RATIO * shorter
-
-
-def split_pairs(
-    pairs: Sequence[PreferencePair],
-) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """``(training pairs, held-out pairs)`` by prompt hash; ``ValueError`` when either has
-    fewer than 10 (checked before anything is encoded)."""
-    sides = [split_of(p.prompt) for p in pairs]
-    train = [p for p, side in zip(pairs, sides, strict=True) if side == "train"]
-    heldout = [p for p, side in zip(pairs, sides, strict=True) if side != "train"]
-    if len(train) < 10 or len(heldout) < 10:
-        raise ValueError(
-            f"need at least 10 training and 10 held-out pairs; got {len(train)} and {len(heldout)}"
-        )
-    return train, heldout
-
-
 def train_bt_head(
     pairs: Sequence[PreferencePair],
     encoder: Encoder,
@@ -290,8 +207,8 @@ def train_bt_head(
 ) -> tuple[BTHead, dict]:
     """Train on the ``train`` split of ``pairs`` (and on every one of ``extra_pairs``, which
     the caller built from training prompts only); measure on the others (validation +
-    evaluation). ``length_control="residual"`` trains a length-controlled head (the module's
-    docstring).
+    evaluation). ``length_control="residual"`` trains a length-controlled head
+    (:mod:`merging.heads.length_trend`).
 
     Returns the head and its metrics: held-out accuracy, overall and on the length-matched
     held-out pairs, the "prefer the longer response" baseline on the same held-out pairs,
@@ -308,17 +225,11 @@ def train_bt_head(
     texts = [scoring_text(p.prompt, r, tok) for p in every for r in (p.chosen, p.rejected)]
     feats = encoder.encode(texts, progress)
     encode_s = time.perf_counter() - start
-    chosen, rejected = feats[0::2], feats[1::2]
     n = len(train) + len(extra_pairs)
-    train_feats = np.concatenate([chosen[:n], rejected[:n]])
-    mean, std = train_feats.mean(0), train_feats.std(0) + 1e-6
-    zc, zr = (chosen - mean) / std, (rejected - mean) / std
+    zc, zr, mean, std = _standardised(feats, n)
     trend = None
     if length_control == "residual":
-        train_responses = [p.chosen for p in every[:n]] + [p.rejected for p in every[:n]]
-        trend = LengthTrend.fit(np.concatenate([zc[:n], zr[:n]]), train_responses)
-        zc = trend.remove(zc, [p.chosen for p in every])
-        zr = trend.remove(zr, [p.rejected for p in every])
+        zc, zr, trend = _without_length_trend(zc, zr, every, n)
     fit_start = time.perf_counter()
     if architecture == "linear":
         weights = _fit_linear(zc[:n] - zr[:n], seed)
@@ -326,11 +237,50 @@ def train_bt_head(
         weights = _fit_mlp(zc[:n], zr[:n], seed)
     fit_s = time.perf_counter() - fit_start
     head = BTHead(encoder, mean, std, weights, architecture, length_trend=trend)
+    metrics = _accuracies(head, zc, zr, n, heldout)
+    metrics |= {"encode_seconds": round(encode_s, 1), "fit_seconds": round(fit_s, 1)}
+    head.meta = {
+        "data": data,
+        "split": "train: prompt-hash split 'train' (80%); held out: 'validation' + 'evaluation'",
+        "extra_pairs": len(extra_pairs),
+        "metrics": metrics,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return head, metrics
+
+
+def _standardised(feats: np.ndarray, n: int):
+    """``(zc, zr, mean, std)``: the chosen (even rows of ``feats``) and rejected (odd rows)
+    responses' features standardised over the first ``n`` pairs' (the training pairs)."""
+    chosen, rejected = feats[0::2], feats[1::2]
+    train_feats = np.concatenate([chosen[:n], rejected[:n]])
+    mean, std = train_feats.mean(0), train_feats.std(0) + 1e-6
+    return (chosen - mean) / std, (rejected - mean) / std, mean, std
+
+
+def _without_length_trend(
+    zc: np.ndarray, zr: np.ndarray, every: Sequence[PreferencePair], n: int
+) -> tuple[np.ndarray, np.ndarray, LengthTrend]:
+    """``(zc, zr, trend)``: the features less their length trend, fitted over the first ``n``
+    pairs' responses (the training pairs), and that trend."""
+    train_responses = [p.chosen for p in every[:n]] + [p.rejected for p in every[:n]]
+    trend = LengthTrend.fit(np.concatenate([zc[:n], zr[:n]]), train_responses)
+    zc = trend.remove(zc, [p.chosen for p in every])
+    zr = trend.remove(zr, [p.rejected for p in every])
+    return zc, zr, trend
+
+
+def _accuracies(
+    head: BTHead, zc: np.ndarray, zr: np.ndarray, n: int, heldout: Sequence[PreferencePair]
+) -> dict:
+    """The head's accuracy on the held-out pairs (after the first ``n``), overall and
+    length-matched, the "prefer the longer response" baseline on them, its training accuracy,
+    and the pair counts."""
     margins = head.reward_of_features(zc[n:]) - head.reward_of_features(zr[n:])
     train_margins = head.reward_of_features(zc[:n]) - head.reward_of_features(zr[:n])
     length = np.array([len(p.chosen) - len(p.rejected) for p in heldout], dtype=float)
     matched = length_matched(heldout)
-    metrics = {
+    return {
         "heldout_accuracy": pairwise_accuracy(margins),
         "heldout_length_matched_accuracy": pairwise_accuracy(margins[matched])
         if matched.any()
@@ -340,14 +290,4 @@ def train_bt_head(
         "train_pairs": n,
         "heldout_pairs": len(heldout),
         "heldout_length_matched_pairs": int(matched.sum()),
-        "encode_seconds": round(encode_s, 1),
-        "fit_seconds": round(fit_s, 1),
     }
-    head.meta = {
-        "data": data,
-        "split": "train: prompt-hash split 'train' (80%); held out: 'validation' + 'evaluation'",
-        "extra_pairs": len(extra_pairs),
-        "metrics": metrics,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return head, metrics

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from merging.recipe import MergeRecipe
-from pareto.store import RunSpec, trial_key
+from pareto.run_spec import RunSpec
+from pareto.trial_records import trial_key
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def rank_study(
     """Read and rank ``study`` (``runs``: its ``RunStore``s when already open; ``trials``: each
     run's trials when already read; ``draws``: bootstrap draws, the report's default if None)."""
     from pareto.report import study_report, trial_standing
-    from pareto.store import open_runs, open_storage
+    from pareto.runs import open_runs
+    from pareto.storage import open_storage
 
     runs = runs or open_runs(open_storage(storage_url), study)
     if trials is None:
@@ -161,7 +163,8 @@ def select_trial(storage_url: str, study: str, trial: str | None, *, knee: bool 
     Raises ``ValueError`` with one line naming what is wrong: an unknown run or trial, or a
     trial that did not complete.
     """
-    from pareto.store import open_runs, open_storage
+    from pareto.runs import open_runs
+    from pareto.storage import open_storage
 
     opened = open_runs(open_storage(storage_url), study)
     runs = {r.spec.label: r for r in opened}

@@ -98,9 +98,22 @@ def build_tiny(out: Path, *, seed: int = 0, steps: int = 30) -> Path:
 
     For tests only: it learns the word distribution, enough to produce varied responses.
     """
-    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    vocab = _tiny_vocab()
+    tok = word_level_tokenizer(vocab)
+    torch.manual_seed(seed)
+    model = _tiny_llama(len(vocab))
+    _train_tiny(model, tok, seed, steps)
+    model.eval()
+    model.generation_config.eos_token_id = 2
+    model.generation_config.pad_token_id = 0
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
 
+
+def _tiny_vocab() -> dict[str, int]:
+    """The tiny tokenizer's 100 tokens: specials, the words, fillers, then a RiC marker's
+    characters."""
     specials = ["<pad>", "<s>", "<|im_end|>", "<unk>", "<|im_start|>"]
     vocab = {t: i for i, t in enumerate(specials)}
     for word in sorted({*TINY_WORDS, "user", "assistant", "system"}):
@@ -112,13 +125,22 @@ def build_tiny(out: Path, *, seed: int = 0, steps: int = 30) -> Path:
         vocab[f"x{i}"] = len(vocab)
     for mark in marks:
         vocab[mark] = len(vocab)
+    return vocab
+
+
+def word_level_tokenizer(vocab: dict[str, int], eos_token: str = "<|im_end|>"):
+    """A word-level tokenizer over ``vocab`` (split at whitespace) with a ChatML-like template:
+    the tiny zoo's, and the tests' (which end a sequence with ``</s>``)."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     raw.add_special_tokens([AddedToken(t, special=True) for t in ("<|im_start|>", "<|im_end|>")])
     tok = PreTrainedTokenizerFast(
         tokenizer_object=raw,
         bos_token="<s>",
-        eos_token="<|im_end|>",
+        eos_token=eos_token,
         pad_token="<pad>",
         unk_token="<unk>",
         additional_special_tokens=["<|im_start|>", "<|im_end|>"],
@@ -127,9 +149,15 @@ def build_tiny(out: Path, *, seed: int = 0, steps: int = 30) -> Path:
         "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|> "
         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
     )
-    torch.manual_seed(seed)
+    return tok
+
+
+def _tiny_llama(vocab_size: int):
+    """A random 2-layer Llama (hidden size 64, tied embeddings), from torch's current seed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     cfg = LlamaConfig(
-        vocab_size=len(vocab),
+        vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
@@ -142,7 +170,11 @@ def build_tiny(out: Path, *, seed: int = 0, steps: int = 30) -> Path:
         pad_token_id=0,
         architectures=["LlamaForCausalLM"],
     )
-    model = LlamaForCausalLM(cfg)
+    return LlamaForCausalLM(cfg)
+
+
+def _train_tiny(model, tok, seed: int, steps: int) -> None:
+    """``steps`` AdamW steps of 16 generated chats (of 256, in turn) on the language-model loss."""
     texts = [
         tok.apply_chat_template(
             [{"role": "user", "content": q}, {"role": "assistant", "content": a}], tokenize=False
@@ -160,9 +192,3 @@ def build_tiny(out: Path, *, seed: int = 0, steps: int = 30) -> Path:
         loss.backward()
         opt.step()
         opt.zero_grad()
-    model.eval()
-    model.generation_config.eos_token_id = 2
-    model.generation_config.pad_token_id = 0
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out

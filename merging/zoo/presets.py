@@ -45,7 +45,7 @@ class Preset:
     ric_learning_rate: float
     ric_batch: int
     ric_contrast: float
-    """Weight of the contrastive term (:func:`merging.zoo.training.train_ric_lora`)."""
+    """Weight of the contrastive term (:func:`merging.zoo.ric_training.train_ric_lora`)."""
     ric_contrast_tokens: int | tuple[int, ...]
     """First answer tokens the contrastive term compares: one count, or one per reward in
     ``REWARDS`` order (the marker a row's counterfactual changed)."""
@@ -123,7 +123,7 @@ PRESETS = {
 
 
 def ric_training_settings(preset: Preset) -> dict:
-    """The preset's keyword arguments for :func:`merging.zoo.training.train_ric_lora`: how the
+    """The preset's keyword arguments for :func:`merging.zoo.ric_training.train_ric_lora`: how the
     builder trains the RiC model (``experiments/ric/ric_retrain.py`` starts from them too)."""
     return {
         "steps": preset.ric_steps,

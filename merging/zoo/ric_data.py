@@ -10,7 +10,7 @@ prompt; then all are normalised and rounded as in the RiC paper (zero mean, unit
 decimal). Half of the examples show one marker only, the others written as 0.0, as a
 sweep of one desired reward writes them. Each example carries a
 counterfactual, its markers with one set to another answer's score for the same prompt, for the
-contrastive term of :func:`merging.zoo.training.train_ric_lora`. Measured, these three
+contrastive term of :func:`merging.zoo.ric_training.train_ric_lora`. Measured, these three
 choices (the experts' answers, ranks, one-marker examples) made the smol zoo's RiC model follow
 its verbosity marker, and its harmlessness marker on some answer sets but not yet reliably
 (docs/ric-investigation.md).
@@ -85,8 +85,8 @@ def policy_answers(
     """Greedy answers of each expert alone: ``(responses, finished)``, each indexed
     ``[expert][prompt]``; in bfloat16 where that is native (the answers are training data,
     not measurements)."""
-    from merging.checkpoints import ExpertSet
     from merging.device import fast_bfloat16
+    from merging.expert_set import ExpertSet
     from merging.generation import GenerationSettings, generate_finished
     from merging.policy import load_tokenizer
     from merging.resident import ResidentMerger

@@ -153,7 +153,7 @@ def expert_step(
     build: ZooBuild, folder: Path, bar: Bar, *, expert: str, learning_rate: float
 ) -> dict:
     """A LoRA DPO expert on its objective's pairs, shuffled and cut to the preset's steps."""
-    from merging.zoo.training import train_dpo_expert
+    from merging.zoo.dpo_expert import train_dpo_expert
 
     p = build.preset
     pairs = build.expert_pairs(expert)
@@ -178,7 +178,7 @@ def ric_step(build: ZooBuild, folder: Path, bar: Bar) -> dict:
     """The rewards-in-context model: the experts answer training prompts, the heads score the
     answers, and a LoRA learns to answer as the scores written in its prompt say."""
     from merging.zoo.ric_data import REWARDS, answer_prompts, build_ric_examples, policy_answers
-    from merging.zoo.training import train_ric_lora
+    from merging.zoo.ric_training import train_ric_lora
 
     p, experts = build.preset, build.experts
     prompts = answer_prompts(build.helpful, build.harmless, p.ric_prompts)

@@ -15,8 +15,8 @@ may be asked for across a study's runs. Both resume: everything they know lives 
   restart the stored generations are replayed through a fresh driver with the same seed, so
   the search continues where it stopped.
 
-``evaluate(run_spec, x)`` returns a :class:`~pareto.store.Outcome`; it is the only place that
-knows about models.
+``evaluate(run_spec, x)`` returns a :class:`~pareto.trial_records.Outcome`; it is the only
+place that knows about models.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from pareto._arrays import sign_vector
+from pareto.run_spec import RunSpec
+from pareto.run_store import RunStore
 from pareto.search.base import make_driver
 from pareto.search.evolutionary import default_population
 from pareto.search.samplers import SAMPLER_SETTINGS, is_optuna_sampler, make_sampler
 from pareto.settings import reject_unknown_settings
-from pareto.store import MAX_RETRY, Outcome, RunSpec, RunStore
+from pareto.storage import MAX_RETRY
+from pareto.trial_records import Outcome
 
 Evaluate = Callable[[RunSpec, np.ndarray], Outcome]
 Log = Callable[[str], None]

@@ -15,8 +15,10 @@ def write_large_study(path: Path, n: int = LARGE_TRIALS, seed: int = 0) -> str:
     """A study of ``n`` completed trials with closed-form objectives on the 3-expert simplex
     (no model): for charts and tables past Altair's 5,000-row limit."""
 
+    from pareto.run_spec import RunSpec
+    from pareto.run_store import RunStore
     from pareto.spaces import Simplex, describe_space
-    from pareto.store import RunSpec, RunStore, open_storage, sqlite_url
+    from pareto.storage import open_storage, sqlite_url
 
     url = sqlite_url(path)
     spec = RunSpec(

@@ -74,7 +74,7 @@ def test_a_reachable_host_turns_browser_export_off_unless_allowed(tmp_path, monk
     """One line on stdout says so; the app is told through its environment (and reads
     Streamlit's own server.address)."""
     import merging.cli.dashboard as dashboard
-    from pareto.store import open_storage, sqlite_url
+    from pareto.storage import open_storage, sqlite_url
 
     url = sqlite_url(tmp_path / "s.db")
     open_storage(url, create=True)

@@ -15,7 +15,8 @@ from app.data import (
 )
 from pareto.dominance import nondominated_sort, pareto_mask
 from pareto.report import study_report
-from pareto.store import open_runs, open_storage
+from pareto.runs import open_runs
+from pareto.storage import open_storage
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ def test_optuna_dashboard_names_our_objectives(tiny_study, tmp_path):
     command = shutil.which("optuna-dashboard")
     if command is None:
         pytest.skip("optuna-dashboard is not installed")
-    from pareto.store import open_runs, open_storage
+    from pareto.runs import open_runs
+    from pareto.storage import open_storage
 
     runs = open_runs(open_storage(tiny_study), "tiny")
     objectives = list(runs[0].spec.objectives)

@@ -269,7 +269,7 @@ def test_switching_study_keeps_each_selection_consistent(dashboard, tiny_study, 
 
 
 def test_no_study_gives_a_hint_not_an_error(dashboard, tmp_path):
-    from pareto.store import open_storage, sqlite_url
+    from pareto.storage import open_storage, sqlite_url
 
     url = sqlite_url(tmp_path / "empty.db")
     open_storage(url, create=True)
@@ -294,8 +294,10 @@ def test_an_unreadable_or_empty_study_does_not_hide_the_others(dashboard, tiny_s
     """A storage whose study cannot be shown (an objective named like a dashboard column),
     and a study whose only run has no completed trial: the Studies page warns and lists the
     rest; the front explorer of the empty study says so."""
+    from pareto.run_spec import RunSpec
+    from pareto.run_store import RunStore
     from pareto.spaces import Simplex, describe_space
-    from pareto.store import RunSpec, RunStore, open_storage, sqlite_url
+    from pareto.storage import open_storage, sqlite_url
 
     def spec(study: str, objectives: tuple[str, ...]) -> RunSpec:
         return RunSpec(
@@ -307,7 +309,7 @@ def test_an_unreadable_or_empty_study_does_not_hide_the_others(dashboard, tiny_s
     bad = sqlite_url(tmp_path / "bad" / "study.db")
     run = RunStore.create_or_open(open_storage(bad, create=True), spec("clash", ("rank", "cost")))
     trial = run.ask()
-    from pareto.store import Outcome
+    from pareto.trial_records import Outcome
 
     run.complete(trial, [0.5, 0.5], Outcome({"rank": 1.0, "cost": 2.0}, {"rank": 0, "cost": 0}))
     empty = sqlite_url(tmp_path / "empty" / "study.db")

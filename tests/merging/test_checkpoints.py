@@ -1,4 +1,4 @@
-"""ExpertSet: LoRA deltas, checks before any compute, and the error messages."""
+"""Checkpoints: sharded, remote-code, missing and GGUF checkpoints, read as experts or as a base."""
 
 from __future__ import annotations
 
@@ -9,95 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from merging.checkpoints import ExpertSet, inspect_checkpoint
-from merging.errors import CheckpointError, ExpertMismatchError
+from merging.checkpoints import inspect_checkpoint
+from merging.errors import CheckpointError
+from merging.expert_set import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
-from tests.merging.conftest import build_model, make_lora, save_tokenizer, tiny_config
-
-
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_lora_experts_equal_their_merged_forms(model_zoo, tmp_path, arch):
-    base, _ = model_zoo(arch, 2)
-    a_adapter, a_merged = make_lora(base, tmp_path / "a", 1, r=4, arch=arch)
-    b_adapter, b_merged = make_lora(base, tmp_path / "b", 2, r=8, arch=arch, use_rslora=True)
-    lora = ResidentMerger(
-        ExpertSet.from_paths(base, {"a": a_adapter, "b": b_adapter}), device="cpu"
-    )
-    full = ResidentMerger(ExpertSet.from_paths(base, {"a": a_merged, "b": b_merged}), device="cpu")
-    for w in ([0.3, 0.7], [1.0, 0.0], [0.5, 0.5]):
-        lora.set_linear(w)
-        full.set_linear(w)
-        for name, value in full.state_dict().items():
-            torch.testing.assert_close(lora.state_dict()[name], value, atol=1e-6, rtol=0)
-
-
-def test_lora_with_modules_to_save(model_zoo, tmp_path):
-    base, _ = model_zoo("llama", 2)
-    adapter, merged = make_lora(
-        base, tmp_path / "a", 3, r=2, arch="llama", modules_to_save=["lm_head"]
-    )
-    ckpt = inspect_checkpoint("a", adapter)
-    assert "lm_head.weight" in ckpt.tensors
-    lora = ResidentMerger(ExpertSet.from_paths(base, {"a": adapter}), device="cpu")
-    full = ResidentMerger(ExpertSet.from_paths(base, {"a": merged}), device="cpu")
-    lora.set_linear([1.0])
-    full.set_linear([1.0])
-    for name, value in full.state_dict().items():
-        torch.testing.assert_close(lora.state_dict()[name], value, atol=1e-6, rtol=0)
-
-
-def test_mismatches_are_all_reported_before_any_merge(model_zoo, tmp_path):
-    base, experts = model_zoo("llama", 2)
-    other_arch = build_model("gpt2", tmp_path / "gpt2", seed=5)
-    cfg = tiny_config("llama")
-    cfg.vocab_size = 100
-    bigger_vocab = build_model("llama", tmp_path / "vocab", seed=6, config=cfg)
-    missing = tmp_path / "missing"
-    shutil.copytree(experts["e0"], missing)
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(str(missing / "model.safetensors"))
-    del tensors["model.layers.2.mlp.up_proj.weight"]
-    save_file(tensors, str(missing / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ExpertMismatchError) as info:
-        ExpertSet.from_paths(
-            base, {"ok": experts["e0"], "arch": other_arch, "vocab": bigger_vocab, "gone": missing}
-        )
-    message = str(info.value)
-    assert "\n" not in message
-    assert "expert 'arch': architecture GPT2LMHeadModel, expected LlamaForCausalLM" in message
-    assert "expert 'vocab': vocabulary size 100, expected 96" in message
-    assert "expert 'vocab': tokenizer vocabulary differs" in message
-    assert (
-        "expert 'vocab': tensor model.embed_tokens.weight has shape (100, 32), expected (96, 32)"
-        in message
-    )
-    assert "expert 'gone': tensor model.layers.2.mlp.up_proj.weight is missing" in message
-    assert "'ok'" not in message
-    assert len(info.value.differences) >= 5
-
-
-def test_dtype_mismatch_and_nan_weights(model_zoo, tmp_path):
-    base, experts = model_zoo("qwen2", 2)
-    from safetensors.torch import load_file, save_file
-
-    half = tmp_path / "half"
-    shutil.copytree(experts["e0"], half)
-    tensors = {k: v.half() for k, v in load_file(str(half / "model.safetensors")).items()}
-    save_file(tensors, str(half / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(ExpertMismatchError, match="has dtype float16, expected float32"):
-        ExpertSet.from_paths(base, {"half": half})
-    bad = tmp_path / "nan"
-    shutil.copytree(experts["e0"], bad)
-    tensors = load_file(str(bad / "model.safetensors"))
-    tensors["model.norm.weight"][3] = float("nan")
-    save_file(tensors, str(bad / "model.safetensors"), metadata={"format": "pt"})
-    es = ExpertSet.from_paths(base, {"nan": bad})
-    with pytest.raises(
-        CheckpointError, match=r"expert 'nan' \(.*nan\): tensor model.norm.weight has 1 NaN"
-    ):
-        ResidentMerger(es, device="cpu")
+from tests.merging.conftest import save_tokenizer
 
 
 def test_sharded_checkpoints_load(model_zoo, tmp_path):

@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.shapes import LORA_TARGETS, PARAMETERS, config
-from merging.plan import (
-    ExpertSize,
-    Generation,
-    ModelShape,
-    PlanError,
-    activation_bytes,
-    plan_memory,
-)
+from merging.plan import PlanError, plan_memory
+from merging.sizes import ExpertSize, Generation, ModelShape, activation_bytes
 
 GB = 10**9
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from merging.architecture import layer_map
-from merging.checkpoints import ExpertSet
+from merging.expert_set import ExpertSet
 from merging.resident import ResidentMerger
 from tests.merging.conftest import build_model, tiny_config
 

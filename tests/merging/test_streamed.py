@@ -8,7 +8,7 @@ import psutil
 import pytest
 import torch
 
-from merging.checkpoints import ExpertSet
+from merging.expert_set import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
 from merging.rows import FileRows, StackRows

@@ -36,8 +36,9 @@ def test_history_with_one_point_is_the_whole_run():
 
 
 def _results(label: str, values: list[list[float]]):
+    from pareto.run_spec import RunSpec
     from pareto.spaces import Simplex, describe_space
-    from pareto.store import RunResults, RunSpec
+    from pareto.trial_records import RunResults
 
     spec = RunSpec(
         study="s", label=label, family="interpolation", experts=("a", "b"), driver="random",

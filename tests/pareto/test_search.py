@@ -6,11 +6,14 @@ import numpy as np
 import optuna
 import pytest
 
+from pareto.run_spec import RunSpec
+from pareto.run_store import RunStore
 from pareto.search import OPTUNA_SAMPLERS, drive, driver_names, make_driver, sampler_for
 from pareto.search.amortized import QuadraticModel
 from pareto.search.grid import divisions_within
 from pareto.spaces import BlockSimplex, Box, Simplex, describe_space
-from pareto.store import Outcome, RunSpec, RunStore, open_storage, sqlite_url
+from pareto.storage import open_storage, sqlite_url
+from pareto.trial_records import Outcome
 
 OBJECTIVES, SENSES = ("a", "b", "c"), ("max", "max", "min")
 

@@ -15,8 +15,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from pareto.run_spec import RunSpec
+from pareto.run_store import RunStore
 from pareto.spaces import Simplex, describe_space
-from pareto.store import Outcome, RunSpec, RunStore, open_storage, sqlite_url
+from pareto.storage import open_storage, sqlite_url
+from pareto.trial_records import Outcome
 
 BUDGET = 12
 

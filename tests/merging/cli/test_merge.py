@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from merging.checkpoints import ExpertSet
 from merging.cli import main
+from merging.expert_set import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
 

@@ -25,7 +25,7 @@ from merging.export import (
     is_finished_export,
 )
 from merging.study.prompts import load_prompts
-from merging.study.runner import StudySession
+from merging.study.session import StudySession
 from merging.study.trials import select_trial, study_trials
 
 FAMILIES = ("interpolation", "layerwise", "rewards_in_context")
@@ -324,7 +324,7 @@ def test_mergekit_method_families_export_and_reproduce(tiny_zoo_cache, tmp_path)
     from merging.study.runner import run_study
     from merging.study.spec import parse_study_spec
     from merging.zoo import load_zoo
-    from pareto.store import sqlite_url
+    from pareto.storage import sqlite_url
 
     zoo = load_zoo("tiny")
     two = {n: str(p) for n, p in list(zoo.experts.items())[:2]}
@@ -398,7 +398,7 @@ def test_system_prompt_and_stops_go_into_the_export(tiny_zoo_cache, tmp_path):
     from merging.policy import load_tokenizer
     from merging.study.runner import run_study
     from merging.study.spec import parse_study_spec
-    from pareto.store import sqlite_url
+    from pareto.storage import sqlite_url
 
     spec = parse_study_spec({
         "name": "sys", "zoo": "tiny", "families": [{"family": "interpolation"}],

@@ -36,7 +36,7 @@ def build(name: str, manifest):
 @pytest.fixture(scope="module")
 def mergers(checkpoints):
     """One resident merger per checkpoint set, shared by the families that merge it."""
-    from merging.checkpoints import ExpertSet
+    from merging.expert_set import ExpertSet
     from merging.resident import ResidentMerger
 
     cache = {}
@@ -92,7 +92,7 @@ def test_apply_is_deterministic_and_moves_the_weights(name, checkpoints, mergers
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_mergekit_configuration_and_export_notes(name, checkpoints):
     from merging.architecture import layer_map
-    from merging.checkpoints import ExpertSet
+    from merging.expert_set import ExpertSet
 
     family, experts = build(name, checkpoints)
     recipe = family.recipe(family.space.sample(1, seed=2)[0])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from merging.checkpoints import ExpertSet
+from merging.expert_set import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
 from tests.merging.conftest import run_mergekit

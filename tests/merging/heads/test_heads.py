@@ -9,7 +9,7 @@ import torch
 
 from merging.data import PreferencePair, Prompt
 from merging.heads import BTHead, HFRewardModel, LengthTokens, TargetLength, load_head
-from merging.heads.bt_head import pairwise_accuracy, train_bt_head
+from merging.heads.bt_head import train_bt_head
 from merging.heads.encoders import CausalLMEncoder, MiniLMEncoder
 
 P = Prompt(({"role": "user", "content": "w10 w11"},))
@@ -94,10 +94,6 @@ def test_minilm_encoder_from_its_package():
     feats = enc.encode(["a short text", "another, longer text about model merging"])
     assert feats.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
-
-
-def test_pairwise_accuracy_counts_ties_as_half():
-    assert pairwise_accuracy(np.array([1.0, -1.0, 0.0, 2.0])) == pytest.approx(0.625)
 
 
 def test_heads_cli_train_and_eval(model_zoo, tmp_path, capsys):
@@ -192,7 +188,8 @@ def test_a_length_controlled_head_has_no_length_trend_on_its_training_responses(
     model_zoo, tmp_path
 ):
     from merging.data import split_of
-    from merging.heads.bt_head import length_matched, response_lengths
+    from merging.heads.length_trend import response_lengths
+    from merging.heads.pairs import length_matched
 
     base, _ = model_zoo("llama", 2)
     encoder = CausalLMEncoder(base, device="cpu", max_tokens=64)

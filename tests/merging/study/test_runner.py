@@ -17,11 +17,13 @@ import yaml
 
 from merging.cli import main
 from merging.study import load_study_spec
-from merging.study.runner import StudySession, open_study_runs, run_study
+from merging.study.runner import open_study_runs, run_study
+from merging.study.session import StudySession
 from merging.study.spec import parse_study_spec
+from pareto.runs import open_runs
 from pareto.search import driver_names
 from pareto.spaces import BlockSimplex, Box, Simplex
-from pareto.store import open_runs, open_storage, sqlite_url
+from pareto.storage import open_storage, sqlite_url
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = REPO / "studies" / "tiny.yaml"
@@ -473,7 +475,7 @@ def test_racing_study_keeps_scores_stops_dominated_candidates_and_resumes(
     evaluation cache."""
     from merging.zoo import load_zoo
     from pareto.report import PAIRED, study_report, trial_standing
-    from pareto.store import trial_scores
+    from pareto.trial_records import trial_scores
 
     # helpfulness and harmlessness move together on the tiny zoo: dominated candidates exist
     objectives = [o for o in load_zoo("tiny").objective_specs() if "length" not in o]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from merging.checkpoints import ExpertSet
+from merging.expert_set import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
 from merging.ric import RiCSpec, condition, conditioning, level_word, preference_to_rewards

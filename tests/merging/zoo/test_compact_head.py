@@ -134,7 +134,7 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
     under bfloat16 autocast the two heads' losses differ in the fourth digit."""
     from safetensors.torch import load_file
 
-    from merging.zoo import shared_prefix, training
+    from merging.zoo import dpo_expert, shared_prefix
     from merging.zoo.base import build_tiny
     from merging.zoo.steps import tiny_pairs as _tiny_pairs
 
@@ -142,7 +142,7 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
     base = build_tiny(tmp_path / "base")
     pairs = _tiny_pairs("helpful", 24)
     installed, packed = [], []
-    real = training.add_compact_lm_head
+    real = dpo_expert.add_compact_lm_head
     pack = shared_prefix.pack_pairs
     monkeypatch.setattr(
         shared_prefix, "pack_pairs", lambda *a, **k: packed.append(1) or pack(*a, **k)
@@ -150,12 +150,12 @@ def test_dpo_trains_the_same_with_either_head(tmp_path, monkeypatch):
     runs = {}
     for head in ("compact", "trl"):
         if head == "trl":
-            monkeypatch.setattr(training, "add_compact_lm_head", lambda model: False)
+            monkeypatch.setattr(dpo_expert, "add_compact_lm_head", lambda model: False)
         else:
             monkeypatch.setattr(
-                training, "add_compact_lm_head", lambda model: installed.append(real(model))
+                dpo_expert, "add_compact_lm_head", lambda model: installed.append(real(model))
             )
-        metrics = training.train_dpo_expert(
+        metrics = dpo_expert.train_dpo_expert(
             base, pairs, tmp_path / head, steps=6, batch_size=4, learning_rate=5e-3, lora_rank=4
         )
         runs[head] = (metrics, load_file(tmp_path / head / "adapter_model.safetensors"))
