@@ -104,7 +104,9 @@ class Evaluator:
         use_cache: bool = True,
         device: str | None = "auto",
         n_samples: int = DEFAULT_SAMPLES,
+        data: str | None = None,
     ):
+        """``data``: the HH-RLHF folder, for heads that read it (``reference_nll``)."""
         if not prompts:
             raise ValueError("an evaluation needs at least one prompt")
         names = [o.name for o in objectives]
@@ -116,7 +118,8 @@ class Evaluator:
         self.heads = dict(heads or {})
         for o in self.objectives:
             if o.name not in self.heads:
-                self.heads[o.name] = load_head(o.head, device=device)
+                self.heads[o.name] = load_head(o.head, device=device, data=data)
+            self.heads[o.name].check_prompts(len(self.prompts))
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "evaluations"
         self.use_cache = use_cache
         self.n_samples = n_samples
@@ -168,10 +171,21 @@ class Evaluator:
         shown = [prompt_transform(p) for p in prompts] if prompt_transform else prompts
         responses = generate(model, tokenizer, shown, self.settings, progress=progress)
         generated = time.perf_counter()
-        scores = {
-            o.name: np.asarray(self.heads[o.name].score(prompts, responses), dtype=float)
-            for o in self.objectives
-        }
+        lo = 0 if span is None else span[0]
+        scores = {}
+        for o in self.objectives:
+            head = self.heads[o.name]
+            if head.scores_policy:  # the policy itself, on reference items lo..lo + n
+                s = head.score_policy(
+                    model,
+                    tokenizer,
+                    (lo, lo + len(prompts)),
+                    prompt_transform,
+                    self.settings.system_prompt,
+                )
+            else:
+                s = head.score(prompts, responses)
+            scores[o.name] = np.asarray(s, dtype=float)
         scored = time.perf_counter()
         timings = {
             "generate_s": round(generated - start, 3),

@@ -11,6 +11,8 @@ SUBSETS = ("helpful-base", "harmless-base", "helpful-online", "helpful-rejection
 """The subsets of the original layout, each a folder holding :data:`FILE`."""
 FILE = "test.jsonl.gz"
 HUB_DATASET = "Anthropic/hh-rlhf"
+DATA_ENV = "PARETOMERGE_DATA"
+"""The HH-RLHF folder, where a command is given none (``--data``, a study's ``prompts.data``)."""
 ZOO_SUBSETS = ("helpful-base", "harmless-base")
 """The subsets a folder must hold by default: the ones the zoo trains on."""
 

@@ -192,6 +192,7 @@ CASES = [
         "absent.txt",
     ),
     (["evaluate", "--model", "{base}", "--prompts", "{prompts}", "--objective", "bogus"], "bogus"),
+    (evaluate("--objective", "t=reference_nll:{few}:min"), "has 1 reference items"),
     # heads
     (train("--limit", "-3"), "--limit: '-3'"),
     (train("--max-tokens", "0"), "--max-tokens: '0'"),
@@ -205,6 +206,7 @@ CASES = [
         "absent.jsonl",
     ),
     (["heads", "eval", "--head", "{root}/no-head", "--data", "{pairs}"], "no-head"),
+    (["heads", "eval", "--head", "reference_nll:{pairs}", "--data", "{pairs}"], "scores a policy"),
     (
         ["heads", "eval", "--head", "length_tokens", "--data", "{pairs}", "--limit", "0"],
         "--limit: '0'",

@@ -14,7 +14,8 @@ HELP = "Evaluate a merged policy (or one checkpoint) on prompts: objectives with
 EPILOG = """\
 The policy is given as for 'paretomerge merge' (--base, --expert, --family, --weights), or as
 one checkpoint with --model. Each --objective is NAME=HEAD:SENSE, HEAD one of length_tokens,
-target_length:N, a bt_head folder or a reward-model folder, SENSE max or min.
+target_length:N, a bt_head folder, a reward-model folder, or reference_nll[:PATH] (the policy's
+log-loss per token on held-out preferred answers: the alignment tax), SENSE max or min.
 
 Results are cached by a hash of the policy, prompts, settings and heads; evaluating the same
 thing again returns at once (--no-cache to recompute).
@@ -22,6 +23,8 @@ thing again returns at once (--no-cache to recompute).
 examples:
   paretomerge evaluate --model ./base --prompts prompts.jsonl \\
       --objective helpfulness=heads/helpfulness:max --objective verbosity=length_tokens:min
+  paretomerge evaluate --model ./base --prompts prompts.jsonl \\
+      --objective tax=reference_nll:../shared/data/hh-rlhf:min
   paretomerge evaluate --base ./base --expert helpful=./h --expert harmless=./s \\
       --family interpolation --weights 0.5,0.5 --prompts prompts.txt --limit 50 \\
       --objective verbosity=length_tokens:min --json"""

@@ -38,7 +38,8 @@ Run 'paretomerge heads COMMAND --help' for each command's options."""
 
 EVAL_EPILOG = """\
 HEAD is length_tokens, target_length:N, a bt_head folder or a sequence-classification
-reward model folder. Accuracy counts a tie as one half; the interval is Wilson's 95%.
+reward model folder (reference_nll scores a policy, not responses: measure it with 'paretomerge
+evaluate'). Accuracy counts a tie as one half; the interval is Wilson's 95%.
 
 examples:
   paretomerge heads eval --head heads/helpfulness --data pairs.jsonl.gz --split heldout
@@ -196,6 +197,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if not pairs:
         raise ValueError(f"no pairs in split {args.split!r} of {args.data}")
     head = load_head(args.head, device=args.device, trust_remote_code=args.trust_remote_code)
+    if head.scores_policy:
+        raise ValueError(
+            f"head {args.head!r} scores a policy, not responses: measure it as an objective of "
+            "'paretomerge evaluate' or of a study"
+        )
     prompts = [p.prompt for p in pairs]
     chosen = head.score(prompts, [p.chosen for p in pairs])
     rejected = head.score(prompts, [p.rejected for p in pairs])

@@ -27,6 +27,10 @@ class RewardHead(ABC):
     """
 
     kind: ClassVar[str]
+    scores_policy: ClassVar[bool] = False
+    """A head that scores the policy itself (its likelihood of reference text) rather than its
+    responses: the evaluator calls its ``score_policy(model, tokenizer, span, prompt_transform,
+    system_prompt)`` with the policy, and never :meth:`score`."""
     spec_help: ClassVar[str]
     """How a specification names this kind, for errors: ``length_tokens``, ``a bt_head folder
     (head.json)``."""
@@ -39,9 +43,15 @@ class RewardHead(ABC):
     @classmethod
     @abstractmethod
     def from_spec(
-        cls, spec: str, *, device: str | None = "auto", trust_remote_code: bool = False
+        cls,
+        spec: str,
+        *,
+        device: str | None = "auto",
+        trust_remote_code: bool = False,
+        data: str | None = None,
     ) -> RewardHead:
-        """The head ``spec`` names (``ValueError`` in one line when it is malformed)."""
+        """The head ``spec`` names (``ValueError`` in one line when it is malformed); ``data``
+        is the HH-RLHF folder the command was given, for kinds that read HH-RLHF."""
 
     @classmethod
     def spec_bytes(cls, spec: str, device_type: str = "cpu") -> int:
@@ -57,6 +67,10 @@ class RewardHead(ABC):
     def identity(self) -> dict:
         """What determines the scores (kind, parameters, file fingerprints): hashed into
         every evaluation so that a changed head never reuses a cached result."""
+
+    def check_prompts(self, n: int) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` in one line when the head cannot score an evaluation of ``n``
+        prompts (called when the evaluator is built, before anything is generated)."""
 
     def bind_policy(self, tokenizer) -> None:  # noqa: B027 - optional hook
         """Called with the evaluated policy's tokenizer before scoring (length heads use it)."""

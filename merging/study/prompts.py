@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from merging.hh_rlhf import DATA_ENV
+
 if TYPE_CHECKING:
     from merging.study.spec import PromptSpec, StudySpec
-
-DATA_ENV = "PARETOMERGE_DATA"
-"""Where the HH-RLHF folder is when neither ``--data`` nor the study file says."""
 
 
 def data_folder(spec: StudySpec, given: str | None) -> str | None:

@@ -68,7 +68,7 @@ class StudySession:
         self._expert_sets: dict[str, Any] = {}
         self.plans = self._plan(evaluate, placement, device_memory, host_memory)
         self.evaluator = (
-            Evaluator(self.prompts, objectives, spec.generation, device=self.device)
+            Evaluator(self.prompts, objectives, spec.generation, device=self.device, data=self.data)
             if evaluate
             else None
         )

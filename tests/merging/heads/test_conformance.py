@@ -17,15 +17,42 @@ RESPONSES = ["w7 w8 w9", "", "w3", "w4 w5 w6 w7 w8 w9"]
 
 
 @pytest.fixture(scope="module")
-def specs(tiny_zoo_cache, seq_cls) -> dict[str, str]:
+def specs(tiny_zoo_cache, seq_cls, tmp_path_factory) -> dict[str, str]:
     """One specification per kind: real files where the kind reads files."""
     _, manifest = tiny_zoo_cache
+    pairs = tmp_path_factory.mktemp("reference") / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps({"prompt": p.last_user, "chosen": f"w3{i} w4{i}", "rejected": "w5"}) + "\n"
+            for i, p in enumerate(PROMPTS)
+        )
+    )
     return {
         "bt_head": manifest.heads["helpfulness"],
         "hf_reward_model": str(seq_cls),
         "length_tokens": "length_tokens",
+        "reference_nll": f"reference_nll:{pairs}",
         "target_length": "target_length:3",
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tiny_zoo_cache):
+    """The tiny zoo's base model and tokenizer: what a head that scores the policy scores."""
+    from transformers import AutoModelForCausalLM
+
+    from merging.policy import load_tokenizer
+
+    _, manifest = tiny_zoo_cache
+    model = AutoModelForCausalLM.from_pretrained(manifest.base).eval()
+    return model, load_tokenizer(manifest.base)
+
+
+def scores_of(head, tiny_policy) -> np.ndarray:
+    """The head's scores for :data:`PROMPTS`: of :data:`RESPONSES`, or of the policy."""
+    if head.scores_policy:
+        return head.score_policy(*tiny_policy, (0, len(PROMPTS)))
+    return head.score(PROMPTS, RESPONSES)
 
 
 def test_every_registered_kind_has_an_example(specs):
@@ -33,17 +60,18 @@ def test_every_registered_kind_has_an_example(specs):
 
 
 @pytest.mark.parametrize("kind", list(HEAD_KINDS))
-def test_a_spec_names_one_kind_and_loads_a_head_that_scores(kind, specs):
+def test_a_spec_names_one_kind_and_loads_a_head_that_scores(kind, specs, tiny_policy):
     spec = specs[kind]
     claims = [k for k in HEAD_KINDS if HEAD_KINDS.get(k).names(spec)]
     assert claims == [kind]
     assert head_kind(spec) is HEAD_KINDS.get(kind)
     head = load_head(spec, device="cpu")
     assert head.kind == kind
-    scores = head.score(PROMPTS, RESPONSES)
-    assert scores.shape == (len(RESPONSES),)
+    scores = scores_of(head, tiny_policy)
+    assert scores.shape == (len(PROMPTS),)
     assert np.isfinite(scores).all()
-    np.testing.assert_array_equal(load_head(spec, device="cpu").score(PROMPTS, RESPONSES), scores)
+    np.testing.assert_array_equal(scores_of(load_head(spec, device="cpu"), tiny_policy), scores)
+    head.check_prompts(len(PROMPTS))  # an evaluation of these prompts is accepted
     identity = head.identity()
     assert identity["kind"] == kind
     json.dumps(identity)  # hashed into every evaluation: plain data
