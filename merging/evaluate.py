@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from merging.data import Prompt
 from merging.generation import GenerationSettings, generate
 from merging.heads import RewardHead, load_head
+from merging.heads.base import PolicyView
 from merging.paths import cache_root
 
 DEFAULT_SAMPLES = 3
@@ -104,9 +105,7 @@ class Evaluator:
         use_cache: bool = True,
         device: str | None = "auto",
         n_samples: int = DEFAULT_SAMPLES,
-        data: str | None = None,
     ):
-        """``data``: the HH-RLHF folder, for heads that read it (``reference_nll``)."""
         if not prompts:
             raise ValueError("an evaluation needs at least one prompt")
         names = [o.name for o in objectives]
@@ -118,7 +117,7 @@ class Evaluator:
         self.heads = dict(heads or {})
         for o in self.objectives:
             if o.name not in self.heads:
-                self.heads[o.name] = load_head(o.head, device=device, data=data)
+                self.heads[o.name] = load_head(o.head, device=device)
             self.heads[o.name].check_prompts(len(self.prompts))
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "evaluations"
         self.use_cache = use_cache
@@ -172,19 +171,19 @@ class Evaluator:
         responses = generate(model, tokenizer, shown, self.settings, progress=progress)
         generated = time.perf_counter()
         lo = 0 if span is None else span[0]
+        view = PolicyView(
+            model,
+            tokenizer,
+            prompts,
+            responses,
+            (lo, lo + len(prompts)),
+            prompt_transform,
+            self.settings.system_prompt,
+        )
         scores = {}
         for o in self.objectives:
             head = self.heads[o.name]
-            if head.scores_policy:  # the policy itself, on reference items lo..lo + n
-                s = head.score_policy(
-                    model,
-                    tokenizer,
-                    (lo, lo + len(prompts)),
-                    prompt_transform,
-                    self.settings.system_prompt,
-                )
-            else:
-                s = head.score(prompts, responses)
+            s = head.score_policy(view) if head.scores_policy else head.score(prompts, responses)
             scores[o.name] = np.asarray(s, dtype=float)
         scored = time.perf_counter()
         timings = {

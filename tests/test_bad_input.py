@@ -193,6 +193,7 @@ CASES = [
     ),
     (["evaluate", "--model", "{base}", "--prompts", "{prompts}", "--objective", "bogus"], "bogus"),
     (evaluate("--objective", "t=reference_nll:{few}:min"), "has 1 reference items"),
+    (evaluate("--objective", "k=kl_to_base:min"), "write kl_to_base:BASE"),
     # heads
     (train("--limit", "-3"), "--limit: '-3'"),
     (train("--max-tokens", "0"), "--max-tokens: '0'"),

@@ -14,8 +14,9 @@ HELP = "Evaluate a merged policy (or one checkpoint) on prompts: objectives with
 EPILOG = """\
 The policy is given as for 'paretomerge merge' (--base, --expert, --family, --weights), or as
 one checkpoint with --model. Each --objective is NAME=HEAD:SENSE, HEAD one of length_tokens,
-target_length:N, a bt_head folder, a reward-model folder, or reference_nll[:PATH] (the policy's
-log-loss per token on held-out preferred answers: the alignment tax), SENSE max or min.
+target_length:N, a bt_head folder, a reward-model folder, reference_nll[:PATH] (the policy's
+log-loss per token on held-out preferred answers) or kl_to_base:BASE (its KL divergence from
+BASE on its own answers), SENSE max or min.
 
 Results are cached by a hash of the policy, prompts, settings and heads; evaluating the same
 thing again returns at once (--no-cache to recompute).

@@ -38,8 +38,8 @@ Run 'paretomerge heads COMMAND --help' for each command's options."""
 
 EVAL_EPILOG = """\
 HEAD is length_tokens, target_length:N, a bt_head folder or a sequence-classification
-reward model folder (reference_nll scores a policy, not responses: measure it with 'paretomerge
-evaluate'). Accuracy counts a tie as one half; the interval is Wilson's 95%.
+reward model folder (reference_nll and kl_to_base score a policy, not responses: measure them
+with 'paretomerge evaluate'). Accuracy counts a tie as one half; the interval is Wilson's 95%.
 
 examples:
   paretomerge heads eval --head heads/helpfulness --data pairs.jsonl.gz --split heldout

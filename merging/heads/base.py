@@ -8,8 +8,9 @@ one (:meth:`RewardHead.from_spec`) and what it takes in memory (:meth:`RewardHea
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,6 +21,25 @@ HEAD_KINDS: Registry[RewardHead] = Registry("reward head", attribute="kind")
 register = HEAD_KINDS.register
 
 
+@dataclass(frozen=True)
+class PolicyView:
+    """What a head that scores the policy itself sees of one evaluation: the policy, the
+    prompts ``span[0]..span[1]`` of the evaluation (as the heads see them), the responses, and
+    how the policy was shown each prompt (``prompt_transform``, the system prompt)."""
+
+    model: Any
+    tokenizer: Any
+    prompts: Sequence[Prompt]
+    responses: Sequence[str]
+    span: tuple[int, int]
+    prompt_transform: Callable[[Prompt], Prompt] | None = None
+    system_prompt: str | None = None
+
+    def shown(self, prompt: Prompt) -> Prompt:
+        """``prompt`` as the policy is shown it (RiC writes its desired scores into it)."""
+        return self.prompt_transform(prompt) if self.prompt_transform else prompt
+
+
 class RewardHead(ABC):
     """Maps (prompt, response) pairs to one score each; higher means more of the quality.
 
@@ -28,9 +48,9 @@ class RewardHead(ABC):
 
     kind: ClassVar[str]
     scores_policy: ClassVar[bool] = False
-    """A head that scores the policy itself (its likelihood of reference text) rather than its
-    responses: the evaluator calls its ``score_policy(model, tokenizer, span, prompt_transform,
-    system_prompt)`` with the policy, and never :meth:`score`."""
+    """A head that scores the policy itself (its likelihood of reference text, its distance
+    from the base) rather than its responses alone: the evaluator calls its
+    :meth:`score_policy`, never :meth:`score`."""
     spec_help: ClassVar[str]
     """How a specification names this kind, for errors: ``length_tokens``, ``a bt_head folder
     (head.json)``."""
@@ -43,15 +63,16 @@ class RewardHead(ABC):
     @classmethod
     @abstractmethod
     def from_spec(
-        cls,
-        spec: str,
-        *,
-        device: str | None = "auto",
-        trust_remote_code: bool = False,
-        data: str | None = None,
+        cls, spec: str, *, device: str | None = "auto", trust_remote_code: bool = False
     ) -> RewardHead:
-        """The head ``spec`` names (``ValueError`` in one line when it is malformed); ``data``
-        is the HH-RLHF folder the command was given, for kinds that read HH-RLHF."""
+        """The head ``spec`` names (``ValueError`` in one line when it is malformed)."""
+
+    @classmethod
+    def complete_spec(cls, spec: str, *, data: str | None = None, base: str | None = None) -> str:
+        """``spec`` with what a study supplies filled in: ``data``, the HH-RLHF folder it was
+        given, and ``base``, its base model (``reference_nll`` becomes
+        ``reference_nll:DATA``); most kinds need neither and return ``spec``."""
+        return spec
 
     @classmethod
     def spec_bytes(cls, spec: str, device_type: str = "cpu") -> int:
@@ -62,6 +83,11 @@ class RewardHead(ABC):
     @abstractmethod
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
         """``(n,)`` float scores."""
+
+    def score_policy(self, policy: PolicyView) -> np.ndarray:
+        """``(n,)`` float scores of the policy for the ``n`` prompts of ``policy.span``
+        (heads with :attr:`scores_policy` only)."""
+        raise NotImplementedError(f"{self.kind} scores responses, not a policy")
 
     @abstractmethod
     def identity(self) -> dict:

@@ -106,7 +106,7 @@ class BTHead(RewardHead):
         return (Path(spec).expanduser() / HEAD_FILE).is_file()
 
     @classmethod
-    def from_spec(cls, spec, *, device="auto", trust_remote_code=False, data=None) -> BTHead:
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> BTHead:
         return cls.load(Path(spec).expanduser(), device=device)
 
     @classmethod

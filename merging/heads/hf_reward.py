@@ -33,7 +33,7 @@ class HFRewardModel(RewardHead):
         return (path / "config.json").is_file() and not (path / "head.json").is_file()
 
     @classmethod
-    def from_spec(cls, spec, *, device="auto", trust_remote_code=False, data=None) -> HFRewardModel:
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> HFRewardModel:
         """A ``*ForSequenceClassification`` model folder (any other model is refused)."""
         path = Path(spec).expanduser()
         archs = json.loads((path / "config.json").read_text()).get("architectures") or []

@@ -29,7 +29,7 @@ class LengthTokens(RewardHead):
         return spec == "length_tokens"
 
     @classmethod
-    def from_spec(cls, spec, *, device="auto", trust_remote_code=False, data=None) -> LengthTokens:
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> LengthTokens:
         return cls()
 
     def __init__(self, tokenizer=None):
@@ -58,7 +58,7 @@ class TargetLength(LengthTokens):
         return spec.partition(":")[0] == "target_length"
 
     @classmethod
-    def from_spec(cls, spec, *, device="auto", trust_remote_code=False, data=None) -> TargetLength:
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> TargetLength:
         """``target_length`` (100 tokens) or ``target_length:N``."""
         arg = spec.partition(":")[2]
         try:

@@ -10,30 +10,33 @@ written in the policy's chat template after the policy's own prompt transform (R
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from merging.data import PreferencePair, Prompt, read_pairs, select_split
-from merging.generation import render
-from merging.heads.base import RewardHead, register
+from merging.heads.answer_log_probs import (
+    MAX_ANSWER_TOKENS,
+    MAX_PROMPT_TOKENS,
+    answer_log_probs,
+    by_length,
+    encode,
+    pad_id,
+)
+from merging.heads.base import PolicyView, RewardHead, register
 from merging.hh_rlhf import DATA_ENV, locate_hh_rlhf, subset_file
 from merging.paths import fingerprint
 
 DEFAULT_SUBSET = "helpful-base"
-MAX_PROMPT_TOKENS = 256
-MAX_ANSWER_TOKENS = 128
-BATCH_SIZE = 8
 
 
 def reference_items(source: str | Path | None) -> tuple[Path, list[PreferencePair]]:
     """The reference file and its items: a pairs file as it is (HH-RLHF or TRL format), or an
     HH-RLHF folder's (``None``: ``$PARETOMERGE_DATA``'s, else the hub's) helpful-base test pairs
     in the evaluation split, the part of HH-RLHF that no expert of the zoo trained on."""
-    import os
-
     if source is not None and not Path(source).expanduser().is_dir():
         path = Path(source).expanduser()
         return path, read_pairs(path)
@@ -42,64 +45,24 @@ def reference_items(source: str | Path | None) -> tuple[Path, list[PreferencePai
     return path, select_split(read_pairs(path), "evaluation")
 
 
-def encode_rows(
-    tokenizer, rows: Sequence[tuple[Prompt, str]], system_prompt: str | None = None
-) -> list[tuple[list[int], list[int]]]:
-    """``(prompt ids, answer ids)`` of each row: the prompt as generation writes it (its end
-    kept), the answer's first :data:`MAX_ANSWER_TOKENS` tokens."""
-    out = []
-    for prompt, answer in rows:
-        text = render(tokenizer, prompt, system_prompt)
-        p = tokenizer(text, add_special_tokens=False)["input_ids"]
-        a = tokenizer(answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
-        if not a:
-            raise ValueError(f"reference_nll: an answer has no tokens ({answer!r:.60})")
-        out.append((p[-MAX_PROMPT_TOKENS:], a))
-    return out
-
-
-def _batch_nll(causal, batch: list[tuple[list[int], list[int]]], pad: int) -> np.ndarray:
-    """Mean answer-token NLL of each row of ``batch``, left-padded so that the answers end
-    together; only the positions that predict an answer token meet the vocabulary."""
-    device = next(causal.parameters()).device
-    width = max(len(p) + len(a) for p, a in batch)
-    keep = max(len(a) for _, a in batch)
-    ids = torch.full((len(batch), width), pad)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    target = torch.full((len(batch), keep), -100)
-    for row, (p, a) in enumerate(batch):
-        ids[row, width - len(p) - len(a) :] = torch.tensor(p + a)
-        mask[row, width - len(p) - len(a) :] = 1
-        target[row, keep - len(a) :] = torch.tensor(a)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    hidden = causal.base_model(
-        input_ids=ids.to(device),
-        attention_mask=mask.to(device),
-        position_ids=positions.to(device),
-        use_cache=False,
-    ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the answer tokens
-    logits = causal.get_output_embeddings()(hidden).float()
-    target = target.to(device)
-    valid = target != -100
-    lp = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
-    return (-(lp * valid).sum(-1) / valid.sum(-1)).cpu().numpy()
-
-
 @torch.inference_mode()
 def answer_nll(
     model, tokenizer, rows: Sequence[tuple[Prompt, str]], system_prompt: str | None = None
 ) -> np.ndarray:
     """Mean negative log-likelihood per answer token (nats) of each ``(prompt, answer)`` row,
-    the prompt in ``tokenizer``'s chat template; rows of like length run together."""
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoded = encode_rows(tokenizer, rows, system_prompt)
-    order = sorted(range(len(encoded)), key=lambda i: (sum(map(len, encoded[i])), i))
-    out = np.empty(len(rows))
-    for start in range(0, len(order), BATCH_SIZE):
-        chunk = order[start : start + BATCH_SIZE]
-        out[chunk] = _batch_nll(causal, [encoded[i] for i in chunk], pad)
-    return out
+    the prompt in ``tokenizer``'s chat template."""
+    encoded = [encode(tokenizer, p, a, system_prompt) for p, a in rows]
+    for (_, answer), (_, ids) in zip(rows, encoded, strict=True):
+        if not ids:
+            raise ValueError(f"reference_nll: an answer has no tokens ({answer!r:.60})")
+
+    def score(chunk: list[int]) -> np.ndarray:
+        log_probs, target = answer_log_probs(model, [encoded[i] for i in chunk], pad_id(tokenizer))
+        valid = target != -100
+        lp = log_probs.gather(-1, target.clamp(min=0)[..., None])[..., 0]
+        return (-(lp * valid).sum(-1) / valid.sum(-1)).cpu().numpy()
+
+    return by_length(len(rows), [len(p) + len(a) for p, a in encoded], score)
 
 
 @register("reference_nll")
@@ -115,10 +78,10 @@ class ReferenceNLL(RewardHead):
         return spec.partition(":")[0] == "reference_nll"
 
     @classmethod
-    def from_spec(cls, spec, *, device="auto", trust_remote_code=False, data=None) -> ReferenceNLL:
-        """``reference_nll`` (the HH-RLHF folder ``data``, else $PARETOMERGE_DATA's, else the
-        hub's) or ``reference_nll:PATH``."""
-        source = spec.partition(":")[2] or data
+    def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> ReferenceNLL:
+        """``reference_nll`` ($PARETOMERGE_DATA's HH-RLHF, else the hub's) or
+        ``reference_nll:PATH``."""
+        source = spec.partition(":")[2] or None
         try:
             path, items = reference_items(source)
         except (FileNotFoundError, ValueError) as err:
@@ -126,6 +89,11 @@ class ReferenceNLL(RewardHead):
         if not items:
             raise ValueError(f"head {spec!r}: {path} holds no preference pairs")
         return cls(path, items)
+
+    @classmethod
+    def complete_spec(cls, spec: str, *, data: str | None = None, base: str | None = None) -> str:
+        """Bare ``reference_nll`` reads the study's HH-RLHF folder when it has one."""
+        return f"reference_nll:{data}" if spec == "reference_nll" and data else spec
 
     def __init__(self, path: str | Path, items: Sequence[PreferencePair]):
         self.path = Path(path)
@@ -144,23 +112,13 @@ class ReferenceNLL(RewardHead):
             "'paretomerge evaluate' or of a study"
         )
 
-    def score_policy(
-        self,
-        model,
-        tokenizer,
-        span: tuple[int, int],
-        prompt_transform: Callable[[Prompt], Prompt] | None = None,
-        system_prompt: str | None = None,
-    ) -> np.ndarray:
-        """Scores of reference items ``span[0]..span[1]`` (those of the evaluation's prompts
-        with the same indices) under ``model``, each prompt rewritten by ``prompt_transform``
-        and written as generation writes it (``system_prompt`` included)."""
-        lo, hi = span
+    def score_policy(self, policy: PolicyView) -> np.ndarray:
+        """The NLL of reference items ``span[0]..span[1]`` (those of the evaluation's prompts
+        with the same indices), each prompt shown as the policy is shown its own."""
+        lo, hi = policy.span
         self.check_prompts(hi)
-        items = self.items[lo:hi]
-        shown = [prompt_transform(i.prompt) if prompt_transform else i.prompt for i in items]
-        rows = list(zip(shown, [i.chosen for i in items], strict=True))
-        return answer_nll(model, tokenizer, rows, system_prompt)
+        rows = [(policy.shown(i.prompt), i.chosen) for i in self.items[lo:hi]]
+        return answer_nll(policy.model, policy.tokenizer, rows, policy.system_prompt)
 
     def identity(self) -> dict:
         return {

@@ -53,6 +53,7 @@ class StudySession:
         from transformers.utils import logging as hf_logging
 
         from merging.evaluate import Evaluator, parse_objective
+        from merging.heads import complete_spec
 
         hf_logging.disable_progress_bar()  # one line per checkpoint load is noise in a study
         self.spec, self.log = spec, log
@@ -60,7 +61,10 @@ class StudySession:
         self.dtype = dtype
         self.data = data_folder(spec, data)
         self.base, self.experts, self.ric, zoo_objectives = self._models(build)
-        objectives = list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
+        objectives = [
+            o.model_copy(update={"head": complete_spec(o.head, data=self.data, base=self.base)})
+            for o in list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
+        ]
         self.objectives = objectives
         self.prompts = load_prompts(spec.prompts, self.data, spec.resolve) if evaluate else []
         self.families = {f.run_label: self._family(f) for f in spec.families}
@@ -68,7 +72,7 @@ class StudySession:
         self._expert_sets: dict[str, Any] = {}
         self.plans = self._plan(evaluate, placement, device_memory, host_memory)
         self.evaluator = (
-            Evaluator(self.prompts, objectives, spec.generation, device=self.device, data=self.data)
+            Evaluator(self.prompts, objectives, spec.generation, device=self.device)
             if evaluate
             else None
         )

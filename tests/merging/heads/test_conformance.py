@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from merging.data import Prompt
-from merging.heads import HEAD_KINDS, head_bytes, head_kind, load_head
+from merging.heads import HEAD_KINDS, PolicyView, head_bytes, head_kind, load_head
 
 PROMPTS = [Prompt(({"role": "user", "content": f"w1{i} w2{i}"},)) for i in range(4)]
 RESPONSES = ["w7 w8 w9", "", "w3", "w4 w5 w6 w7 w8 w9"]
@@ -30,6 +30,7 @@ def specs(tiny_zoo_cache, seq_cls, tmp_path_factory) -> dict[str, str]:
     return {
         "bt_head": manifest.heads["helpfulness"],
         "hf_reward_model": str(seq_cls),
+        "kl_to_base": f"kl_to_base:{manifest.base}",
         "length_tokens": "length_tokens",
         "reference_nll": f"reference_nll:{pairs}",
         "target_length": "target_length:3",
@@ -51,7 +52,7 @@ def tiny_policy(tiny_zoo_cache):
 def scores_of(head, tiny_policy) -> np.ndarray:
     """The head's scores for :data:`PROMPTS`: of :data:`RESPONSES`, or of the policy."""
     if head.scores_policy:
-        return head.score_policy(*tiny_policy, (0, len(PROMPTS)))
+        return head.score_policy(PolicyView(*tiny_policy, PROMPTS, RESPONSES, (0, len(PROMPTS))))
     return head.score(PROMPTS, RESPONSES)
 
 
@@ -76,7 +77,7 @@ def test_a_spec_names_one_kind_and_loads_a_head_that_scores(kind, specs, tiny_po
     assert identity["kind"] == kind
     json.dumps(identity)  # hashed into every evaluation: plain data
     assert head_bytes(spec, "cpu") >= 0
-    assert (head_bytes(spec, "cpu") > 0) == (kind in ("bt_head", "hf_reward_model"))
+    assert (head_bytes(spec, "cpu") > 0) == (kind in ("bt_head", "hf_reward_model", "kl_to_base"))
 
 
 def test_an_unknown_spec_lists_every_kind(specs):

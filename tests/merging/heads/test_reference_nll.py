@@ -12,7 +12,7 @@ import torch
 from merging.data import Prompt
 from merging.evaluate import Evaluator, Objective
 from merging.generation import GenerationSettings
-from merging.heads import load_head
+from merging.heads import PolicyView, load_head
 from merging.heads.reference_nll import ReferenceNLL, answer_nll
 from merging.policy import load_tokenizer
 
@@ -87,8 +87,9 @@ def test_the_base_predicts_its_own_greedy_text_better_than_the_same_words_shuffl
     head_shuffled = load_head(
         f"reference_nll:{write_pairs(tmp_path / 'shuffled.jsonl', rows(shuffled))}"
     )
-    nll_own = head_own.score_policy(model, tok, (0, 8))
-    nll_shuffled = head_shuffled.score_policy(model, tok, (0, 8))
+    view = PolicyView(model, tok, prompts, own, (0, 8))  # the prompts and responses go unread
+    nll_own = head_own.score_policy(view)
+    nll_shuffled = head_shuffled.score_policy(view)
     assert (nll_own < nll_shuffled).all(), (nll_own, nll_shuffled)
     assert nll_own.mean() < nll_shuffled.mean() - 0.05  # a near-uniform random model: ln 96 = 4.56
 

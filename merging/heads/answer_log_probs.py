@@ -1,0 +1,78 @@
+"""Log-probabilities of an answer's tokens under a causal language model, batched: what the
+heads that score a policy itself (``reference_nll``, ``kl_to_base``) compute.
+
+Rows are ``(prompt ids, answer ids)``, run left-padded so that the answers end together; only
+the positions that predict an answer token meet the vocabulary, and rows of like length run
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from merging.data import Prompt
+from merging.generation import render
+
+MAX_PROMPT_TOKENS = 256
+MAX_ANSWER_TOKENS = 128
+BATCH_SIZE = 8
+
+Row = tuple[list[int], list[int]]
+
+
+def encode(tokenizer, prompt: Prompt, answer: str, system_prompt: str | None = None) -> Row:
+    """``(prompt ids, answer ids)``: the prompt as generation writes it (its last
+    :data:`MAX_PROMPT_TOKENS` tokens), the answer's first :data:`MAX_ANSWER_TOKENS` tokens."""
+    p = tokenizer(render(tokenizer, prompt, system_prompt), add_special_tokens=False)["input_ids"]
+    a = tokenizer(answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
+    return p[-MAX_PROMPT_TOKENS:], a
+
+
+def causal_of(model):
+    """The causal language model inside ``model`` (a PEFT model's, with its adapter active)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def answer_log_probs(model, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log_probs, targets)``: ``(rows, longest answer, vocabulary)`` float32 log-softmax at
+    the positions that predict each answer token, right-aligned, and the answer tokens there
+    (``-100`` where a shorter answer has none)."""
+    causal = causal_of(model)
+    device = next(causal.parameters()).device
+    width = max(len(p) + len(a) for p, a in rows)
+    keep = max(1, max(len(a) for _, a in rows))
+    ids = torch.full((len(rows), width), pad)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    target = torch.full((len(rows), keep), -100)
+    for row, (p, a) in enumerate(rows):
+        ids[row, width - len(p) - len(a) :] = torch.tensor(p + a)
+        mask[row, width - len(p) - len(a) :] = 1
+        if a:
+            target[row, keep - len(a) :] = torch.tensor(a)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    hidden = causal.base_model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        use_cache=False,
+    ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the answer tokens
+    logits = causal.get_output_embeddings()(hidden).float()
+    return torch.log_softmax(logits, -1), target.to(device)
+
+
+def by_length(n: int, lengths: Sequence[int], score: Callable[[list[int]], np.ndarray]):
+    """``score`` of every index, asked for in batches of :data:`BATCH_SIZE` indices of like
+    ``lengths`` (less padding), put back in index order."""
+    order = sorted(range(n), key=lambda i: (lengths[i], i))
+    out = np.empty(n)
+    for start in range(0, n, BATCH_SIZE):
+        chunk = order[start : start + BATCH_SIZE]
+        out[chunk] = score(chunk)
+    return out
+
+
+def pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
