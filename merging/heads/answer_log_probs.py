@@ -36,14 +36,13 @@ def causal_of(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def answer_log_probs(model, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log_probs, targets)``: ``(rows, longest answer, vocabulary)`` float32 log-softmax at
-    the positions that predict each answer token, right-aligned, and the answer tokens there
-    (``-100`` where a shorter answer has none)."""
-    causal = causal_of(model)
+def answer_hidden(causal, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hidden, targets)``: the last hidden states of ``causal`` at the positions that predict
+    each answer token, ``(rows, longest answer, width)``, right-aligned, and the answer tokens
+    there (``-100`` where a shorter answer has none), on the CPU."""
     device = next(causal.parameters()).device
     width = max(len(p) + len(a) for p, a in rows)
-    keep = max(1, max(len(a) for _, a in rows))
+    keep = max(len(a) for _, a in rows)
     ids = torch.full((len(rows), width), pad)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     target = torch.full((len(rows), keep), -100)
@@ -58,9 +57,18 @@ def answer_log_probs(model, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
         use_cache=False,
-    ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the answer tokens
+    ).last_hidden_state[:, -keep - 1 : -1]
+    return hidden, target
+
+
+def answer_log_probs(model, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log_probs, targets)``: the float32 log-softmax over the vocabulary at the positions
+    that predict each answer token, ``(rows, longest answer, vocabulary)``, and the answer
+    tokens there (``-100`` where a shorter answer has none), on the model's device."""
+    causal = causal_of(model)
+    hidden, target = answer_hidden(causal, rows, pad)
     logits = causal.get_output_embeddings()(hidden).float()
-    return torch.log_softmax(logits, -1), target.to(device)
+    return torch.log_softmax(logits, -1), target.to(logits.device)
 
 
 def by_length(n: int, lengths: Sequence[int], score: Callable[[list[int]], np.ndarray]):

@@ -104,3 +104,20 @@ class RewardHead(ABC):
     def _check(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> None:
         if len(prompts) != len(responses):
             raise ValueError(f"Got {len(responses)} responses for {len(prompts)} prompts")
+
+
+class PolicyHead(RewardHead):
+    """A head that scores the policy itself (:attr:`RewardHead.scores_policy`): given a
+    :class:`PolicyView` of an evaluation, not (prompt, response) pairs."""
+
+    scores_policy = True
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
+        raise ValueError(
+            f"{self.kind} scores a policy, not responses: use it as an objective of "
+            "'paretomerge evaluate' or of a study"
+        )
+
+    @abstractmethod
+    def score_policy(self, policy: PolicyView) -> np.ndarray:
+        """``(n,)`` float scores of the policy for the ``n`` prompts of ``policy.span``."""

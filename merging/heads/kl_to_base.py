@@ -9,13 +9,11 @@ first 128 tokens); an empty response scores 0. The base is loaded once, beside t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from merging.data import Prompt
 from merging.device import resolve_device
 from merging.heads.answer_log_probs import (
     MAX_ANSWER_TOKENS,
@@ -25,7 +23,7 @@ from merging.heads.answer_log_probs import (
     encode,
     pad_id,
 )
-from merging.heads.base import PolicyView, RewardHead, register
+from merging.heads.base import PolicyHead, PolicyView, register
 from merging.paths import fingerprint
 
 
@@ -50,12 +48,11 @@ def kl_per_token(policy: PolicyView, base) -> np.ndarray:
 
 
 @register("kl_to_base")
-class KLToBase(RewardHead):
+class KLToBase(PolicyHead):
     """Mean per-token KL divergence of the policy from the base on the policy's responses;
     it scores a policy, not a response (lower is closer to the base)."""
 
     spec_help = "kl_to_base, kl_to_base:BASE (a causal language model folder)"
-    scores_policy = True
 
     @classmethod
     def names(cls, spec: str) -> bool:
@@ -100,12 +97,6 @@ class KLToBase(RewardHead):
             )
             .to(resolve_device(device))
             .eval()
-        )
-
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
-        raise ValueError(
-            "kl_to_base scores a policy, not responses: use it as an objective of "
-            "'paretomerge evaluate' or of a study"
         )
 
     def score_policy(self, policy: PolicyView) -> np.ndarray:

@@ -26,7 +26,7 @@ from merging.heads.answer_log_probs import (
     encode,
     pad_id,
 )
-from merging.heads.base import PolicyView, RewardHead, register
+from merging.heads.base import PolicyHead, PolicyView, register
 from merging.hh_rlhf import DATA_ENV, locate_hh_rlhf, subset_file
 from merging.paths import fingerprint
 
@@ -66,12 +66,11 @@ def answer_nll(
 
 
 @register("reference_nll")
-class ReferenceNLL(RewardHead):
+class ReferenceNLL(PolicyHead):
     """The policy's mean negative log-likelihood per token of preferred answers it did not
     train on; it scores a policy, not a response (lower is closer to the reference text)."""
 
     spec_help = "reference_nll, reference_nll:PATH (a pairs file, or an HH-RLHF folder)"
-    scores_policy = True
 
     @classmethod
     def names(cls, spec: str) -> bool:
@@ -105,12 +104,6 @@ class ReferenceNLL(RewardHead):
                 f"reference_nll: {self.path} has {len(self.items)} reference items; the "
                 f"evaluation has {n} prompts (one item is scored per prompt)"
             )
-
-    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
-        raise ValueError(
-            "reference_nll scores a policy, not responses: use it as an objective of "
-            "'paretomerge evaluate' or of a study"
-        )
 
     def score_policy(self, policy: PolicyView) -> np.ndarray:
         """The NLL of reference items ``span[0]..span[1]`` (those of the evaluation's prompts

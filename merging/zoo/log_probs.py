@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from merging.heads.answer_log_probs import answer_hidden, causal_of
 from merging.zoo.compact_head import scored_log_probs
 from merging.zoo.shared_prefix import packed_hidden_states
 
@@ -24,25 +25,9 @@ def response_log_probs(model, sequences, pad: int, device: str, autocast: dict):
     log-softmax are computed for the response tokens only (on a CPU they cost as much as a
     tenth of the model's layers per position, and a batch's shorter responses leave prompt and
     padding positions among its last ones)."""
-    width = max(len(p) + len(r) for p, r in sequences)
-    keep = max(len(r) for _, r in sequences)
-    ids = torch.full((len(sequences), width), pad)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    target = torch.full((len(sequences), keep), -100)
-    for row, (p, r) in enumerate(sequences):
-        ids[row, width - len(p) - len(r) :] = torch.tensor(p + r)
-        mask[row, width - len(p) - len(r) :] = 1
-        if r:
-            target[row, keep - len(r) :] = torch.tensor(r)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal = causal_of(model)
     with torch.autocast(**autocast):
-        hidden = causal.base_model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).last_hidden_state[:, -keep - 1 : -1]  # the positions that predict the response tokens
+        hidden, target = answer_hidden(causal, sequences, pad)
         token_lp, valid, _, _ = scored_log_probs(causal.get_output_embeddings(), hidden, target)
     return token_lp, valid
 
