@@ -8,8 +8,10 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +28,8 @@ def _get(url: str):
 
 
 def test_optuna_dashboard_names_our_objectives(tiny_study, tmp_path):
-    command = shutil.which("optuna-dashboard")
+    beside = Path(sys.executable).parent / "optuna-dashboard"  # the venv's, not on PATH
+    command = str(beside) if beside.is_file() else shutil.which("optuna-dashboard")
     if command is None:
         pytest.skip("optuna-dashboard is not installed")
     from pareto.runs import open_runs
