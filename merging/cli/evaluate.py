@@ -7,7 +7,7 @@ import json
 import sys
 
 from merging.cli import options
-from merging.cli.merge import add_policy_arguments, parse_experts, recipe_from_args
+from merging.cli.merge import add_policy_arguments, merged, parse_experts, recipe_from_args
 
 HELP = "Evaluate a merged policy (or one checkpoint) on prompts: objectives with standard errors."
 
@@ -162,17 +162,8 @@ def _policy(args, recipe, planned):
             dtype=args.dtype,
             trust_remote_code=args.trust_remote_code,
         )
-    from merging.families import get_family
-    from merging.merger import open_merger
     from merging.policy import load_tokenizer, merged_identity
 
     experts, plan = planned
-    merger = open_merger(
-        experts,
-        plan,
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-    )
-    get_family(recipe.family).apply(recipe, merger)
+    merger = merged(args, experts, plan, recipe)
     return merger.model, load_tokenizer(args.base), merged_identity(merger, recipe)

@@ -177,10 +177,25 @@ def recipe_from_args(args: argparse.Namespace, experts: dict[str, str]):
     return recipe
 
 
-def run(args: argparse.Namespace) -> int:
-    from merging.expert_set import ExpertSet
+def merged(args: argparse.Namespace, expert_set, plan, recipe):
+    """The merger of ``expert_set`` placed as ``plan`` says, ``recipe`` applied: the policy that
+    'merge' saves and 'evaluate' scores."""
     from merging.families import get_family
     from merging.merger import open_merger
+
+    merger = open_merger(
+        expert_set,
+        plan,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+    )
+    get_family(recipe.family).apply(recipe, merger)
+    return merger
+
+
+def run(args: argparse.Namespace) -> int:
+    from merging.expert_set import ExpertSet
     from merging.save import prepare_output, save_merged
 
     experts = parse_experts(args.expert)
@@ -191,14 +206,7 @@ def run(args: argparse.Namespace) -> int:
     plan = memory_plan(args, expert_set, family=recipe.family)
     print(plan.table(), flush=True)
     print("loading the base and the experts ...", flush=True)
-    merger = open_merger(
-        expert_set,
-        plan,
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-    )
-    get_family(recipe.family).apply(recipe, merger)
+    merger = merged(args, expert_set, plan, recipe)
     out = save_merged(merger, args.out, recipe=recipe, force=args.force)
     print(f"wrote {out} ({args.family}, weights {args.weights})")
     return 0
