@@ -241,8 +241,8 @@ def _suggestions(ask: PlanInputs, best: Footprint) -> list[str]:
         if batch >= 1:
             out.append(f"a batch of {batch} (--batch-size {batch})")
     rows = [c for c in best.components if c.what.startswith("expert ") and c.where != "file"]
-    if rows and len(experts) > 1:
-        per = max(c.nbytes for c in rows)
+    per = max((c.nbytes for c in rows), default=0)  # 0: LoRA adapters that adapt nothing
+    if per > 0 and len(experts) > 1:
         over = max(over_device, 0 if ask.shared else best.host - ask.host_free)
         keep = len(experts) - int(-(-over // per))
         if 1 <= keep < len(experts):

@@ -240,3 +240,16 @@ def test_a_second_expert_set_is_planned_beside_the_first(shapes):
     assert second.device_bytes == first.merger_device_bytes + 2 * s.numel * 2 + sum(
         c.nbytes for c in second.components if "LoRA" in c.what
     )
+
+
+def test_adapters_that_adapt_nothing_are_refused_in_one_line_not_a_crash(shapes):
+    """A LoRA expert whose factors match no module (GPT-2 with Llama targets) has 0 bytes of
+    rows; the refusal's suggestions once divided by them (ZeroDivisionError)."""
+    s = shapes["llama-3-8b"]
+    empty = [ExpertSize(f"l{i}", lora=True, factor_values=0, rank=16) for i in range(3)]
+    with pytest.raises(PlanError) as err:
+        plan_memory(
+            s, empty, device="cuda:0", dtype="bfloat16", device_free=10 * GB, host_free=12 * GB
+        )
+    assert "\n" not in str(err.value)
+    assert "instead of 3" not in str(err.value)  # dropping an empty expert frees nothing
