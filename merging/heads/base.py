@@ -56,9 +56,10 @@ class RewardHead(ABC):
     (head.json)``."""
 
     @classmethod
-    @abstractmethod
     def names(cls, spec: str) -> bool:
-        """Whether ``spec`` names a head of this kind (no two kinds claim one spec)."""
+        """Whether ``spec`` names a head of this kind (no two kinds claim one spec): by default
+        ``KIND`` or ``KIND:ARGUMENT``."""
+        return spec.partition(":")[0] == cls.kind
 
     @classmethod
     @abstractmethod

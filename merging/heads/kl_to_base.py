@@ -55,10 +55,6 @@ class KLToBase(PolicyHead):
     spec_help = "kl_to_base, kl_to_base:BASE (a causal language model folder)"
 
     @classmethod
-    def names(cls, spec: str) -> bool:
-        return spec.partition(":")[0] == "kl_to_base"
-
-    @classmethod
     def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> KLToBase:
         """``kl_to_base:BASE``; bare ``kl_to_base`` only in a study, which names its base."""
         path = spec.partition(":")[2]

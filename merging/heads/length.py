@@ -55,7 +55,7 @@ class TargetLength(LengthTokens):
 
     @classmethod
     def names(cls, spec: str) -> bool:
-        return spec.partition(":")[0] == "target_length"
+        return super(LengthTokens, cls).names(spec)  # target_length[:N]: the default rule
 
     @classmethod
     def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> TargetLength:

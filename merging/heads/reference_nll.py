@@ -73,10 +73,6 @@ class ReferenceNLL(PolicyHead):
     spec_help = "reference_nll, reference_nll:PATH (a pairs file, or an HH-RLHF folder)"
 
     @classmethod
-    def names(cls, spec: str) -> bool:
-        return spec.partition(":")[0] == "reference_nll"
-
-    @classmethod
     def from_spec(cls, spec, *, device="auto", trust_remote_code=False) -> ReferenceNLL:
         """``reference_nll`` ($PARETOMERGE_DATA's HH-RLHF, else the hub's) or
         ``reference_nll:PATH``."""
