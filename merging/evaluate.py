@@ -21,8 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from merging.data import Prompt
 from merging.generation import GenerationSettings, generate
-from merging.heads import RewardHead, load_head
-from merging.heads.base import PolicyView
+from merging.heads import PolicyHead, PolicyView, RewardHead, load_head
 from merging.paths import cache_root
 
 DEFAULT_SAMPLES = 3
@@ -183,7 +182,8 @@ class Evaluator:
         scores = {}
         for o in self.objectives:
             head = self.heads[o.name]
-            s = head.score_policy(view) if head.scores_policy else head.score(prompts, responses)
+            policy = isinstance(head, PolicyHead)
+            s = head.score_policy(view) if policy else head.score(prompts, responses)
             scores[o.name] = np.asarray(s, dtype=float)
         scored = time.perf_counter()
         timings = {

@@ -186,7 +186,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from merging.data import read_pairs, split_of
-    from merging.heads import load_head
+    from merging.heads import PolicyHead, load_head
     from merging.heads.pairs import pairwise_accuracy
 
     pairs = read_pairs(args.data)[: args.limit]
@@ -197,7 +197,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not pairs:
         raise ValueError(f"no pairs in split {args.split!r} of {args.data}")
     head = load_head(args.head, device=args.device, trust_remote_code=args.trust_remote_code)
-    if head.scores_policy:
+    if isinstance(head, PolicyHead):
         raise ValueError(
             f"head {args.head!r} scores a policy, not responses: measure it as an objective of "
             "'paretomerge evaluate' or of a study"

@@ -10,7 +10,7 @@ whether a user's head spec names it, and builds the head with that kind.
 
 from __future__ import annotations
 
-from merging.heads.base import HEAD_KINDS, PolicyView, RewardHead, register
+from merging.heads.base import HEAD_KINDS, PolicyHead, PolicyView, RewardHead, register
 from merging.heads.bt_head import BTHead
 from merging.heads.hf_reward import HFRewardModel
 from merging.heads.kl_to_base import KLToBase
@@ -23,6 +23,7 @@ __all__ = [
     "HFRewardModel",
     "KLToBase",
     "LengthTokens",
+    "PolicyHead",
     "PolicyView",
     "ReferenceNLL",
     "RewardHead",

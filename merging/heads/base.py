@@ -47,10 +47,6 @@ class RewardHead(ABC):
     """
 
     kind: ClassVar[str]
-    scores_policy: ClassVar[bool] = False
-    """A head that scores the policy itself (its likelihood of reference text, its distance
-    from the base) rather than its responses alone: the evaluator calls its
-    :meth:`score_policy`, never :meth:`score`."""
     spec_help: ClassVar[str]
     """How a specification names this kind, for errors: ``length_tokens``, ``a bt_head folder
     (head.json)``."""
@@ -85,11 +81,6 @@ class RewardHead(ABC):
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
         """``(n,)`` float scores."""
 
-    def score_policy(self, policy: PolicyView) -> np.ndarray:
-        """``(n,)`` float scores of the policy for the ``n`` prompts of ``policy.span``
-        (heads with :attr:`scores_policy` only)."""
-        raise NotImplementedError(f"{self.kind} scores responses, not a policy")
-
     @abstractmethod
     def identity(self) -> dict:
         """What determines the scores (kind, parameters, file fingerprints): hashed into
@@ -108,10 +99,9 @@ class RewardHead(ABC):
 
 
 class PolicyHead(RewardHead):
-    """A head that scores the policy itself (:attr:`RewardHead.scores_policy`): given a
-    :class:`PolicyView` of an evaluation, not (prompt, response) pairs."""
-
-    scores_policy = True
+    """A head that scores the policy itself (its likelihood of reference text, its distance
+    from the base) rather than its responses alone: the evaluator hands it a
+    :class:`PolicyView` of the evaluation and calls :meth:`score_policy`, never :meth:`score`."""
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
         raise ValueError(

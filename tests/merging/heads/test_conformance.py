@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from merging.data import Prompt
-from merging.heads import HEAD_KINDS, PolicyView, head_bytes, head_kind, load_head
+from merging.heads import HEAD_KINDS, PolicyHead, PolicyView, head_bytes, head_kind, load_head
 
 PROMPTS = [Prompt(({"role": "user", "content": f"w1{i} w2{i}"},)) for i in range(4)]
 RESPONSES = ["w7 w8 w9", "", "w3", "w4 w5 w6 w7 w8 w9"]
@@ -51,7 +51,7 @@ def tiny_policy(tiny_zoo_cache):
 
 def scores_of(head, tiny_policy) -> np.ndarray:
     """The head's scores for :data:`PROMPTS`: of :data:`RESPONSES`, or of the policy."""
-    if head.scores_policy:
+    if isinstance(head, PolicyHead):
         return head.score_policy(PolicyView(*tiny_policy, PROMPTS, RESPONSES, (0, len(PROMPTS))))
     return head.score(PROMPTS, RESPONSES)
 

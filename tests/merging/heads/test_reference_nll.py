@@ -12,7 +12,7 @@ import torch
 from merging.data import Prompt
 from merging.evaluate import Evaluator, Objective
 from merging.generation import GenerationSettings
-from merging.heads import PolicyView, load_head
+from merging.heads import PolicyHead, PolicyView, load_head
 from merging.heads.reference_nll import ReferenceNLL, answer_nll
 from merging.policy import load_tokenizer
 
@@ -155,7 +155,7 @@ def test_fewer_reference_items_than_prompts_is_refused_before_anything_runs(refe
 def test_the_head_scores_policies_not_responses(reference):
     head = load_head(f"reference_nll:{reference}")
     assert isinstance(head, ReferenceNLL)
-    assert head.scores_policy
+    assert isinstance(head, PolicyHead)
     with pytest.raises(ValueError, match="scores a policy, not responses"):
         head.score([prompt("w7")], ["w8"])
     identity = head.identity()
