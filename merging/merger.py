@@ -16,7 +16,7 @@ from merging.device import resolve_device, resolve_dtype
 from merging.expert_set import ExpertSet
 from merging.layout import match_key
 from merging.plan import MemoryPlan, PlanError, plan_memory
-from merging.sizes import ExpertSize, Generation, ModelShape
+from merging.sizes import ExpertSize, Generation, ModelShape, numel
 
 UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9}
 UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40})
@@ -54,13 +54,7 @@ def streamable(experts: ExpertSet, shape: ModelShape) -> bool:
         key = match_key(name, keys)
         if key is None:
             return False
-        want = 1
-        for d in s:
-            want *= d
-        have = 1
-        for d in experts.base.tensors[key].shape:
-            have *= d
-        if have != want:
+        if numel(experts.base.tensors[key].shape) != numel(s):
             return False
     return True
 

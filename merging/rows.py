@@ -19,6 +19,7 @@ import torch
 from merging.checkpoints import Checkpoint, check_finite
 from merging.errors import CheckpointError
 from merging.layout import FlatLayout, match_key
+from merging.sizes import numel
 from merging.tensor_files import SafetensorsFile
 
 CHECK_CHUNK = 1 << 24
@@ -38,7 +39,7 @@ class RowSource:
                 raise CheckpointError(f"{who}: no tensor for parameter {name}")
             want = layout.offsets[name][1] - layout.offsets[name][0]
             shape = ckpt.tensors[key].shape
-            if _numel(shape) != want:
+            if numel(shape) != want:
                 raise CheckpointError(
                     f"{who}: tensor {key} has shape {shape}, the model's {name} has "
                     f"{layout.shapes[name]}"
@@ -79,13 +80,6 @@ class RowSource:
                 hi = min(values.numel(), lo + CHECK_CHUNK)
                 check_finite(self.who, self.keys[name], values[lo:hi])
                 self.release(name, lo, hi)
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class FileRows:
@@ -134,14 +128,14 @@ class StackRows:
     ) -> StackRows:
         """The rows of ``files`` copied into memory on ``device`` (pinned host memory if
         ``pin``), a chunk at a time."""
-        numel = files.layout.numel
+        values = files.layout.numel
         if pin:
-            stack = torch.empty((files.count, numel), dtype=dtype, pin_memory=True)
+            stack = torch.empty((files.count, values), dtype=dtype, pin_memory=True)
         else:
-            stack = torch.empty((files.count, numel), dtype=dtype, device=device)
+            stack = torch.empty((files.count, values), dtype=dtype, device=device)
         rows = list(range(files.count))
-        for lo in range(0, numel, CHECK_CHUNK):
-            hi = min(numel, lo + CHECK_CHUNK)
+        for lo in range(0, values, CHECK_CHUNK):
+            hi = min(values, lo + CHECK_CHUNK)
             files.gather(rows, lo, hi, stack[:, lo:hi])
         placement = (
             "host" if pin or (stack.device.type == "cpu" and device.type != "cpu") else ("device")

@@ -8,6 +8,7 @@ plan so that benchmarks and the command line can size a model without planning a
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from dataclasses import dataclass
 GB = 1e9
 ELEMENT_SIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
 """Bytes per value of each storage dtype a merge can use."""
+
+
+def numel(shape) -> int:
+    """The number of values of a tensor of ``shape`` (1 for a scalar's empty shape)."""
+    return math.prod(int(d) for d in shape)
 
 
 def gb(n: float) -> str:
@@ -38,11 +44,11 @@ class ModelShape:
 
     @property
     def numel(self) -> int:
-        return sum(_numel(s) for s in self.shapes.values())
+        return sum(numel(s) for s in self.shapes.values())
 
     @property
     def largest(self) -> int:
-        return max(_numel(s) for s in self.shapes.values())
+        return max(numel(s) for s in self.shapes.values())
 
     @classmethod
     def from_config(cls, config, *, trust_remote_code: bool = False) -> ModelShape:
@@ -71,13 +77,6 @@ class ModelShape:
         return 2 * self.layers * self.kv_heads * self.head_dim * tokens * element_size
 
 
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
 @dataclass(frozen=True)
 class ExpertSize:
     """One expert as the plan sees it: a full checkpoint, or a LoRA adapter's factors."""
@@ -104,10 +103,10 @@ class ExpertSize:
         factors, ranks = 0, set()
         for parts in lora_modules(specs).values():
             a, b = specs[parts["A"]].shape, specs[parts["B"]].shape
-            factors += _numel(a) + _numel(b)
+            factors += numel(a) + numel(b)
             ranks.add(int(a[0]))
         saved = sum(
-            _numel(s.shape) for k, s in specs.items() if not re.search(r"lora_(embedding_)?[AB]", k)
+            numel(s.shape) for k, s in specs.items() if not re.search(r"lora_(embedding_)?[AB]", k)
         )
         rank = max(ranks) if ranks else None
         return cls(ckpt.name, lora=True, factor_values=factors, saved_values=saved, rank=rank)
