@@ -20,6 +20,7 @@ applied to the study's expert set in place (``ResidentMerger``), then written ou
 dashboard exports into the study's own folder only (``export_in_study``).
 """
 
+from merging.export.card import export_command
 from merging.export.folder import (
     CARD_FILE,
     MARKER_FILE,
@@ -32,7 +33,6 @@ from merging.export.folder import (
 )
 from merging.export.study_folder import (
     StudyExport,
-    export_command,
     export_in_study,
     exports_folder,
     study_export,

@@ -217,17 +217,22 @@ def _card_settings(spec, weights: bool) -> list[str]:
     ]
 
 
-def _card_reproduce(record, notes, weights: bool, has_yaml: bool) -> list[str]:
-    """The commands that export the trial again and rebuild its weights, and how to load it."""
+def export_command(storage_url: str, study: str, key: str, out: str | Path) -> str:
+    """The ``paretomerge export`` command that writes trial ``key`` of ``study`` to ``out``
+    (the storage URL without its query, which may carry secrets, and no password)."""
     from pareto.storage import safe_url
 
-    storage = safe_url(record.storage).split("?")[0]  # no query: it may carry secrets
+    storage = safe_url(storage_url).split("?")[0]
+    return f"paretomerge export --study {study} --storage '{storage}' --trial '{key}' --out {out}"
+
+
+def _card_reproduce(record, notes, weights: bool, has_yaml: bool) -> list[str]:
+    """The commands that export the trial again and rebuild its weights, and how to load it."""
     lines = [
         "## Reproduce",
         "",
         "```bash",
-        f"paretomerge export --study {record.study} --storage '{storage}' "
-        f"--trial '{record.key}' --out OUT",
+        export_command(record.storage, record.study, record.key, "OUT"),
     ]
     if has_yaml:
         same = "   # the same weights" if notes[1].startswith("reproduce") else ""

@@ -111,12 +111,3 @@ def export_in_study(
             "to export this trial there"
         )
     return export_trial(record, there.target, log=log, force=replace)
-
-
-def export_command(storage_url: str, study: str, key: str, out: str | Path) -> str:
-    """The ``paretomerge export`` command that writes trial ``key`` of ``study`` to ``out``
-    (the storage URL without its query, which may carry secrets, and no password)."""
-    from pareto.storage import safe_url
-
-    storage = safe_url(storage_url).split("?")[0]
-    return f"paretomerge export --study {study} --storage '{storage}' --trial '{key}' --out {out}"
