@@ -93,7 +93,8 @@ def batch_that_fits(device_type: str, n_prompts: int, per_sequence: int, free: i
 
 def _bytes_per_sequence(model, settings: GenerationSettings) -> int:
     tokens = settings.max_prompt_tokens + settings.max_new_tokens
-    return bytes_per_sequence(model.config, next(model.parameters()).element_size(), tokens)
+    one = bytes_per_sequence(model.config, next(model.parameters()).element_size(), tokens)
+    return one * getattr(model, "kv_copies", 1)  # a decoding-time mixture: a cache per expert
 
 
 def bytes_per_sequence(config, element_size: int, tokens: int) -> int:
@@ -152,6 +153,11 @@ def generate_finished(
     )
     stops = stop_token_ids(tokenizer, model)
     greedy = not settings.do_sample and plain_greedy(model)
+    if not greedy and not hasattr(model, "generate"):
+        raise ValueError(
+            f"{type(model).__name__} decodes greedily only: set the generation's do_sample "
+            "to false (and leave the model's generation_config at plain greedy search)"
+        )
     responses: list[str | None] = [None] * len(texts)
     finished = [False] * len(texts)
     for b, start in enumerate(range(0, len(order), size)):

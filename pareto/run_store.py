@@ -148,8 +148,19 @@ class RunStore:
 
     # -- trials --------------------------------------------------------------------------
     def enqueue(self, u: np.ndarray, attrs: dict[str, Any]) -> None:
+        """A waiting trial at ``u``, with ``attrs`` (bulky ones, :data:`BULKY_ATTRS`, as
+        system attributes): ``Study.enqueue_trial``, which cannot take system attributes."""
+        from optuna.trial import TrialState, create_trial
+
         params = {param_name(i): float(v) for i, v in enumerate(np.asarray(u, dtype=float))}
-        self.study.enqueue_trial(params, user_attrs=attrs)
+        bulky = {BULKY_PREFIX + k: v for k, v in attrs.items() if k in BULKY_ATTRS}
+        self.study.add_trial(
+            create_trial(
+                state=TrialState.WAITING,
+                system_attrs={"fixed_params": params, **bulky},
+                user_attrs={k: v for k, v in attrs.items() if k not in BULKY_ATTRS},
+            )
+        )
 
     def unit_point(self, trial) -> np.ndarray:
         """The trial's unit-cube coordinates (suggested now, or fixed when enqueued)."""

@@ -22,7 +22,7 @@ from pareto.run_spec import RunSpec
 
 SCORES_ATTR = "prompt_scores"
 """Trial (and reference) attribute: the per-prompt scores, compact (:mod:`pareto.prompt_scores`)."""
-BULKY_ATTRS = (SCORES_ATTR, "samples", "recipe")
+BULKY_ATTRS = (SCORES_ATTR, "samples", "recipe", "learning_curve")
 """Trial attributes kept as Optuna *system* attributes (under :data:`BULKY_PREFIX`): they are
 long, and optuna-dashboard shows every user attribute on one unwrapped line, so the samples
 made its trial page 9,000 px wide and a recipe 2,400 px. :func:`trial_attrs` reads both kinds

@@ -1,5 +1,6 @@
 """Altair charts of a study: fronts with error bars (also the scatter matrix's cells),
-parallel coordinates, ``x`` by family, convergence and overlaid fronts.
+parallel coordinates, ``x`` by family, a learned trial's learning curve, convergence and
+overlaid fronts.
 
 Each chart's data is worked out apart from its drawing where there is more than a frame to
 draw (:func:`front_data` then :func:`front_chart`, :func:`parallel_data` then
@@ -10,6 +11,7 @@ field ``key``; the pages turn a click into the trial selected everywhere.
 
 from app.charts._compare import convergence_chart, overlay_fronts
 from app.charts._front import FrontData, front_chart, front_data, front_scatter, matrix_cells
+from app.charts._learning import learning_curve_chart, learning_curve_data
 from app.charts._parallel import (
     ParallelData,
     parallel_chart,
@@ -39,6 +41,8 @@ __all__ = [
     "front_chart",
     "front_data",
     "front_scatter",
+    "learning_curve_chart",
+    "learning_curve_data",
     "matrix_cells",
     "overlay_fronts",
     "padded_domain",

@@ -143,6 +143,17 @@ with left:
     table = x_table(details, experts)
     st.caption(f"{row['family']}: {x_caption(row['family'])}")
     st.altair_chart(charts.x_chart(table), width="stretch")
+    curve = details.get("learning_curve")
+    if curve:
+        preference = ", ".join(
+            f"{o} {w:.2f}" for o, w in zip(data.objectives, details["preference"], strict=True)
+        )
+        st.caption(
+            f"Learned by gradient descent (driver {row['driver']}) for "
+            f"the preference {preference}, in {details.get('learn_s', '?')} s; the losses of "
+            "the objectives' stand-ins by step:"
+        )
+        st.altair_chart(charts.learning_curve_chart(curve), width="stretch")
 with right:
     st.subheader("Evaluation")
     timings = details.get("timings") or {}

@@ -162,8 +162,10 @@ def _policy(args, recipe, planned):
             dtype=args.dtype,
             trust_remote_code=args.trust_remote_code,
         )
+    from merging.families import get_family
     from merging.policy import load_tokenizer, merged_identity
 
     experts, plan = planned
     merger = merged(args, experts, plan, recipe)
-    return merger.model, load_tokenizer(args.base), merged_identity(merger, recipe)
+    policy = get_family(recipe.family).policy(recipe, merger)
+    return policy, load_tokenizer(args.base), merged_identity(merger, recipe)

@@ -125,7 +125,7 @@ def memory_plan(args: argparse.Namespace, experts, *, generation=None, heads=(),
         experts,
         device=args.device,
         dtype=args.dtype,
-        placement=args.placement,
+        placement=get_family(family).placement_for(args.placement) if family else args.placement,
         generation=generation,
         heads=heads,
         whole_tensors=bool(family and get_family(family).whole_tensors),
@@ -196,10 +196,17 @@ def merged(args: argparse.Namespace, expert_set, plan, recipe):
 
 def run(args: argparse.Namespace) -> int:
     from merging.expert_set import ExpertSet
+    from merging.families import get_family
     from merging.save import prepare_output, save_merged
 
     experts = parse_experts(args.expert)
     recipe = recipe_from_args(args, experts)
+    if not get_family(recipe.family).merged_checkpoint:
+        raise ValueError(
+            f"family {recipe.family!r} merges no weights (it combines the experts while "
+            "decoding), so there is no checkpoint to write: score it with 'paretomerge "
+            "evaluate', or export a study's trial with 'paretomerge export'"
+        )
     prepare_output(args.out, force=args.force)
     print(f"checking {len(experts)} expert(s) against the base ...", flush=True)
     expert_set = ExpertSet.from_paths(args.base, experts, trust_remote_code=args.trust_remote_code)

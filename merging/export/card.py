@@ -64,16 +64,25 @@ def portable_name(spec, path: str | Path, *, base: bool = False) -> str:
 
 
 def model_card(
-    record, spec, experts, recipe: MergeRecipe, notes, weights: bool, has_yaml: bool = True
+    record,
+    spec,
+    experts,
+    recipe: MergeRecipe,
+    notes,
+    weights: bool,
+    has_yaml: bool = True,
+    mixture: bool = False,
 ) -> str:
-    """``README.md``: a Hugging Face model card with a metadata header, then its sections."""
+    """``README.md``: a Hugging Face model card with a metadata header, then its sections
+    (``mixture``: the export is a decoding-time mixture's script, not merged weights)."""
     return "\n".join(
         [
             *_card_header(record, spec, experts, weights),
             *_card_scores(record, spec),
             *_card_recipe(record, spec, experts, recipe, notes, has_yaml),
             *_card_settings(spec, weights),
-            *_card_reproduce(record, notes, weights, has_yaml),
+            *_card_reproduce(record, notes, weights and not mixture, has_yaml),
+            *(_card_mixture() if mixture else []),
         ]
     )
 
@@ -224,6 +233,23 @@ def export_command(storage_url: str, study: str, key: str, out: str | Path) -> s
 
     storage = safe_url(storage_url).split("?")[0]
     return f"paretomerge export --study {study} --storage '{storage}' --trial '{key}' --out {out}"
+
+
+def _card_mixture() -> list[str]:
+    """How to run an exported decoding-time mixture: there is no model to load."""
+    return [
+        "## Generate",
+        "",
+        "No merged checkpoint exists: the experts are mixed at every decoding step. "
+        "`mixture.json` names them (with content hashes) and their weights; `generate.py` runs "
+        "the mixture with transformers (greedy, each expert with its own KV cache):",
+        "",
+        "```bash",
+        'python generate.py "How do I bake bread?"',
+        'python generate.py "Hi" --expert NAME=PATH --base PATH   # checkpoints moved',
+        "```",
+        "",
+    ]
 
 
 def _card_reproduce(record, notes, weights: bool, has_yaml: bool) -> list[str]:

@@ -16,6 +16,11 @@ def mergekit_config(record: TrialRecord, family, recipe: MergeRecipe, experts):
         f"paretomerge export of study {record.study!r}, trial {record.key} ({record.run.family})",
         f"reproduce the weights: mergekit-yaml {MERGEKIT_FILE} OUT --lora-merge-cache CACHE",
     ]
+    if not family.merged_checkpoint:
+        notes[1] = (
+            f"no {MERGEKIT_FILE}: {family.name} merges no weights, so mergekit has none to build"
+        )
+        return None, notes + family.export_notes(recipe)
     checkpoints = [experts.base, *experts.experts.values()]
     gguf = [str(c.path) for c in checkpoints if c.kind == GGUF]
     if gguf:

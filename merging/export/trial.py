@@ -62,7 +62,7 @@ def export_trial(
         )
     # everything that can fail is worked out before anything is written
     plan = _TrialExport.make(record, session, weights, log)
-    if weights:
+    if weights and plan.family.merged_checkpoint:
         ensure_space(target, weight_bytes(plan.experts))
     with staged(target, force=force) as path:
         plan.write(path, session, max_shard_size, log, shown=target)
@@ -149,11 +149,22 @@ class _TrialExport:
         family, recipe, experts = check_trial(record, session, log)
         config, notes = mergekit_config(record, family, recipe, experts)
         spec = record.study_spec()
-        card = model_card(record, spec, experts, recipe, notes, weights, config is not None)
+        card = model_card(
+            record,
+            spec,
+            experts,
+            recipe,
+            notes,
+            weights,
+            config is not None,
+            mixture=not family.merged_checkpoint,
+        )
         return cls(record, weights, family, recipe, experts, config, notes, card)
 
     @property
     def contents(self) -> str:
+        if not self.family.merged_checkpoint:
+            return "mixture.json, generate.py, model card"
         return ("weights, " if self.weights else "") + (
             "mergekit YAML, " if self.config is not None else ""
         ) + "model card"  # fmt: skip
@@ -164,7 +175,12 @@ class _TrialExport:
         """Write the export into the existing folder ``path`` (``shown``: its name in logs)."""
         record, family, recipe = self.record, self.family, self.recipe
         spec = record.study_spec()
-        if self.weights:
+        if not family.merged_checkpoint:  # its recipe is all there is, with or without weights
+            from merging.export.mixture_folder import write_mixture
+
+            log(f"writing {record.key}'s mixture to {shown or path} (no merged weights exist)")
+            write_mixture(path, spec, self.experts, recipe)
+        elif self.weights:
             from merging.save import save_merged
 
             merger = session.merger(family)

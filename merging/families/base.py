@@ -110,6 +110,12 @@ class Family(ABC):
     the same set share one merger."""
     x_caption: ClassVar[str] = "weights per expert"
     """What ``x`` is, in a few words for people (the dashboard's trial detail)."""
+    merged_checkpoint: ClassVar[bool] = True
+    """Whether its policy is one network whose weights :meth:`apply` writes (an export saves
+    them, mergekit reproduces them); False for a decoding-time mixture (:meth:`policy`)."""
+    placement: ClassVar[str | None] = None
+    """The memory plan's way its experts must be held (``"resident"``: a mixture runs every
+    expert's own weights), or None for whichever fits."""
 
     def __init__(self, experts: Sequence[str]):
         experts = tuple(experts)
@@ -190,6 +196,25 @@ class Family(ABC):
     def export_notes(recipe: MergeRecipe) -> list[str]:
         """What an export of this recipe must tell its reader, one line each."""
         return []
+
+    @staticmethod
+    def policy(recipe: MergeRecipe, merger):
+        """The model to evaluate once :meth:`apply` has written ``recipe`` into ``merger``: the
+        merger's working model, unless the family combines the experts some other way."""
+        return merger.model
+
+    @classmethod
+    def placement_for(cls, asked: str) -> str:
+        """The memory plan's way for this family when ``asked`` was given: the one it needs
+        (:attr:`placement`) where ``auto`` or that way was asked; anything else is an error."""
+        if cls.placement is None or asked == cls.placement:
+            return asked
+        if asked != "auto":
+            raise ValueError(
+                f"family {cls.name!r} needs its experts held {cls.placement} (every expert runs "
+                f"at every step); got --placement {asked}"
+            )
+        return cls.placement
 
     def prompt_transform(self, recipe: MergeRecipe):
         """A function rewriting each prompt for this recipe, or None (weights-only families)."""

@@ -36,11 +36,10 @@ def causal_of(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def answer_hidden(causal, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(hidden, targets)``: the last hidden states of ``causal`` at the positions that predict
-    each answer token, ``(rows, longest answer, width)``, right-aligned, and the answer tokens
-    there (``-100`` where a shorter answer has none), on the CPU."""
-    device = next(causal.parameters()).device
+def padded_answers(rows: Sequence[Row], pad: int):
+    """``(ids, mask, positions, targets)`` of ``rows`` left-padded so that the answers end
+    together: ``targets`` holds the answer tokens right-aligned, ``(rows, longest answer)``,
+    ``-100`` where a shorter answer has none. All on the CPU."""
     width = max(len(p) + len(a) for p, a in rows)
     keep = max(len(a) for _, a in rows)
     ids = torch.full((len(rows), width), pad)
@@ -52,6 +51,16 @@ def answer_hidden(causal, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, 
         if a:
             target[row, keep - len(a) :] = torch.tensor(a)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, positions, target
+
+
+def answer_hidden(causal, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hidden, targets)``: the last hidden states of ``causal`` at the positions that predict
+    each answer token, ``(rows, longest answer, width)``, right-aligned, and the answer tokens
+    there (``-100`` where a shorter answer has none), on the CPU."""
+    device = next(causal.parameters()).device
+    ids, mask, positions, target = padded_answers(rows, pad)
+    keep = target.shape[1]
     hidden = causal.base_model(
         input_ids=ids.to(device),
         attention_mask=mask.to(device),
@@ -64,7 +73,10 @@ def answer_hidden(causal, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, 
 def answer_log_probs(model, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log_probs, targets)``: the float32 log-softmax over the vocabulary at the positions
     that predict each answer token, ``(rows, longest answer, vocabulary)``, and the answer
-    tokens there (``-100`` where a shorter answer has none), on the model's device."""
+    tokens there (``-100`` where a shorter answer has none), on the model's device. A policy
+    that is no single network (a decoding-time mixture) gives its own, by the same name."""
+    if hasattr(model, "answer_log_probs"):
+        return model.answer_log_probs(rows, pad)
     causal = causal_of(model)
     hidden, target = answer_hidden(causal, rows, pad)
     logits = causal.get_output_embeddings()(hidden).float()

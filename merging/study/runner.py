@@ -131,7 +131,7 @@ def _drive_run(run: RunStore, session: StudySession, log: Log) -> None:
                 log(message)
             bar.update(1)
 
-        drive(run, session.evaluate, log=progress)
+        drive(run, session.evaluate, log=progress, learner=session.learner)
 
 
 def run_worker(

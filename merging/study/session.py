@@ -27,6 +27,13 @@ from pareto.trial_records import SCORES_ATTR, Outcome
 Log = Callable[[str], None]
 
 
+def learns(driver: str) -> bool:
+    """Whether search driver ``driver`` learns its points on the models."""
+    from pareto.search import DRIVERS
+
+    return driver in DRIVERS and DRIVERS.get(driver).learns
+
+
 class StudySession:
     """A study's models, prompts and objectives, loaded once; evaluates ``x`` of any run."""
 
@@ -155,9 +162,23 @@ class StudySession:
 
         keys: dict[str, Any] = {}
         whole: dict[str, bool] = {}
+        ways: dict[str, str] = {}
         for family in self.families.values():
             keys.setdefault(family.checkpoints, family)
             whole[family.checkpoints] = whole.get(family.checkpoints, False) or family.whole_tensors
+            if family.placement is not None:
+                ways[family.checkpoints] = family.placement_for(placement)
+        for f in self.spec.families:  # a driver that learns on the experts needs them resident
+            if learns(f.search(self.spec.search).driver):
+                if getattr(self.families[f.run_label], "blocks", None) is None:
+                    raise ValueError(
+                        f"{f.run_label}: driver ama learns layer-wise ratios; family "
+                        f"{f.family!r} has none (use it with the layerwise family)"
+                    )
+                key = self.families[f.run_label].checkpoints
+                if placement not in ("auto", "resident"):
+                    raise ValueError(f"{f.run_label}: driver ama needs --placement resident")
+                ways[key] = "resident"
         generation = (
             Generation.of_settings(self.spec.generation, len(self.prompts)) if evaluate else None
         )
@@ -168,7 +189,7 @@ class StudySession:
                 self._expert_set(family),
                 device=self.device,
                 dtype=self.dtype,
-                placement=placement,
+                placement=ways.get(key, placement),
                 generation=generation,
                 heads=heads,
                 whole_tensors=whole[key],
@@ -194,6 +215,13 @@ class StudySession:
                 self._expert_set(family), self.plans[key], device=self.device, dtype=self.dtype
             )
         return self._mergers[key]
+
+    def learner(self, run: RunSpec):
+        """The function a driver that learns its points (``ama``) calls for ``run``
+        (:mod:`merging.study.learning`)."""
+        from merging.study.learning import study_learner
+
+        return study_learner(self, run)
 
     def checkpoint_hashes(self) -> dict[str, str]:
         """Content hashes of the study's checkpoints (``base``, each expert, ``ric``): what an
@@ -227,7 +255,7 @@ class StudySession:
 
         def evaluate(span=None):
             return self.evaluator.evaluate(
-                merger.model,
+                family.policy(recipe, merger),
                 self.tokenizer(),
                 merged_identity(merger, recipe),
                 prompt_transform=family.prompt_transform(recipe),

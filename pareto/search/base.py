@@ -32,6 +32,9 @@ class Driver(ABC):
     """Proposes batches of points of the unit cube of ``space`` and learns from their values."""
 
     name: ClassVar[str]
+    learns: ClassVar[bool] = False
+    """Whether its points are learned on the models themselves (:mod:`pareto.search.learned`):
+    the driving process then hands it a learner (:meth:`use_learner`)."""
 
     def __init__(self, space: SearchSpace, n_objectives: int, budget: int, seed: int = 0):
         if space.dim < 1:
@@ -57,6 +60,11 @@ class Driver(ABC):
     @abstractmethod
     def tell(self, u: np.ndarray, f: np.ndarray) -> None:
         """Values ``f`` (``(k, n_objectives)``, minimisation form) of the last batch ``u``."""
+
+    def use_learner(self, learner) -> None:
+        """Take the function that learns a point from a preference vector (drivers that
+        :attr:`learn`)."""
+        raise TypeError(f"driver {self.name!r} learns nothing")
 
     def annotations(self) -> list[dict]:
         """Extra facts about each point of the last batch, recorded with its trial."""

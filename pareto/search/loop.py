@@ -16,7 +16,8 @@ may be asked for across a study's runs. Both resume: everything they know lives 
   the search continues where it stopped.
 
 ``evaluate(run_spec, x)`` returns a :class:`~pareto.trial_records.Outcome`; it is the only
-place that knows about models.
+place that knows about models, with ``learner(run_spec)``, given to drivers that learn their
+points on the models (:mod:`pareto.search.learned`).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from pareto.search.evolutionary import default_population
 from pareto.search.samplers import SAMPLER_SETTINGS, is_optuna_sampler, make_sampler
 from pareto.settings import reject_unknown_settings
 from pareto.storage import MAX_RETRY
-from pareto.trial_records import Outcome
+from pareto.trial_records import BULKY_PREFIX, Outcome
 
 Evaluate = Callable[[RunSpec, np.ndarray], Outcome]
+Learners = Callable[[RunSpec], Callable]
 Log = Callable[[str], None]
 POLL_SECONDS = 1.0
 
@@ -119,13 +121,15 @@ def drive(
     *,
     log: Log | None = None,
     poll: float = POLL_SECONDS,
+    learner: Learners | None = None,
 ) -> None:
-    """Run ``run`` to its budget, evaluating in this process (workers may help)."""
+    """Run ``run`` to its budget, evaluating in this process (workers may help);
+    ``learner(spec)`` gives a driver that learns its points the function that learns them."""
     run.reap()
     if is_optuna_sampler(run.spec.driver):
         _drive_sampler(run, evaluate, log, poll)
     else:
-        _drive_batched(run, evaluate, log, poll)
+        _drive_batched(run, evaluate, log, poll, learner)
     run.set_aside_duplicates()
     run.mark_finished()
 
@@ -150,7 +154,9 @@ def _generations(run: RunStore) -> dict[int, dict[int, list]]:
     return out
 
 
-def _drive_batched(run: RunStore, evaluate: Evaluate, log: Log | None, poll: float) -> None:
+def _drive_batched(
+    run: RunStore, evaluate: Evaluate, log: Log | None, poll: float, learner: Learners | None
+) -> None:
     spec = run.spec
     driver = make_driver(
         spec.driver,
@@ -160,6 +166,8 @@ def _drive_batched(run: RunStore, evaluate: Evaluate, log: Log | None, poll: flo
         spec.seed,
         **spec.driver_settings,
     )
+    if driver.learns and learner is not None:
+        driver.use_learner(learner(spec))
     signs = sign_vector(tuple(spec.senses))
     generation, scheduled = 0, 0
     while scheduled < spec.budget:
@@ -214,6 +222,11 @@ def _complete_generation(
                 )
             last = trials[-1]
             attrs = {k: v for k, v in last.user_attrs.items() if k not in ("error", "worker")}
+            attrs.update(  # what the driver noted that is kept apart (a learning curve)
+                (k[len(BULKY_PREFIX) :], v)
+                for k, v in last.system_attrs.items()
+                if k.startswith(BULKY_PREFIX)
+            )
             run.enqueue(run.unit_point_of(last), attrs)
         trial = run.claim()
         if trial is None:

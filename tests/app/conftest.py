@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+TINY_RUNS = ["interpolation", "layerwise", "rewards_in_context", "decoding", "ama"]
+"""The runs of ``studies/tiny.yaml``, in order; each evaluates its budget of 12."""
+TINY_TRIALS = 12 * len(TINY_RUNS)
+
 LARGE_TRIALS = 6000
 
 

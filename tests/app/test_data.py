@@ -18,6 +18,8 @@ from pareto.report import study_report
 from pareto.runs import open_runs
 from pareto.storage import open_storage
 
+from .conftest import TINY_RUNS, TINY_TRIALS
+
 
 @pytest.fixture(scope="module")
 def tiny(tiny_study):
@@ -30,9 +32,9 @@ def test_tiny_study_table_matches_the_store_and_pareto(tiny, tiny_study):
     assert tiny.ref.name == "tiny"
     assert storage_label(tiny_study) == "tiny/study.db"
     assert tiny.objectives == ("helpfulness", "harmlessness", "verbosity")
-    assert [r.label for r in tiny.runs] == ["interpolation", "layerwise", "rewards_in_context"]
+    assert [r.label for r in tiny.runs] == TINY_RUNS
     assert all(r.completed == r.budget == 12 and r.failed == 0 for r in tiny.runs)
-    assert len(tiny.trials) == 36
+    assert len(tiny.trials) == TINY_TRIALS
     values = tiny.trials[list(tiny.objectives)].to_numpy()
     expected = np.vstack([r.results().values for r in runs])
     np.testing.assert_array_equal(values, expected)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 import app
 from app.data import list_studies, load_study
 
-from .conftest import storages_env
+from .conftest import TINY_RUNS, TINY_TRIALS, storages_env
 
 TIMEOUT = 180
 
@@ -76,11 +76,11 @@ def test_studies_page_lists_runs_with_counts_and_hypervolumes(dashboard, tiny):
     at = open_page(dashboard(), "studies")
     assert at.title[0].value == "Studies"
     table = at.dataframe[0].value
-    assert list(table["run"]) == ["interpolation", "layerwise", "rewards_in_context"]
+    assert list(table["run"]) == TINY_RUNS
     assert set(table["trials"]) == {"12 / 12"}
     assert list(table["hypervolume"]) == pytest.approx([r.hypervolume for r in tiny.runs])
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["completed trials"] == "36"
+    assert metrics["completed trials"] == str(TINY_TRIALS)
     assert metrics["Pareto-optimal"] == str(int(tiny.trials["on_front"].sum()))
     assert at.sidebar.selectbox[0].value == "tiny @ tiny/study.db"
 
@@ -92,7 +92,7 @@ def test_front_explorer_draws_every_pair_with_the_front_and_the_selection(dashbo
     front = set(tiny.trials.loc[tiny.trials["on_front"], "key"])
     for chart in pairs:
         rows = layer_rows(chart, "trials")
-        assert rows.num_rows == 36
+        assert rows.num_rows == TINY_TRIALS
         keys, flags = rows["key"].to_pylist(), rows["on_front"].to_pylist()
         ringed = {k for k, f in zip(keys, flags, strict=True) if f}
         assert ringed == front
@@ -207,21 +207,33 @@ def test_trial_detail_shows_x_by_family_and_samples_beside_the_base(dashboard, t
         ("layerwise", "rect", 6),
         ("rewards_in_context", "bar", 3),
         ("interpolation", "bar", 3),
+        ("decoding", "bar", 3),
+        ("ama", "rect", 6),
     ):
         key = tiny.trials.loc[tiny.trials["run"] == run, "key"].iloc[-1]
         at.session_state["trial"] = key
         at.switch_page("views/trial.py").run()
         assert not at.exception, at.exception
         assert key in at.markdown[0].value
-        [chart] = charts(at)
+        chart, *curve = charts(at)
         spec = json.loads(chart.proto.spec)
         marks = json.dumps(spec)
+        details = tiny.details[key]
+        if run == "ama":  # the learned ratios' heatmap, then the learning curve
+            [curve] = curve
+            steps = pa.ipc.open_stream(curve.proto.datasets[0].data.data).read_all()
+            assert "total" in steps["loss"].to_pylist()
+            assert steps.num_rows == sum(len(point) - 1 for point in details["learning_curve"])
+            assert any("Learned by gradient descent" in c.value for c in at.caption)
+        else:
+            assert not curve
         assert f'"type": "{mark}"' in marks
         data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all()
         assert data.num_rows == rows
         if run == "rewards_in_context":
             assert set(data["part"].to_pylist()) == {"desired reward"}
-        details = tiny.details[key]
+        if run == "decoding":
+            assert set(data["part"].to_pylist()) == {"weight"}
         assert len(at.expander) == len(details["samples"])
         texts = [t.value for t in at.text]
         assert details["samples"][0]["response"] in texts
@@ -241,16 +253,12 @@ def test_convergence_page_plots_hypervolume_per_evaluation_and_overlays(dashboar
     at = open_page(dashboard(), "convergence")
     hv_chart, overlay = charts(at)
     data = pa.ipc.open_stream(hv_chart.proto.datasets[0].data.data).read_all()
-    assert data.num_rows == 36  # 12 evaluations x 3 runs
-    assert set(data["run"].to_pylist()) == {"interpolation", "layerwise", "rewards_in_context"}
+    assert data.num_rows == TINY_TRIALS  # 12 evaluations a run
+    assert set(data["run"].to_pylist()) == set(TINY_RUNS)
     x_axis = json.loads(hv_chart.proto.spec)["encoding"]["x"]["axis"]
     assert x_axis == {"format": "d", "tickMinStep": 1}  # whole evaluations
     fronts = pa.ipc.open_stream(overlay.proto.datasets[0].data.data).read_all()
-    assert set(fronts["source"].to_pylist()) == {
-        "tiny / interpolation",
-        "tiny / layerwise",
-        "tiny / rewards_in_context",
-    }
+    assert set(fronts["source"].to_pylist()) == {f"tiny / {run}" for run in TINY_RUNS}
 
 
 def test_switching_study_keeps_each_selection_consistent(dashboard, tiny_study, large_study):
@@ -316,12 +324,7 @@ def test_an_unreadable_or_empty_study_does_not_hide_the_others(dashboard, tiny_s
     RunStore.create_or_open(open_storage(empty, create=True), spec("waiting", ("quality", "cost")))
     at = open_page(dashboard(tiny_study, bad, empty), "studies")
     assert any("clash @ bad/study.db cannot be shown" in w.value for w in at.warning)
-    assert list(at.dataframe[0].value["run"]) == [
-        "interpolation",
-        "layerwise",
-        "rewards_in_context",
-        "interpolation",
-    ]
+    assert list(at.dataframe[0].value["run"]) == [*TINY_RUNS, "interpolation"]
     at.sidebar.selectbox[0].set_value("waiting @ empty/study.db").run()
     at.switch_page("views/front.py").run()
     assert not at.exception

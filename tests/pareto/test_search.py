@@ -11,7 +11,7 @@ from pareto.run_store import RunStore
 from pareto.search import OPTUNA_SAMPLERS, drive, driver_names, make_driver, sampler_for
 from pareto.search.amortized import QuadraticModel
 from pareto.search.grid import divisions_within
-from pareto.spaces import BlockSimplex, Box, Simplex, describe_space
+from pareto.spaces import BlockSimplex, Box, Simplex, describe_space, space_from_description
 from pareto.storage import open_storage, sqlite_url
 from pareto.trial_records import Outcome
 
@@ -60,6 +60,18 @@ SPACES = {
 }
 
 
+def learner(spec: RunSpec):
+    """A closed-form stand-in for learning on models (drivers that learn): the point of the
+    space whose unit-cube coordinates repeat the preference vector."""
+    space = space_from_description(spec.space)
+
+    def learn(preference, **settings):
+        assert {"steps", "learning_rate", "penalty", "beta", "pairs", "seed"} <= set(settings)
+        return space.from_unit_cube(np.resize(preference, space.dim)), {"curve": [1.0, 0.5]}
+
+    return learn
+
+
 @pytest.mark.parametrize("space_name", sorted(SPACES))
 @pytest.mark.parametrize("driver", driver_names())
 def test_every_driver_records_its_budget_on_the_space(storage, driver, space_name):
@@ -67,7 +79,7 @@ def test_every_driver_records_its_budget_on_the_space(storage, driver, space_nam
     if driver == "gp":
         pytest.importorskip("torch")
     run = make_run(storage, driver, space, budget=10)
-    drive(run, closed_form)
+    drive(run, closed_form, learner=learner)
     counts = run.counts()
     expected = min(10, len(space.grid(divisions_within(space, 10)))) if driver == "grid" else 10
     assert counts.complete == expected
@@ -88,6 +100,32 @@ def test_every_driver_records_its_budget_on_the_space(storage, driver, space_nam
     assert len(study.trials) == expected
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == list(OBJECTIVES)
+
+
+def test_ama_asks_one_learned_point_per_preference_vector_spread_over_the_simplex(storage):
+    run = make_run(storage, "ama", BlockSimplex(2, 3), budget=7, per_generation=3, steps=2)
+    drive(run, closed_form, learner=learner)
+    attrs = run.results().attrs
+    preferences = np.array([a["preference"] for a in attrs])
+    assert preferences.shape == (7, 3)
+    np.testing.assert_allclose(preferences.sum(axis=1), 1.0)
+    assert {tuple(p) for p in preferences[:3]} == {(1, 0, 0), (0, 1, 0), (0, 0, 1)}  # corners
+    assert len({tuple(np.round(p, 6)) for p in preferences}) == 7
+    assert [a["generation"] for a in attrs] == [0, 0, 0, 1, 1, 1, 2]
+    assert all(a["curve"] == [1.0, 0.5] for a in attrs)
+
+
+def test_ama_without_a_learner_or_with_bad_settings_says_so_in_one_line(storage):
+    with pytest.raises(ValueError, match="runs inside 'paretomerge study run'"):
+        drive(make_run(storage, "ama", Simplex(3), budget=3), closed_form)
+    for bad, message in (
+        ({"steps": 0}, "steps must be a positive whole number"),
+        ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+        ({"penalty": float("nan")}, "penalty must be a number of at least 0"),
+        ({"pairs": ["a"]}, "pairs must map objective names"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            make_driver("ama", Simplex(3), 3, 5, **bad)
 
 
 def test_grid_evaluates_exactly_the_das_dennis_points(storage):

@@ -288,7 +288,10 @@ def test_front_exports_every_pareto_optimal_recipe_without_weights(tiny_study, t
     assert len(csv_lines) == 1 + len(front)
     for record in front:
         folder = out / record.slug
-        assert sorted(p.name for p in folder.iterdir()) == [CARD_FILE, MARKER_FILE, MERGEKIT_FILE]
+        recipe = (
+            [MERGEKIT_FILE] if record.run.family != "decoding" else ["generate.py", "mixture.json"]
+        )
+        assert sorted(p.name for p in folder.iterdir()) == sorted([CARD_FILE, MARKER_FILE, *recipe])
         assert is_finished_export(folder, study="tiny", trial=record.key)
 
 

@@ -73,7 +73,10 @@ def test_recipes_are_plain_data_and_read_by_expert_name(name, checkpoints):
     assert family.x_caption
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+MERGED = [n for n in FAMILIES if get_family(n).merged_checkpoint]
+
+
+@pytest.mark.parametrize("name", MERGED)
 def test_apply_is_deterministic_and_moves_the_weights(name, checkpoints, mergers):
     family, experts = build(name, checkpoints)
     merger = mergers(family, experts)
@@ -89,7 +92,46 @@ def test_apply_is_deterministic_and_moves_the_weights(name, checkpoints, mergers
     assert any(not torch.equal(once[k], base[k]) for k in once), "apply changed no weight"
 
 
+def policy_logits(family, recipe, merger) -> torch.Tensor:
+    """The next-token log-probabilities of ``recipe``'s policy on a fixed input."""
+    family.apply(recipe, merger)
+    ids = torch.arange(4, 12)[None]
+    with torch.no_grad():
+        logits = family.policy(recipe, merger)(input_ids=ids).logits
+    return torch.log_softmax(logits.float(), -1)
+
+
 @pytest.mark.parametrize("name", list(FAMILIES))
+def test_the_policy_is_deterministic_and_not_the_base(name, checkpoints, mergers):
+    from merging.policy import use_base
+
+    family, experts = build(name, checkpoints)
+    merger = mergers(family, experts)
+    first, second = (family.recipe(x) for x in family.space.sample(2, seed=1))
+    use_base(merger)
+    with torch.no_grad():
+        base = torch.log_softmax(merger.model(input_ids=torch.arange(4, 12)[None]).logits, -1)
+    once = policy_logits(family, first, merger)
+    policy_logits(family, second, merger)
+    again = policy_logits(family, first, merger)
+    torch.testing.assert_close(again, once, rtol=0, atol=0)
+    assert not torch.allclose(once, base, atol=1e-6), "the policy is the base"
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n not in MERGED])
+def test_a_family_without_merged_weights_says_so_instead_of_a_mergekit_configuration(
+    name, checkpoints
+):
+    family, experts = build(name, checkpoints)
+    recipe = family.recipe(family.space.sample(1, seed=2)[0])
+    paths = family.checkpoint_paths(experts, checkpoints.ric)
+    with pytest.raises(ValueError, match="no merged checkpoint"):
+        family.mergekit_config(recipe, checkpoints.base, paths)
+    assert family.export_notes(recipe)
+    assert family.placement_for("auto") == family.placement or family.placement is None
+
+
+@pytest.mark.parametrize("name", MERGED)
 def test_mergekit_configuration_and_export_notes(name, checkpoints):
     from merging.architecture import layer_map
     from merging.expert_set import ExpertSet

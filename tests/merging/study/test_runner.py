@@ -48,20 +48,27 @@ def paretomerge(*args: str, **kwargs) -> subprocess.Popen:
 def test_every_driver_on_the_tiny_zoo(tiny_zoo_cache, tmp_path):
     """One run per driver (interpolation), plus layerwise and RiC: the budget of trials, all
     with values and standard errors, every x on its space."""
-    drivers = driver_names()
+    drivers = [d for d in driver_names() if d != "ama"]  # ama learns layerwise ratios: below
     families = [
         {"family": "interpolation", "label": d, "driver": d, "driver_settings": {}} for d in drivers
     ]
     families += [
         {"family": "layerwise", "settings": {"blocks": 2}, "driver": "smsemoa"},
         {"family": "rewards_in_context", "driver": "tpe"},
+        {
+            "family": "layerwise",
+            "label": "ama",
+            "settings": {"blocks": 2},
+            "driver": "ama",
+            "driver_settings": {"steps": 2, "pairs_per_step": 2},
+        },
     ]
     spec = parse_study_spec(
         {"name": "drivers", **SMALL, "families": families, "search": {"budget": 5, "seed": 1}}
     )
     url = sqlite_url(tmp_path / "study.db")
     runs = run_study(spec, storage_url=url, log=lambda _: None)
-    assert len(runs) == len(drivers) + 2
+    assert len(runs) == len(drivers) + 3
     for run in runs:
         results = run.results()
         expected = 3 if run.spec.driver == "grid" else 5  # Das-Dennis of 3 experts: 3 <= 5
@@ -79,6 +86,11 @@ def test_every_driver_on_the_tiny_zoo(tiny_zoo_cache, tmp_path):
             assert len(attrs["samples"]) >= 1
             assert attrs["eval_hash"]
             assert attrs["recipe"]["family"] == run.spec.family
+            if run.spec.driver == "ama":  # learned: its preference and learning curve recorded
+                assert len(attrs["preference"]) == len(run.spec.objectives)
+                assert len(attrs["learning_curve"]) == 2
+                assert attrs["stand_ins"]["verbosity"] == "concise"
+                assert np.allclose(x, attrs["recipe"]["block_weights"])
     assert "reference" in runs[0].study.user_attrs  # the base model, for side-by-side reading
     # Optuna's own API reads the study
     names = optuna.get_all_study_names(open_storage(url))
@@ -91,6 +103,8 @@ def test_tiny_yaml_runs_resumes_and_shows(tiny_zoo_cache, tmp_path, capsys):
         "interpolation",
         "layerwise",
         "rewards_in_context",
+        "decoding",
+        "layerwise",
     ]
     url = sqlite_url(tmp_path / "tiny.db")
     assert main(["study", "run", str(TINY), "--storage", url, "--no-show"]) == 0
@@ -109,6 +123,8 @@ def test_tiny_yaml_runs_resumes_and_shows(tiny_zoo_cache, tmp_path, capsys):
         "interpolation",
         "layerwise",
         "rewards_in_context",
+        "decoding",
+        "ama",
     ]
     assert all(r["completed"] == 12 and r["hypervolume"] >= 0 for r in shown["runs"])
     assert sum(r["knee"] for r in shown["front"]) == 1

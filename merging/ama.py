@@ -1,0 +1,207 @@
+"""Adaptive model averaging (AMA, Lin et al.): layer-wise ratios learned by gradient descent.
+
+The merged weights of block ``b`` are ``sum_i r_bi theta_i`` over the experts, with the ratios
+``r_b = softmax(a_b)`` on the simplex; only the logits ``a`` learn, the experts stay frozen (the
+merged weights are computed from the resident merger's stack and run through its working
+model with ``torch.func.functional_call``, so gradients reach ``a`` and nothing else). For a
+preference ``lambda`` over the objectives the loss is ``sum_j lambda_j L_j(r) + penalty *
+||r - r_start||^2``: ``L_j`` is objective ``j``'s differentiable stand-in
+(:mod:`merging.stand_ins`), the DPO loss of the merged policy on its pairs against the base, or
+the mean negative log-likelihood of reference text; the penalty is the paper's, keeping the
+ratios near their start (here the even average).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from merging.heads.answer_log_probs import encode, pad_id, padded_answers
+from merging.stand_ins import StandIn
+
+
+class RatioLearner:
+    """Learns ``(blocks, experts)`` ratios of a resident merger for preference vectors.
+
+    Args:
+        merger: a :class:`~merging.resident.ResidentMerger` over the experts.
+        blocks: the number of contiguous blocks of layers (as the ``layerwise`` family).
+        tokenizer: the base's tokenizer.
+        stand_ins: one :class:`StandIn` per objective, in the order of the preference vectors.
+    """
+
+    def __init__(self, merger, blocks: int, tokenizer, stand_ins: Sequence[StandIn]):
+        if not hasattr(merger, "stack"):
+            raise ValueError(
+                "ama learns on every expert's own weights: they must be resident on the device "
+                f"(the memory plan chose a {type(merger).__name__}; use --placement resident)"
+            )
+        self.merger, self.blocks, self.stand_ins = merger, int(blocks), list(stand_ins)
+        self.ranges = merger.block_ranges(self.blocks)
+        covered = sum(hi - lo for lo, hi in self.ranges)
+        if covered != merger.stack.shape[1] or self.ranges[0][0] != 0:
+            raise ValueError("the blocks do not cover the model's weights in one piece")
+        self.pad = pad_id(tokenizer)
+        self.rows = [self._encode(tokenizer, s) for s in self.stand_ins]
+        self._reference: list[torch.Tensor | None] = [None] * len(self.stand_ins)
+
+    @staticmethod
+    def _encode(tokenizer, stand_in: StandIn) -> list[tuple]:
+        """Each row: ``(chosen row, rejected row)``, or ``(text row,)`` for reference text."""
+        out = []
+        for p in stand_in.pairs:
+            chosen = encode(tokenizer, p.prompt, p.chosen)
+            if not chosen[1]:
+                continue
+            if stand_in.text_only:
+                out.append((chosen,))
+                continue
+            rejected = encode(tokenizer, p.prompt, p.rejected)
+            if rejected[1]:
+                out.append((chosen, rejected))
+        if not out:
+            raise ValueError(f"stand-in of {stand_in.objective!r}: no row has answer tokens")
+        return out
+
+    # -- the differentiable merge --------------------------------------------------------
+    def merged_params(self, ratios: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The merged weights for ``(blocks, experts)`` ratios, as views of one new flat
+        tensor (differentiable in ``ratios``)."""
+        stack = self.merger.stack
+        flat = torch.cat(
+            [ratios[b].to(stack.dtype) @ stack[1:, lo:hi] for b, (lo, hi) in enumerate(self.ranges)]
+        )
+        m = self.merger
+        return {n: flat[lo:hi].view(m.shapes[n]) for n, (lo, hi) in m.offsets.items()}
+
+    def base_params(self) -> dict[str, torch.Tensor]:
+        return self.merger.expert_state(0)
+
+    def answer_log_probs(self, params, rows: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sum, count)`` per row: the summed log-probability of its answer's tokens under
+        the model with ``params``, and how many tokens that is."""
+        device = self.merger.stack.device
+        ids, mask, positions, target = padded_answers(rows, self.pad)
+        keep = target.shape[1]
+        logits = functional_call(
+            self.merger.model,
+            params,
+            args=(),
+            kwargs={
+                "input_ids": ids.to(device),
+                "attention_mask": mask.to(device),
+                "position_ids": positions.to(device),
+                "use_cache": False,
+            },
+        ).logits[:, -keep - 1 : -1]
+        target = target.to(device)
+        valid = target != -100
+        wide = logits if logits.dtype == torch.float64 else logits.float()
+        lp = torch.log_softmax(wide, -1).gather(-1, target.clamp(min=0)[..., None])
+        return (lp.squeeze(-1) * valid).sum(-1), valid.sum(-1)
+
+    def _pieces(self, j: int, idx: Sequence[int]) -> list:
+        """The sequences of rows ``idx`` of stand-in ``j``, chosen ones first."""
+        rows = [self.rows[j][i] for i in idx]
+        return [r[0] for r in rows] + [r[1] for r in rows if len(r) > 1]
+
+    def reference(self, j: int) -> torch.Tensor:
+        """The base's summed log-probabilities of every sequence of stand-in ``j`` (once)."""
+        if self._reference[j] is None:
+            with torch.no_grad():
+                every = range(len(self.rows[j]))
+                total, _ = self.answer_log_probs(self.base_params(), self._pieces(j, every))
+            self._reference[j] = total
+        return self._reference[j]
+
+    def loss(self, j: int, params, idx: Sequence[int], beta: float) -> torch.Tensor:
+        """Stand-in ``j``'s loss on its rows ``idx``: the DPO loss against the base, or the mean
+        negative log-likelihood per token of reference text."""
+        total, count = self.answer_log_probs(params, self._pieces(j, idx))
+        if self.stand_ins[j].text_only:
+            return -(total / count).mean()
+        n = len(idx)
+        ref = self.reference(j)
+        k = len(self.rows[j])
+        ref = torch.cat([ref[list(idx)], ref[[k + i for i in idx]]])
+        moved = total - ref
+        margin = moved[:n] - moved[n:]
+        return -torch.nn.functional.logsigmoid(beta * margin).mean()
+
+    def losses(self, ratios, beta: float, rows: int | None = None) -> list[float]:
+        """Every stand-in's loss at ``ratios`` (a ``(blocks, experts)`` array) on its first
+        ``rows`` rows (all by default), without gradients."""
+        with torch.no_grad():
+            params = self.merged_params(torch.as_tensor(np.asarray(ratios), dtype=torch.float32))
+            return [
+                float(self.loss(j, params, range(min(rows or len(r), len(r))), beta))
+                for j, r in enumerate(self.rows)
+            ]
+
+    # -- learning ------------------------------------------------------------------------
+    def total_loss(
+        self,
+        logits: torch.Tensor,
+        preference: Sequence[float],
+        rows: dict[int, Sequence[int]],
+        beta: float,
+        penalty: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``sum_j lambda_j L_j(r) + penalty * ||r - r_start||^2`` at ``r = softmax(logits)``
+        (the start is the even average), on stand-in ``j``'s rows ``rows[j]``; and each
+        weighted stand-in's loss by objective name."""
+        ratios = torch.softmax(logits, -1)
+        start = torch.full_like(ratios, 1 / ratios.shape[-1])
+        params = self.merged_params(ratios)
+        parts, total = {}, penalty * ((ratios - start) ** 2).sum()
+        for j, weight in enumerate(preference):
+            if weight > 0:
+                value = self.loss(j, params, rows[j], beta)
+                parts[self.stand_ins[j].objective] = round(float(value.detach()), 5)
+                total = total + float(weight) * value
+        return total, parts
+
+    def learn(
+        self,
+        preference: Sequence[float],
+        *,
+        steps: int,
+        learning_rate: float,
+        penalty: float,
+        beta: float,
+        pairs_per_step: int,
+        seed: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[dict]]:
+        """The learned ``(blocks, experts)`` ratios for ``preference`` (one weight per stand-in)
+        and the learning curve: per step, the total loss and each weighted stand-in's loss."""
+        preference = np.asarray(preference, dtype=float)
+        if preference.shape != (len(self.stand_ins),) or preference.min() < 0:
+            raise ValueError(
+                f"a preference is {len(self.stand_ins)} non-negative weights; got {preference}"
+            )
+        k = self.merger.stack.shape[0] - 1
+        logits = torch.zeros((self.blocks, k), requires_grad=True)
+        optimiser = torch.optim.Adam([logits], lr=learning_rate)
+        rng = np.random.default_rng(seed)
+        order = {j: rng.permutation(len(r)) for j, r in enumerate(self.rows)}
+        curve = []
+        for step in range(steps):
+            rows = {
+                j: [
+                    int(order[j][(step * pairs_per_step + i) % len(self.rows[j])])
+                    for i in range(pairs_per_step)
+                ]
+                for j in range(len(self.rows))
+            }
+            total, parts = self.total_loss(logits, preference, rows, beta, penalty)
+            optimiser.zero_grad()
+            total.backward()
+            optimiser.step()
+            curve.append({"step": step, "loss": round(float(total.detach()), 5), **parts})
+            if progress is not None:
+                progress(1)
+        return torch.softmax(logits.detach(), -1).double().numpy(), curve
