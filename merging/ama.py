@@ -22,6 +22,9 @@ from torch.func import functional_call
 from merging.heads.answer_log_probs import encode, pad_id, padded_answers
 from merging.stand_ins import StandIn
 
+REFERENCE_BATCH = 8
+"""Sequences the base scores at once for the reference log-probabilities."""
+
 
 class RatioLearner:
     """Learns ``(blocks, experts)`` ratios of a resident merger for preference vectors.
@@ -45,6 +48,9 @@ class RatioLearner:
         if covered != merger.stack.shape[1] or self.ranges[0][0] != 0:
             raise ValueError("the blocks do not cover the model's weights in one piece")
         self.pad = pad_id(tokenizer)
+        from merging.generation import _forward_keywords
+
+        self._keep = "logits_to_keep" in _forward_keywords(merger.model)
         self.rows = [self._encode(tokenizer, s) for s in self.stand_ins]
         self._reference: list[torch.Tensor | None] = [None] * len(self.stand_ins)
 
@@ -86,17 +92,16 @@ class RatioLearner:
         device = self.merger.stack.device
         ids, mask, positions, target = padded_answers(rows, self.pad)
         keep = target.shape[1]
-        logits = functional_call(
-            self.merger.model,
-            params,
-            args=(),
-            kwargs={
-                "input_ids": ids.to(device),
-                "attention_mask": mask.to(device),
-                "position_ids": positions.to(device),
-                "use_cache": False,
-            },
-        ).logits[:, -keep - 1 : -1]
+        kwargs = {
+            "input_ids": ids.to(device),
+            "attention_mask": mask.to(device),
+            "position_ids": positions.to(device),
+            "use_cache": False,
+        }
+        if self._keep:  # only the positions that predict answer tokens meet the vocabulary
+            kwargs["logits_to_keep"] = keep + 1
+        logits = functional_call(self.merger.model, params, args=(), kwargs=kwargs).logits
+        logits = logits[:, -keep - 1 : -1]
         target = target.to(device)
         valid = target != -100
         wide = logits if logits.dtype == torch.float64 else logits.float()
@@ -111,10 +116,14 @@ class RatioLearner:
     def reference(self, j: int) -> torch.Tensor:
         """The base's summed log-probabilities of every sequence of stand-in ``j`` (once)."""
         if self._reference[j] is None:
-            with torch.no_grad():
-                every = range(len(self.rows[j]))
-                total, _ = self.answer_log_probs(self.base_params(), self._pieces(j, every))
-            self._reference[j] = total
+            pieces = self._pieces(j, range(len(self.rows[j])))
+            with torch.no_grad():  # a few sequences at a time: logits are rows x answer x vocab
+                params = self.base_params()
+                parts = [
+                    self.answer_log_probs(params, pieces[i : i + REFERENCE_BATCH])[0]
+                    for i in range(0, len(pieces), REFERENCE_BATCH)
+                ]
+            self._reference[j] = torch.cat(parts)
         return self._reference[j]
 
     def loss(self, j: int, params, idx: Sequence[int], beta: float) -> torch.Tensor:

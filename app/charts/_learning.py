@@ -26,7 +26,11 @@ def learning_curve_chart(curve: list[dict]) -> alt.Chart:
         alt.Chart(data)
         .mark_line(point=True)
         .encode(
-            x=alt.X("step:Q", title="step of gradient descent"),
+            x=alt.X(
+                "step:Q",
+                title="step of gradient descent",
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
             y=alt.Y("value:Q", title="loss", scale=alt.Scale(zero=False)),
             color=alt.Color("loss:N", title=None, scale=alt.Scale(scheme="tableau10")),
             tooltip=["step", "loss", alt.Tooltip("value:Q", format=".4f")],

@@ -27,6 +27,19 @@ from pareto.trial_records import SCORES_ATTR, Outcome
 Log = Callable[[str], None]
 
 
+def zoo_head(objective, heads: dict[str, str]) -> str:
+    """The zoo's head of ``objective`` (an objective written ``NAME=zoo:SENSE``), or a one-line
+    error naming the zoo's objectives."""
+    if not heads:
+        raise ValueError(f"objective {objective.name!r}: head 'zoo' needs a study with a zoo")
+    if objective.name not in heads:
+        raise ValueError(
+            f"objective {objective.name!r}: the zoo has no head by that name; its objectives: "
+            f"{', '.join(heads)}"
+        )
+    return heads[objective.name]
+
+
 def learns(driver: str) -> bool:
     """Whether search driver ``driver`` learns its points on the models."""
     from pareto.search import DRIVERS
@@ -68,8 +81,17 @@ class StudySession:
         self.dtype = dtype
         self.data = data_folder(spec, data)
         self.base, self.experts, self.ric, zoo_objectives = self._models(build)
+        zoo_heads = {o.name: o.head for o in map(parse_objective, zoo_objectives)}
         objectives = [
-            o.model_copy(update={"head": complete_spec(o.head, data=self.data, base=self.base)})
+            o.model_copy(
+                update={
+                    "head": complete_spec(
+                        zoo_head(o, zoo_heads) if o.head == "zoo" else o.head,
+                        data=self.data,
+                        base=self.base,
+                    )
+                }
+            )
             for o in list(spec.objectives) or [parse_objective(o) for o in zoo_objectives]
         ]
         self.objectives = objectives

@@ -590,3 +590,26 @@ def test_a_worker_races_too(tiny_zoo_cache, tmp_path):
     # the worker compared its candidates with the run's trials (whether one was dominated
     # enough to stop depends on the tiny zoo's random heads)
     assert any(a["p_dominated"] > 0 for a in results.attrs[6:]), "the worker never raced"
+
+
+def test_objectives_name_the_zoos_heads_and_add_the_alignment_tax(tiny_zoo_cache):
+    _, manifest = tiny_zoo_cache
+    objectives = ["helpfulness=zoo:max", "verbosity=zoo:min", "tax=reference_nll:min"]
+    spec = parse_study_spec(
+        {"name": "tax", **SMALL, "families": ["interpolation"], "objectives": objectives}
+    )
+    session = StudySession(spec, evaluate=False, log=lambda _: None)
+    heads = {o.name: o.head for o in session.objectives}
+    assert heads["helpfulness"] == manifest.heads["helpfulness"]
+    assert heads["verbosity"] == manifest.heads["verbosity"]
+    assert heads["tax"].startswith("reference_nll:")  # completed with the study's data folder
+    bad = parse_study_spec(
+        {
+            "name": "tax",
+            **SMALL,
+            "families": ["interpolation"],
+            "objectives": ["kindness=zoo:max", *objectives],
+        }
+    )
+    with pytest.raises(ValueError, match="the zoo has no head by that name; its objectives: "):
+        StudySession(bad, evaluate=False, log=lambda _: None)
