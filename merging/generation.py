@@ -207,7 +207,7 @@ def plain_greedy(model) -> bool:
     """Whether :func:`greedy_decode` decodes ``model`` as transformers' greedy search does: its
     forward takes position ids and a key-value cache, and its ``generation_config`` asks for no
     beams, penalties or forced tokens (where it does, transformers' ``generate`` decodes)."""
-    keywords = _forward_keywords(model)
+    keywords = forward_keywords(model)
     if "position_ids" not in keywords or not {"cache", "past_key_values"} & keywords:
         return False
     config = getattr(model, "generation_config", None)
@@ -224,7 +224,7 @@ def greedy_decode(
     one: transformers' greedy search, except that a row leaves the batch (and its keys and
     values the cache) once it has stopped, so the steps after cost only the rows still writing
     (the quickstart study generated a quarter faster on 2 CPU cores, the same tokens; README)."""
-    keywords = _forward_keywords(model)
+    keywords = forward_keywords(model)
     name = "cache" if "cache" in keywords else "past_key_values"  # renamed in transformers 5
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in keywords else {}
     stop = torch.tensor(sorted(stops), device=input_ids.device)
@@ -286,7 +286,7 @@ def _transformers_generate(model, tokenizer, batch, settings, stops, *, batch_in
     return rows
 
 
-def _forward_keywords(model) -> set[str]:
+def forward_keywords(model) -> set[str]:
     """The keyword arguments the forward of ``model`` (the model a PEFT wrapper holds) names."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return set(inspect.signature(base.forward).parameters)

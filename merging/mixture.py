@@ -63,9 +63,9 @@ class ExpertMixture(torch.nn.Module):
         self.experts = [
             (float(w), merger.expert_state(i + 1)) for i, w in enumerate(weights) if w > 0
         ]
-        from merging.generation import _forward_keywords
+        from merging.generation import forward_keywords
 
-        keywords = _forward_keywords(self.model)
+        keywords = forward_keywords(self.model)
         self._cache_name = "cache" if "cache" in keywords else "past_key_values"
         self._keep = "logits_to_keep" in keywords
 

@@ -7,6 +7,7 @@ objective scaled by the study's observed range), as METHODS.md asks.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,6 +209,41 @@ def trial_standing(
         base_high=high,
         draws=draws,
     )
+
+
+def hypervolume_intervals(
+    results: list[RunResults],
+    report: StudyReport,
+    *,
+    reference: dict | None = None,
+    draws: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict | None:
+    """Each run's hypervolume with its ``level`` percentile interval from the joint bootstrap
+    over prompts, and every pair's paired difference, at the report's reference point and
+    normalisation: ``{"runs": {label: (hv, low, high)}, "differences": {(a, b): (d, low,
+    high)}}``; None where the trials kept no per-prompt scores."""
+    scores = paired_scores(results, reference)
+    if scores is None or report.reference_point is None:
+        return None
+    from pareto.uncertainty import hypervolume_draws, percentile_interval
+
+    boot = joint_bootstrap(scores, report.senses, n_draws=draws, seed=seed)
+    starts = np.cumsum([0] + [len(r.values) for r in results])
+    runs = [range(a, b) for a, b in itertools.pairwise(starts)]
+    hv = hypervolume_draws(boot, runs, report.reference_point, report.bounds)
+    labels = [r.spec.label for r in results]
+    point = {row.label: row.hypervolume for row in report.runs}
+    low, high = percentile_interval(hv, level)
+    out: dict = {"runs": {}, "differences": {}}
+    for i, a in enumerate(labels):
+        out["runs"][a] = (point[a], float(low[i]), float(high[i]))
+        for j, b in enumerate(labels):
+            if j > i:
+                d_low, d_high = percentile_interval(hv[:, i] - hv[:, j], level)
+                out["differences"][(a, b)] = (point[a] - point[b], float(d_low), float(d_high))
+    return out
 
 
 def format_difference(diff: float, low: float, high: float) -> str:

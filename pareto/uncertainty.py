@@ -17,6 +17,7 @@ more precise than two marginal errors suggest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import moocore
@@ -110,7 +111,7 @@ class JointBootstrap:
 
     def mean_intervals(self, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
         """Percentile intervals ``(low, high)``, each ``(n, m)``, for every trial's means."""
-        return _percentiles(self.draws, level)
+        return percentile_interval(self.draws, level)
 
     def anchor_differences(self, level: float = DEFAULT_LEVEL):
         """Each trial minus the anchor: ``(difference, low, high)``, each ``(n, m)``, paired
@@ -118,12 +119,12 @@ class JointBootstrap:
         if self.anchor_draws is None:
             raise ValueError("these scores have no anchor (the base model's scores)")
         diff = self.means - self.anchor_means[None, :]
-        low, high = _percentiles(self.draws - self.anchor_draws[:, None, :], level)
+        low, high = percentile_interval(self.draws - self.anchor_draws[:, None, :], level)
         return diff, low, high
 
     def difference(self, i: int, j: int, level: float = DEFAULT_LEVEL):
         """Trial ``i`` minus trial ``j``: ``(difference, low, high)``, each ``(m,)``."""
-        low, high = _percentiles(self.draws[:, i] - self.draws[:, j], level)
+        low, high = percentile_interval(self.draws[:, i] - self.draws[:, j], level)
         return self.means[i] - self.means[j], low, high
 
     def p_dominates(self, i: int, j: int) -> float:
@@ -144,6 +145,24 @@ class JointBootstrap:
         for b in range(z.shape[0]):
             counts += moocore.is_nondominated(z[b], keep_weakly=True)
         return counts[self.groups] / z.shape[0]
+
+
+def hypervolume_draws(
+    boot: JointBootstrap, runs: Sequence[Sequence[int]], ref, bounds
+) -> np.ndarray:
+    """``(draws, runs)``: each run's hypervolume (its trials ``runs[r]``, indices into the
+    bootstrap's trials) in every draw, at one fixed reference point and normalisation, so
+    that the runs' hypervolumes and their differences carry the joint uncertainty of the
+    prompts (paired: every run is resampled on the same prompts)."""
+    from pareto.hypervolume import hypervolume
+
+    out = np.zeros((boot.draws.shape[0], len(runs)))
+    for r, idx in enumerate(runs):
+        idx = np.asarray(idx, dtype=int)
+        if len(idx):
+            for b in range(boot.draws.shape[0]):
+                out[b, r] = hypervolume(boot.draws[b, idx], ref, boot.senses, bounds=bounds)
+    return out
 
 
 def joint_bootstrap(
@@ -190,7 +209,7 @@ def _groups(scores: PromptScores) -> np.ndarray:
     return np.unique(key, axis=0, return_inverse=True)[1].reshape(n)
 
 
-def _percentiles(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level}")
     tail = (1 - level) / 2 * 100

@@ -24,6 +24,26 @@ MAX_ROWS = 256
 """Training rows per stand-in: enough that ``steps * pairs_per_step`` seldom repeats one."""
 
 
+def check_learning(session, family_spec, placement: str) -> None:
+    """Refuse, in one line and before anything is stored, a learning run that cannot learn:
+    a family without blocks, an objective without a stand-in, experts not resident."""
+    from merging.stand_ins import source_for
+
+    label = family_spec.run_label
+    if getattr(session.families[label], "blocks", None) is None:
+        raise ValueError(
+            f"{label}: driver ama learns layer-wise ratios; family {family_spec.family!r} has "
+            "none (use it with the layerwise family)"
+        )
+    pairs = family_spec.search(session.spec.search).settings.get("pairs") or {}
+    for o in session.objectives:
+        source_for(o.name, pairs, o.head)
+    if placement not in ("auto", "resident"):
+        raise ValueError(
+            f"{label}: driver ama needs its experts resident; got --placement {placement}"
+        )
+
+
 def study_learner(session, run) -> Callable:
     """``learn(preference, **settings) -> (ratios, note)`` for ``run`` of ``session``."""
     from merging.stand_ins import source_for

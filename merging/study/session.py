@@ -181,6 +181,7 @@ class StudySession:
         set is planned beside the first (the session keeps both)."""
         from merging.merger import plan_experts
         from merging.sizes import Generation
+        from merging.study.learning import check_learning
 
         keys: dict[str, Any] = {}
         whole: dict[str, bool] = {}
@@ -192,15 +193,8 @@ class StudySession:
                 ways[family.checkpoints] = family.placement_for(placement)
         for f in self.spec.families:  # a driver that learns on the experts needs them resident
             if learns(f.search(self.spec.search).driver):
-                if getattr(self.families[f.run_label], "blocks", None) is None:
-                    raise ValueError(
-                        f"{f.run_label}: driver ama learns layer-wise ratios; family "
-                        f"{f.family!r} has none (use it with the layerwise family)"
-                    )
-                key = self.families[f.run_label].checkpoints
-                if placement not in ("auto", "resident"):
-                    raise ValueError(f"{f.run_label}: driver ama needs --placement resident")
-                ways[key] = "resident"
+                check_learning(self, f, placement)
+                ways[self.families[f.run_label].checkpoints] = "resident"
         generation = (
             Generation.of_settings(self.spec.generation, len(self.prompts)) if evaluate else None
         )

@@ -105,3 +105,36 @@ def test_prompt_transform_reaches_generation_but_not_the_heads(policy, tmp_path,
         model, tok, {"m": 1}, prompt_transform=lambda p: condition(p, ["verbosity"], [-1.0])
     )
     assert seen["prompts"] == [f"{p.last_user}\n\n<verbosity> -1.0" for p in PROMPTS[:2]]
+
+
+def test_evaluate_a_decoding_mixture_and_refuse_to_merge_one(
+    model_zoo, tmp_path, capsys, monkeypatch
+):
+    """``evaluate --family decoding`` with one-hot weights scores the expert itself (the same
+    responses as ``--model EXPERT``); ``merge --family decoding`` refuses in one line, writing
+    nothing."""
+    monkeypatch.setenv("PARETOMERGE_CACHE", str(tmp_path / "cache"))
+    base, experts = model_zoo("llama", 2)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": p.last_user}) for p in PROMPTS))
+    common = ["--prompts", str(prompts), "--objective", "verbosity=length_tokens:min",
+              "--max-new-tokens", "8", "--device", "cpu", "--json"]  # fmt: skip
+    argv = ["evaluate", "--base", str(base), "--family", "decoding", "--weights", "0,1", *common]
+    for name, path in experts.items():
+        argv += ["--expert", f"{name}={path}"]
+    assert main(argv) == 0
+    mixed = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(experts["e1"]), *common]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert [s["response"] for s in mixed["samples"]] == [s["response"] for s in alone["samples"]]
+    assert mixed["objectives"] == alone["objectives"]
+    out = tmp_path / "merged"
+    merge = ["merge", "--base", str(base), "--family", "decoding", "--weights", "0.5,0.5",
+             "--out", str(out)]  # fmt: skip
+    for name, path in experts.items():
+        merge += ["--expert", f"{name}={path}"]
+    assert main(merge) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "merges no weights" in err[0]
+    assert not out.exists()

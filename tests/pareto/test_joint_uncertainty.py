@@ -163,3 +163,27 @@ def test_bad_inputs():
         PromptScores(np.zeros((1, 5, 1)), np.array([5]), anchor=np.zeros((4, 1)))
     with pytest.raises(ValueError, match="n_draws"):
         joint_bootstrap(PromptScores(np.zeros((1, 5, 1)), np.array([5])), n_draws=0)
+
+
+def test_hypervolume_draws_are_paired_between_runs():
+    """Run b is run a shifted better on every prompt: its hypervolume is larger in every
+    draw, however much the prompts move both; with no spread over prompts every draw is the
+    point value."""
+    from pareto.hypervolume import hypervolume
+    from pareto.uncertainty import hypervolume_draws, percentile_interval
+
+    rng = np.random.default_rng(0)
+    a = simulate(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]), 40, rng)
+    b = a + 0.2  # both objectives maximised: better everywhere
+    boot = joint_bootstrap(PromptScores.from_rows([*a, *b]), "max", n_draws=300, seed=1)
+    ref, bounds = np.array([-3.0, -3.0]), (np.array([-3.0, -3.0]), np.array([4.0, 4.0]))
+    hv = hypervolume_draws(boot, [range(3), range(3, 6)], ref, bounds)
+    assert hv.shape == (300, 2)
+    assert (hv[:, 1] > hv[:, 0]).all()
+    assert hv[:, 0].std() > 0.01  # the prompts do move each run's hypervolume
+    low, high = percentile_interval(hv[:, 1] - hv[:, 0], 0.95)
+    assert 0 < low < high
+    flat = np.broadcast_to(np.array([[0.2, 0.7]]), (10, 2)).copy()
+    still = joint_bootstrap(PromptScores.from_rows([flat]), "max", n_draws=20, seed=1)
+    one = hypervolume_draws(still, [[0]], ref, bounds)
+    np.testing.assert_allclose(one[:, 0], hypervolume(flat[:1], ref, "max", bounds=bounds))

@@ -613,3 +613,18 @@ def test_objectives_name_the_zoos_heads_and_add_the_alignment_tax(tiny_zoo_cache
     )
     with pytest.raises(ValueError, match="the zoo has no head by that name; its objectives: "):
         StudySession(bad, evaluate=False, log=lambda _: None)
+
+
+def test_an_ama_run_whose_objective_has_no_stand_in_is_refused_before_anything_is_stored(
+    tiny_zoo_cache, tmp_path
+):
+    family = {"family": "layerwise", "settings": {"blocks": 2}, "driver": "ama"}
+    objectives = ["helpfulness=zoo:max", "kl=kl_to_base:min"]
+    spec = parse_study_spec({"name": "kl", **SMALL, "families": [family], "objectives": objectives})
+    url = sqlite_url(tmp_path / "runs" / "kl" / "study.db")
+    with pytest.raises(ValueError, match="objective 'kl' has no differentiable stand-in"):
+        run_study(spec, storage_url=url, log=lambda _: None)
+    assert not (tmp_path / "runs" / "kl" / "study.db").exists()
+    named = {**family, "driver_settings": {"pairs": {"kl": "reference"}}}
+    spec = parse_study_spec({"name": "kl", **SMALL, "families": [named], "objectives": objectives})
+    StudySession(spec, evaluate=False, log=lambda _: None)  # a named stand-in is accepted
