@@ -160,14 +160,23 @@ def show_command(args: argparse.Namespace) -> int:
 
 def print_report(name: str, url: str, as_json: bool = False) -> None:
     from merging.study.trials import rank_study
+    from pareto.report import hypervolume_intervals
 
     ranked = rank_study(url, name)
     results, report, reference = ranked.results, ranked.report, ranked.reference
     standing, order = ranked.standing, ranked.order
+    intervals = hypervolume_intervals(results, report, reference=reference, draws=HV_DRAWS)
     if as_json:
-        print(json.dumps(report_json(report, standing, order), indent=2))
+        print(json.dumps(report_json(report, standing, order, intervals), indent=2))
         return
-    print(format_report(report, standing, order, x_text=x_descriptions(results), base=reference))
+    text = format_report(
+        report, standing, order, x_text=x_descriptions(results), base=reference, hv=intervals
+    )
+    print(text)
+
+
+HV_DRAWS = 200
+"""Joint-bootstrap draws behind each run's hypervolume interval in ``study show``."""
 
 
 def x_descriptions(results) -> dict[tuple[str, int], str]:
@@ -182,10 +191,15 @@ def x_descriptions(results) -> dict[tuple[str, int], str]:
     return out
 
 
-def report_json(report, standing, order) -> dict:
-    """``study show --json``: the report, and for each front trial its P(non-dominated), the
-    prompts it used and its differences from the base with their paired 95% intervals."""
+def report_json(report, standing, order, hv=None) -> dict:
+    """``study show --json``: the report (each run's hypervolume with its 95% interval, from
+    :func:`~pareto.report.hypervolume_intervals` ``hv``, where trials kept per-prompt scores),
+    and for each front trial its P(non-dominated), the prompts it used and its differences from
+    the base with their paired 95% intervals."""
     out = report.as_dict()
+    for row in out["runs"]:
+        if hv is not None and row["label"] in hv["runs"]:
+            row["hypervolume_interval"] = list(hv["runs"][row["label"]][1:])
     out["uncertainty"] = standing.method
     at = {key: i for i, key in enumerate(order)}
     for row in out["front"]:
@@ -200,13 +214,14 @@ def report_json(report, standing, order) -> dict:
     return out
 
 
-def format_report(report, standing=None, order=None, *, x_text=None, base=None) -> str:
+def format_report(report, standing=None, order=None, *, x_text=None, base=None, hv=None) -> str:
     """The text of ``study show``: runs, hypervolumes, and the front with each trial's
     P(non-dominated) and its difference from the base model (when ``standing`` is given).
 
     Trials are named ``RUN#NUMBER`` (what ``export --trial`` takes); ``x_text`` maps
     ``(run, number)`` to the trial's ``x`` in words, printed under it; ``base`` (the stored
-    reference: ``values``, ``stderr``) adds a row for the base model."""
+    reference: ``values``, ``stderr``) adds a row for the base model; ``hv``
+    (:func:`~pareto.report.hypervolume_intervals`) adds each run's 95% interval."""
     senses = {"max": "higher is better", "min": "lower is better"}
     lines = [f"study {report.study}"]
     lines.append(
@@ -216,11 +231,14 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None) 
         )
     )
     lines.append("")
-    lines.append(f"{'run':<22}{'driver':<14}{'done':>10}{'front':>7}{'hypervolume':>13}")
+    interval = "  [95% over prompts]" if hv is not None else ""
+    lines.append(f"{'run':<22}{'driver':<14}{'done':>10}{'front':>7}{'hypervolume':>13}{interval}")
     for r in report.runs:
+        span = hv["runs"].get(r.label) if hv is not None else None
         lines.append(
             f"{r.label:<22}{r.driver:<14}{f'{r.completed}/{r.budget}':>10}{r.front_size:>7}"
             f"{r.hypervolume:>13.4f}"
+            + (f"  [{span[1]:.4f}, {span[2]:.4f}]" if span is not None else "")
         )
     if report.reference_point is None:
         lines.append("\nno completed trials yet")

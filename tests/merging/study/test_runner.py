@@ -127,11 +127,15 @@ def test_tiny_yaml_runs_resumes_and_shows(tiny_zoo_cache, tmp_path, capsys):
         "ama",
     ]
     assert all(r["completed"] == 12 and r["hypervolume"] >= 0 for r in shown["runs"])
+    for r in shown["runs"]:  # the joint bootstrap's interval: the trials kept their scores
+        low, high = r["hypervolume_interval"]
+        assert 0 <= low <= high
     assert sum(r["knee"] for r in shown["front"]) == 1
     assert len(shown["reference_point"]) == 3
     assert main(["study", "show", "tiny", "--storage", url]) == 0
     text = capsys.readouterr().out
     assert "hypervolume" in text
+    assert "[95% over prompts]" in text
     assert "* " in text
     assert "higher is better" in text
 
