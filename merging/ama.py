@@ -17,9 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
-from merging.heads.answer_log_probs import encode, pad_id, padded_answers
+from merging.heads.answer_log_probs import answer_logits, encode, pad_id
 from merging.stand_ins import StandIn
 
 REFERENCE_BATCH = 8
@@ -52,9 +51,6 @@ class RatioLearner:
             for n, (lo, _) in merger.offsets.items()
         }
         self.pad = pad_id(tokenizer)
-        from merging.generation import forward_keywords
-
-        self._keep = "logits_to_keep" in forward_keywords(merger.model)
         self.rows = [self._encode(tokenizer, s) for s in self.stand_ins]
         self._reference: list[torch.Tensor | None] = [None] * len(self.stand_ins)
 
@@ -80,8 +76,9 @@ class RatioLearner:
     def merged_params(self, ratios: torch.Tensor) -> dict[str, torch.Tensor]:
         """The merged weights for ``(blocks, experts)`` ratios, by parameter name (differentiable
         in ``ratios``). Each parameter is its own product: slices of one merged flat tensor
-        would each send a gradient the size of the whole model back through the slice (the
-        backward of 272 slices of SmolLM2-135M filled 270 GB of zeros, 2 minutes a step)."""
+        would each send a gradient the size of the whole model back through the slice (on
+        SmolLM2-135M one step's backward took 117 s that way, two thirds of it filling zeros;
+        15 s this way)."""
         stack, m = self.merger.stack, self.merger
         ratios = ratios.to(stack.dtype)
         return {
@@ -95,20 +92,7 @@ class RatioLearner:
     def answer_log_probs(self, params, rows: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sum, count)`` per row: the summed log-probability of its answer's tokens under
         the model with ``params``, and how many tokens that is."""
-        device = self.merger.stack.device
-        ids, mask, positions, target = padded_answers(rows, self.pad)
-        keep = target.shape[1]
-        kwargs = {
-            "input_ids": ids.to(device),
-            "attention_mask": mask.to(device),
-            "position_ids": positions.to(device),
-            "use_cache": False,
-        }
-        if self._keep:  # only the positions that predict answer tokens meet the vocabulary
-            kwargs["logits_to_keep"] = keep + 1
-        logits = functional_call(self.merger.model, params, args=(), kwargs=kwargs).logits
-        logits = logits[:, -keep - 1 : -1]
-        target = target.to(device)
+        logits, target = answer_logits(self.merger.model, params, rows, self.pad)
         valid = target != -100
         wide = logits if logits.dtype == torch.float64 else logits.float()
         lp = torch.log_softmax(wide, -1).gather(-1, target.clamp(min=0)[..., None])

@@ -225,7 +225,7 @@ def greedy_decode(
     values the cache) once it has stopped, so the steps after cost only the rows still writing
     (the quickstart study generated a quarter faster on 2 CPU cores, the same tokens; README)."""
     keywords = forward_keywords(model)
-    name = "cache" if "cache" in keywords else "past_key_values"  # renamed in transformers 5
+    name = cache_keyword(model)
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in keywords else {}
     stop = torch.tensor(sorted(stops), device=input_ids.device)
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
@@ -284,6 +284,12 @@ def _transformers_generate(model, tokenizer, batch, settings, stops, *, batch_in
         end = next((i for i, t in enumerate(row) if t in stops), None)
         rows.append(row if end is None else row[: end + 1])
     return rows
+
+
+def cache_keyword(model) -> str:
+    """The keyword (and output attribute) of ``model``'s key-value cache: ``cache``, or
+    ``past_key_values`` before transformers 5 renamed it."""
+    return "cache" if "cache" in forward_keywords(model) else "past_key_values"
 
 
 def forward_keywords(model) -> set[str]:

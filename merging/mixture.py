@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch.func import functional_call
 
-from merging.heads.answer_log_probs import Row, padded_answers
+from merging.heads.answer_log_probs import Row, answer_logits
 
 
 class MixtureCache:
@@ -63,11 +63,10 @@ class ExpertMixture(torch.nn.Module):
         self.experts = [
             (float(w), merger.expert_state(i + 1)) for i, w in enumerate(weights) if w > 0
         ]
-        from merging.generation import forward_keywords
+        from merging.generation import cache_keyword, forward_keywords
 
-        keywords = forward_keywords(self.model)
-        self._cache_name = "cache" if "cache" in keywords else "past_key_values"
-        self._keep = "logits_to_keep" in keywords
+        self._cache_name = cache_keyword(self.model)
+        self._keep = "logits_to_keep" in forward_keywords(self.model)
 
     @property
     def kv_copies(self) -> int:
@@ -125,21 +124,11 @@ class ExpertMixture(torch.nn.Module):
     def answer_log_probs(self, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The mixture's log-probabilities at the positions that predict each answer token (the
         heads' :func:`~merging.heads.answer_log_probs.answer_log_probs`)."""
-        device = next(self.model.parameters()).device
-        ids, mask, positions, target = padded_answers(rows, pad)
-        keep = target.shape[1]
+        targets = []
 
         def logits_of(state):
-            kwargs = {"logits_to_keep": keep + 1} if self._keep else {}
-            out = self._run(
-                state,
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                use_cache=False,
-                **kwargs,
-            )
-            return out.logits[:, -keep - 1 : -1]
+            logits, target = answer_logits(self.model, state, rows, pad)
+            targets.append(target)
+            return logits
 
-        log_probs = self._mix(logits_of)
-        return log_probs, target.to(log_probs.device)
+        return self._mix(logits_of), targets[0]

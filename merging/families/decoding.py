@@ -9,28 +9,19 @@ checkpoint (none exists).
 
 from __future__ import annotations
 
-from merging.families.base import Family, WeightMerger, register
+from merging.families.base import WeightMerger, register
+from merging.families.interpolation import Interpolation
 from merging.recipe import MergeRecipe
-from pareto.spaces import Simplex
 
 
 @register("decoding")
-class Decoding(Family):
+class Decoding(Interpolation):
+    """``x`` and its recipe are :class:`Interpolation`'s (weights on the simplex); what the
+    weights do differs: they mix the experts' next-token scores, not their parameters."""
+
     merged_checkpoint = False
     placement = "resident"
     x_caption = "the weight of each expert's log-probabilities in every next-token score"
-
-    def __init__(self, experts):
-        super().__init__(experts)
-        self._space = Simplex(len(self.experts))
-
-    @property
-    def space(self) -> Simplex:
-        return self._space
-
-    def recipe(self, x: object) -> MergeRecipe:
-        w = self._x(x)
-        return MergeRecipe(family=self.name, experts=self.experts, weights=tuple(map(float, w)))
 
     @staticmethod
     def apply(recipe: MergeRecipe, merger: WeightMerger) -> None:

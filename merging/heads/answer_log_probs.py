@@ -54,6 +54,34 @@ def padded_answers(rows: Sequence[Row], pad: int):
     return ids, mask, positions, target
 
 
+def answer_logits(
+    model, params, rows: Sequence[Row], pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, targets)``: ``model`` run with the weights ``params`` swapped in
+    (``torch.func.functional_call``; views of a merger's stack, or merged weights that carry
+    gradients), its logits at the positions that predict each answer token, ``(rows, longest
+    answer, vocabulary)``, and the answer tokens there (``-100`` where a shorter answer has
+    none), both on the model's device. Only those positions meet the vocabulary where the
+    forward takes ``logits_to_keep``."""
+    from torch.func import functional_call
+
+    from merging.generation import forward_keywords
+
+    device = next(model.parameters()).device
+    ids, mask, positions, target = padded_answers(rows, pad)
+    keep = target.shape[1]
+    kwargs = {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "position_ids": positions.to(device),
+        "use_cache": False,
+    }
+    if "logits_to_keep" in forward_keywords(model):
+        kwargs["logits_to_keep"] = keep + 1
+    logits = functional_call(model, params, args=(), kwargs=kwargs).logits
+    return logits[:, -keep - 1 : -1], target.to(device)
+
+
 def answer_hidden(causal, rows: Sequence[Row], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(hidden, targets)``: the last hidden states of ``causal`` at the positions that predict
     each answer token, ``(rows, longest answer, width)``, right-aligned, and the answer tokens

@@ -49,12 +49,7 @@ def study_learner(session, run) -> Callable:
     from merging.stand_ins import source_for
 
     family = session.families[run.label]
-    blocks = getattr(family, "blocks", None)
-    if blocks is None:
-        raise ValueError(
-            f"{run.label}: driver {run.driver!r} learns layer-wise ratios, which family "
-            f"{family.name!r} has not: use it with the layerwise family"
-        )
+    blocks = family.blocks  # a layerwise family: the session's check_learning made sure
     built: dict = {}
 
     def learn(preference, *, pairs: dict, steps: int, pairs_per_step: int, seed: int, **rest):
