@@ -22,6 +22,7 @@ from pareto.report import (
     StudyReport,
     format_difference,
     hypervolume_history,
+    hypervolume_intervals,
 )
 from pareto.runs import open_runs, study_names
 from pareto.storage import open_storage, safe_url
@@ -111,6 +112,9 @@ class RunSummary(RunRow):
     waiting: int
     failed: int
     last_update: datetime | None
+    hypervolume_interval: tuple[float, float] | None = None
+    """The 95% interval of the hypervolume from the joint bootstrap over prompts (at the
+    study's normalisation); None where the trials kept no per-prompt scores."""
 
 
 @dataclass
@@ -170,6 +174,7 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
         ranked.standing,
     )
     hv = {row.label: row for row in report.runs}
+    intervals = hypervolume_intervals(results, report, reference=reference)
 
     summaries, frames, details, experts = [], [], {}, {}
     for run, res, all_trials in zip(runs, results, trials_of, strict=True):
@@ -185,6 +190,9 @@ def load_study(ref: StudyRef, *, draws: int = DOMINANCE_DRAWS) -> StudyData:
                 waiting=states.count(TrialState.WAITING),
                 failed=states.count(TrialState.FAIL),
                 last_update=max(stamps) if stamps else None,
+                hypervolume_interval=None
+                if intervals is None
+                else intervals["runs"][spec.label][1:],
             )
         )
         frames.append(_run_frame(res))
@@ -326,6 +334,11 @@ def shown_text(text: str | None) -> str | None:
     if text is None:
         return None
     return text if text.strip() else "(empty)"
+
+
+def interval_text(interval: tuple[float, float] | None) -> str:
+    """A hypervolume's interval as the pages print it, ``[0.412, 0.618]``; empty for none."""
+    return "" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def format_value(value: float, stderr: float | None) -> str:

@@ -2,7 +2,7 @@
 prompts (one reference point and normalisation for all runs), the paired difference of every
 pair of runs, and the wall time per evaluation (AMA's learning counted apart).
 
-    python experiments/methods_table.py STUDY --storage URL [--draws 200]
+    python experiments/methods_table.py STUDY --storage URL [--draws 200] [--same-x A B]
 
 Written for issue 37's comparison of the combination methods (studies/methods.yaml).
 """
@@ -32,6 +32,12 @@ def main() -> None:
     p.add_argument("study")
     p.add_argument("--storage", required=True)
     p.add_argument("--draws", type=int, default=200)
+    p.add_argument(
+        "--same-x",
+        nargs=2,
+        metavar=("A", "B"),
+        help="also B minus A per objective at every x both runs evaluated (* excludes 0)",
+    )
     args = p.parse_args()
     ranked = rank_study(args.storage, args.study)
     intervals = hypervolume_intervals(
@@ -59,6 +65,47 @@ def main() -> None:
         print("\n| difference | hypervolume [95%] |\n|---|---|")
         for (a, b), (d, low, high) in intervals["differences"].items():
             print(f"| {a} − {b} | {d:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    if args.same_x:
+        a, b = args.same_x
+        objectives = ranked.report.objectives
+        rows = same_x_differences(ranked.results, a, b, args.draws)
+        print(f"\n{b} − {a} at the same x ({max(len(rows) - 1, 0)} shared), 95% over prompts:\n")
+        print("| x | " + " | ".join(objectives) + " |")
+        print("|---|" + "---|" * len(objectives))
+        print("\n".join(rows))
+
+
+def same_x_differences(results, a: str, b: str, draws: int, seed: int = 0) -> list[str]:
+    """Rows of a table: for each ``x`` that runs ``a`` and ``b`` both evaluated (two families
+    of one space, such as ``decoding`` and ``interpolation`` at equal weights), ``b`` minus
+    ``a`` per objective with a percentile interval over prompts resampled in pairs (the same
+    draws for every ``x``), then their mean over the shared ``x``."""
+    by_label = {r.spec.label: r for r in results}
+    ra, rb = by_label[a], by_label[b]
+    shared, diffs = [], []
+    for xa, sa in zip(ra.x, ra.prompt_scores, strict=True):
+        for xb, sb in zip(rb.x, rb.prompt_scores, strict=True):
+            if np.shape(xa) == np.shape(xb) and np.allclose(xa, xb, atol=1e-9):
+                shared.append(np.round(np.asarray(xa), 3).tolist())
+                diffs.append(sb - sa)  # prompts x objectives, the same prompts in one order
+                break
+    if not diffs:
+        return []
+    diffs = np.stack(diffs)  # shared x, prompts, objectives
+    picks = np.random.default_rng(seed).integers(0, diffs.shape[1], (draws, diffs.shape[1]))
+    boot = diffs[:, picks].mean(axis=2)  # shared x, draws, objectives
+    names = [*map(str, shared), f"mean of the {len(shared)}"]
+    means = [*diffs.mean(axis=1), diffs.mean(axis=(0, 1))]
+    boots = [*boot, boot.mean(axis=0)]
+    rows = []
+    for name, mean, draw in zip(names, means, boots, strict=True):
+        low, high = np.percentile(draw, [2.5, 97.5], axis=0)
+        cells = [
+            f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]" + (" *" if lo > 0 or hi < 0 else "")
+            for d, lo, hi in zip(mean, low, high, strict=True)
+        ]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
 
 
 if __name__ == "__main__":

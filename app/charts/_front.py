@@ -64,7 +64,7 @@ def front_data(
     ``staircase``) and the base model (``base``: its value per objective), and axis domains
     that cover the points, the bars when shown, and the base."""
     sx, sy = senses[objectives.index(x)], senses[objectives.index(y)]
-    cols = ["key", "family", "driver", "rank", "on_front", "knee", "p_nondominated"]
+    cols = ["key", "run", "family", "driver", "rank", "on_front", "knee", "p_nondominated"]
     cols += [*objectives, *(f"{o}_stderr" for o in objectives), *_tooltip_columns(objectives)]
     points = trials[cols].copy()
     points["x_lo"], points["x_hi"] = (
@@ -94,7 +94,7 @@ def front_data(
 def front_chart(
     data: FrontData,
     *,
-    colour_by: str = "family",
+    colour_by: str = "run",
     selected: str | None = None,
     legend: bool = True,
     height: int = 420,
@@ -226,6 +226,7 @@ def _colour(colour_by: str, objectives: tuple[str, ...], senses: tuple[str, ...]
 def _tooltip(objectives: tuple[str, ...]) -> list[alt.Tooltip]:
     return [
         alt.Tooltip("key:N", title="trial"),
+        alt.Tooltip("run:N"),
         alt.Tooltip("family:N"),
         alt.Tooltip("driver:N"),
         *[alt.Tooltip(f"{o}:Q", format=".4g") for o in objectives],
@@ -249,7 +250,7 @@ def front_scatter(
     objectives: tuple[str, ...],
     senses: tuple[str, ...],
     *,
-    colour_by: str = "family",
+    colour_by: str = "run",
     selected: str | None = None,
     error_bars: bool = True,
     base: dict[str, float] | None = None,

@@ -9,7 +9,7 @@ from itertools import combinations
 import streamlit as st
 
 from app import charts, state
-from app.data import format_value, x_rows
+from app.data import format_value, interval_text, x_rows
 
 ERROR_BARS_UP_TO = 500
 
@@ -30,9 +30,11 @@ runs = st.multiselect(  # a row of its own: its chips are run names, which can b
 with st.container(horizontal=True):
     colour_by = st.selectbox(
         "Colour by",
-        ["family", "driver", "p_nondominated", *objs],
+        ["run", "family", "driver", "p_nondominated", *objs],
         format_func=lambda c: {"p_nondominated": "P(non-dominated)"}.get(c, c),
         key="front_colour",
+        help="run: each run of the study its own colour (two runs of one family, such as "
+        "searched and learned layerwise, apart); family and driver group them.",
     )
     within_noise = st.slider(
         "Front within noise: P(nd) at least",
@@ -60,14 +62,26 @@ else:
 base_values = (data.reference or {}).get("values")
 base = None if base_values is None else dict(zip(objs, base_values, strict=True))
 shown = [r for r in data.runs if r.label in runs]
+st.caption(
+    "Hypervolume of each run, normalised with the study's reference point so that the runs of "
+    "this study compare directly"
+)
 with st.container(horizontal=True):
     for r in shown:
-        st.metric(
-            f"{r.label} · hypervolume",
-            f"{r.hypervolume:.4f}" if math.isfinite(r.hypervolume) else "—",
-            help=f"{r.completed} trials, {r.front_size} on the run's own front. Normalised "
-            "with the study's reference point, so the runs of this study compare directly.",
-        )
+        with st.container():
+            st.metric(
+                r.label,
+                f"{r.hypervolume:.4f}" if math.isfinite(r.hypervolume) else "—",
+                help=f"{r.label}: {r.completed} trials, {r.front_size} on the run's own front.",
+            )
+            if r.hypervolume_interval is not None:
+                st.caption(
+                    f"95% {interval_text(r.hypervolume_interval)} over prompts",
+                    help="The joint bootstrap over prompts: each draw resamples the prompts "
+                    "once for every trial and recomputes each run's hypervolume at this "
+                    "normalisation. Runs whose intervals overlap may still differ: the paired "
+                    "differences are in `study show`.",
+                )
 st.caption(
     f"{len(trials)} trials; ringed: {ringed} ({int(trials['on_front'].sum())}); grey staircase: "
     "the front of the pair shown; dark diamond: the knee of the front"

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.data import storage_labels
+from app.data import interval_text, storage_labels
 
 st.title("Studies")
 found = state.studies()
@@ -35,6 +35,7 @@ for ref in found:
                 "running": run.running,
                 "failed": run.failed,
                 "hypervolume": run.hypervolume,
+                "hypervolume 95%": interval_text(run.hypervolume_interval),
                 "front size": run.front_size,
                 "last update": run.last_update,
             }
@@ -65,6 +66,11 @@ event = st.dataframe(
         "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
         "hypervolume": st.column_config.NumberColumn(
             format="%.4f", help="normalised within its study: compare runs of one study only"
+        ),
+        "hypervolume 95%": st.column_config.TextColumn(
+            help="the interval from the joint bootstrap over prompts (every trial resampled on "
+            "the same prompts), at the study's normalisation; empty where the trials kept no "
+            "per-prompt scores"
         ),
         "last update": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     },

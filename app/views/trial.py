@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -113,8 +114,10 @@ st.caption(
         else ""
     )
 )
-columns = st.columns(len(data.objectives))
-for col, o, s in zip(columns, data.objectives, data.senses, strict=True):
+n_objectives = len(data.objectives)
+per_row = math.ceil(n_objectives / math.ceil(n_objectives / 3))  # at most 3, rows balanced
+columns = [c for start in range(0, n_objectives, per_row) for c in st.columns(per_row)]
+for col, o, s in zip(columns, data.objectives, data.senses, strict=False):
     paired = row[f"{o}_vs_base_text"]
     delta = None if base is None else f"{row[o] - base[data.objectives.index(o)]:+.4g}"
     delta = paired or delta

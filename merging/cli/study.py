@@ -200,6 +200,11 @@ def report_json(report, standing, order, hv=None) -> dict:
     for row in out["runs"]:
         if hv is not None and row["label"] in hv["runs"]:
             row["hypervolume_interval"] = list(hv["runs"][row["label"]][1:])
+    if hv is not None:
+        out["hypervolume_differences"] = [
+            {"runs": [a, b], "difference": d, "interval": [low, high]}
+            for (a, b), (d, low, high) in hv["differences"].items()
+        ]
     out["uncertainty"] = standing.method
     at = {key: i for i, key in enumerate(order)}
     for row in out["front"]:
@@ -244,8 +249,23 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None, 
         lines.append("\nno completed trials yet")
         return "\n".join(lines)
     lines.extend(_hypervolume_note(report))
+    lines.extend(_hypervolume_differences(hv))
     lines.append("")
     return "\n".join([*lines, *_front_table(report, standing, order, x_text, base)])
+
+
+def _hypervolume_differences(hv) -> list[str]:
+    """Each pair of runs' hypervolume difference with its paired 95% interval (the same prompt
+    draws for both runs, so it is far narrower than the two runs' own intervals suggest)."""
+    if hv is None or not hv["differences"]:
+        return []
+    from pareto.report import format_difference
+
+    lines = ["", "hypervolume differences, paired over prompts [95%] (*: excludes 0):"]
+    for (a, b), (d, low, high) in hv["differences"].items():
+        mark = " *" if low > 0 or high < 0 else ""
+        lines.append(f"  {f'{a} - {b}':<40}{format_difference(d, low, high)}{mark}")
+    return lines
 
 
 def _front_table(report, standing, order, x_text, base) -> list[str]:

@@ -152,3 +152,25 @@ def test_storage_labels_are_distinct_and_storages_listed_once(tmp_path):
     assert storage_labels(["postgresql+psycopg://me:secret@db:5432/s"]) == {
         "postgresql+psycopg://me:secret@db:5432/s": "postgresql+psycopg://me:***@db:5432/s"
     }
+
+
+def test_the_front_is_coloured_by_run_so_learned_and_searched_layerwise_stay_apart(tiny):
+    """``ama`` and the searched ``layerwise`` are one family; the default colour is the run, so
+    each gets its own legend entry (colouring by family puts both under ``layerwise``)."""
+    from app.charts import front_scatter
+
+    objs, senses = tiny.objectives, tiny.senses
+    by_run = front_scatter(tiny.trials, objs[0], objs[1], objs, senses).to_dict()
+    by_family = front_scatter(
+        tiny.trials, objs[0], objs[1], objs, senses, colour_by="family"
+    ).to_dict()
+
+    def colour_field(spec):
+        [trials] = [layer for layer in spec["layer"] if layer.get("name") == "trials"]
+        return trials["encoding"]["color"]["field"]
+
+    assert colour_field(by_run) == "run"
+    assert colour_field(by_family) == "family"
+    rows = tiny.trials
+    assert set(rows["run"]) == set(TINY_RUNS)
+    assert set(rows.loc[rows["run"].isin(["ama", "layerwise"]), "family"]) == {"layerwise"}

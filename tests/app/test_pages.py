@@ -79,6 +79,9 @@ def test_studies_page_lists_runs_with_counts_and_hypervolumes(dashboard, tiny):
     assert list(table["run"]) == TINY_RUNS
     assert set(table["trials"]) == {"12 / 12"}
     assert list(table["hypervolume"]) == pytest.approx([r.hypervolume for r in tiny.runs])
+    assert list(table["hypervolume 95%"]) == [
+        f"[{r.hypervolume_interval[0]:.3f}, {r.hypervolume_interval[1]:.3f}]" for r in tiny.runs
+    ]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["completed trials"] == str(TINY_TRIALS)
     assert metrics["Pareto-optimal"] == str(int(tiny.trials["on_front"].sum()))
@@ -137,8 +140,12 @@ def test_front_explorer_marks_the_knee_and_the_base_and_pads_its_axes(dashboard,
     knee = tiny.trials.loc[tiny.trials["knee"], "key"].to_list()
     base = dict(zip(tiny.objectives, tiny.reference["values"], strict=True))
     metrics = {m.label: m.value for m in at.metric}
-    for run in tiny.runs:  # each run's hypervolume, as the Studies page has it
-        assert metrics[f"{run.label} · hypervolume"] == f"{run.hypervolume:.4f}"
+    captions = [c.value for c in at.caption]
+    for run in tiny.runs:  # each run's hypervolume, as the Studies page has it, and its interval
+        assert metrics[run.label] == f"{run.hypervolume:.4f}"
+        low, high = run.hypervolume_interval
+        assert 0 <= low <= high
+        assert f"95% [{low:.3f}, {high:.3f}] over prompts" in captions
     for chart in charts(at)[:6]:  # the pairs and the matrix's cells
         spec = json.loads(chart.proto.spec)
         [layer] = [la for la in spec["layer"] if la.get("name") == "trials"]

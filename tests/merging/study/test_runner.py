@@ -130,12 +130,21 @@ def test_tiny_yaml_runs_resumes_and_shows(tiny_zoo_cache, tmp_path, capsys):
     for r in shown["runs"]:  # the joint bootstrap's interval: the trials kept their scores
         low, high = r["hypervolume_interval"]
         assert 0 <= low <= high
+    hv = {r["label"]: r["hypervolume"] for r in shown["runs"]}
+    pairs = shown["hypervolume_differences"]  # every pair of runs, paired over the prompts
+    assert len(pairs) == 10
+    for pair in pairs:
+        a, b = pair["runs"]
+        assert pair["difference"] == pytest.approx(hv[a] - hv[b])
+        assert pair["interval"][0] <= pair["interval"][1]
     assert sum(r["knee"] for r in shown["front"]) == 1
     assert len(shown["reference_point"]) == 3
     assert main(["study", "show", "tiny", "--storage", url]) == 0
     text = capsys.readouterr().out
     assert "hypervolume" in text
     assert "[95% over prompts]" in text
+    assert "hypervolume differences, paired over prompts" in text
+    assert "interpolation - layerwise" in text
     assert "* " in text
     assert "higher is better" in text
 
