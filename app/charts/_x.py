@@ -34,7 +34,8 @@ def x_chart(table: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("amount:Q", title=None),
             y=alt.Y("name:N", title=None, sort=None),
-            color=alt.Color("part:N", title=None, scale=alt.Scale(scheme="tableau10")),
+            # the rows' headers name the parts: a legend would repeat them
+            color=alt.Color("part:N", scale=alt.Scale(scheme="tableau10"), legend=None),
             row=alt.Row(
                 "part:N", title=None, sort=None, header=alt.Header(labelAngle=0, labelAlign="left")
             ),
