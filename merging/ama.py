@@ -132,13 +132,19 @@ class RatioLearner:
 
     def losses(self, ratios, beta: float, rows: int | None = None) -> list[float]:
         """Every stand-in's loss at ``ratios`` (a ``(blocks, experts)`` array) on its first
-        ``rows`` rows (all by default), without gradients."""
+        ``rows`` rows (all by default), without gradients. Both losses are means over rows, so
+        they are computed a few rows at a time (logits are rows x answer x vocabulary) and
+        averaged by the rows in each chunk."""
+        step = max(1, REFERENCE_BATCH // 2)  # a pair is two sequences
+        out = []
         with torch.no_grad():
             params = self.merged_params(torch.as_tensor(np.asarray(ratios), dtype=torch.float32))
-            return [
-                float(self.loss(j, params, range(min(rows or len(r), len(r))), beta))
-                for j, r in enumerate(self.rows)
-            ]
+            for j, r in enumerate(self.rows):
+                n = min(rows or len(r), len(r))
+                chunks = [range(i, min(i + step, n)) for i in range(0, n, step)]
+                total = sum(float(self.loss(j, params, c, beta)) * len(c) for c in chunks)
+                out.append(total / n)
+        return out
 
     # -- learning ------------------------------------------------------------------------
     def total_loss(

@@ -114,6 +114,23 @@ def test_all_preference_on_one_objective_lowers_its_held_out_loss(setting, towar
     assert set(curve[0]) == {"step", "loss", ("zero", "one")[towards]}
 
 
+def test_held_out_losses_a_few_rows_at_a_time_equal_the_loss_of_all_rows_at_once(setting):
+    """``losses`` chunks its rows (memory); both losses are row means, so the chunks' mean
+    weighted by their sizes is the loss of every row in one batch, pairs and text alike."""
+    base, experts, tok, stand_ins = setting
+    merger = ResidentMerger(ExpertSet.from_paths(base, experts), device="cpu")
+    text = StandIn("tax", "reference", stand_ins["held"][0].pairs, text_only=True)
+    held = RatioLearner(merger, BLOCKS, tok, [*stand_ins["held"], text])
+    ratios = np.array([[0.7, 0.3], [0.2, 0.8]])
+    chunked = held.losses(ratios, beta=0.5)
+    assert all(len(r) > 4 for r in held.rows)  # more rows than one chunk holds
+    with torch.no_grad():
+        params = held.merged_params(torch.as_tensor(ratios, dtype=torch.float32))
+        whole = [float(held.loss(j, params, range(len(r)), 0.5)) for j, r in enumerate(held.rows)]
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5)
+    assert held.losses(ratios, beta=0.5, rows=3) != chunked  # rows= still takes the first rows
+
+
 def test_the_penalty_keeps_the_ratios_near_their_start(setting):
     base, experts, tok, stand_ins = setting
     merger = ResidentMerger(ExpertSet.from_paths(base, experts), device="cpu")
