@@ -14,7 +14,9 @@ import argparse
 import numpy as np
 
 from merging.study.trials import rank_study
+from pareto.prompt_scores import PromptScores
 from pareto.report import hypervolume_intervals
+from pareto.uncertainty import joint_bootstrap, percentile_interval
 
 
 def wall_times(results) -> dict[str, tuple[float, float]]:
@@ -78,34 +80,34 @@ def main() -> None:
 def same_x_differences(results, a: str, b: str, draws: int, seed: int = 0) -> list[str]:
     """Rows of a table: for each ``x`` that runs ``a`` and ``b`` both evaluated (two families
     of one space, such as ``decoding`` and ``interpolation`` at equal weights), ``b`` minus
-    ``a`` per objective with a percentile interval over prompts resampled in pairs (the same
-    draws for every ``x``), then their mean over the shared ``x``."""
+    ``a`` per objective with its 95% interval from the joint bootstrap over prompts (the same
+    prompt draws for every trial), then their mean over the shared ``x``."""
     by_label = {r.spec.label: r for r in results}
     ra, rb = by_label[a], by_label[b]
-    shared, diffs = [], []
+    shared, rows = [], []
     for xa, sa in zip(ra.x, ra.prompt_scores, strict=True):
         for xb, sb in zip(rb.x, rb.prompt_scores, strict=True):
             if np.shape(xa) == np.shape(xb) and np.allclose(xa, xb, atol=1e-9):
                 shared.append(np.round(np.asarray(xa), 3).tolist())
-                diffs.append(sb - sa)  # prompts x objectives, the same prompts in one order
+                rows += [sa, sb]
                 break
-    if not diffs:
+    if not shared:
         return []
-    diffs = np.stack(diffs)  # shared x, prompts, objectives
-    picks = np.random.default_rng(seed).integers(0, diffs.shape[1], (draws, diffs.shape[1]))
-    boot = diffs[:, picks].mean(axis=2)  # shared x, draws, objectives
+    boot = joint_bootstrap(PromptScores.from_rows(rows), n_draws=draws, seed=seed)
+    diff_means = boot.means[1::2] - boot.means[0::2]  # shared x, objectives
+    diff_draws = boot.draws[:, 1::2] - boot.draws[:, 0::2]  # draws, shared x, objectives
     names = [*map(str, shared), f"mean of the {len(shared)}"]
-    means = [*diffs.mean(axis=1), diffs.mean(axis=(0, 1))]
-    boots = [*boot, boot.mean(axis=0)]
-    rows = []
-    for name, mean, draw in zip(names, means, boots, strict=True):
-        low, high = np.percentile(draw, [2.5, 97.5], axis=0)
+    means = [*diff_means, diff_means.mean(axis=0)]
+    per_draw = [*diff_draws.transpose(1, 0, 2), diff_draws.mean(axis=1)]
+    out = []
+    for name, mean, draw in zip(names, means, per_draw, strict=True):
+        low, high = percentile_interval(draw, 0.95)
         cells = [
             f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}]" + (" *" if lo > 0 or hi < 0 else "")
             for d, lo, hi in zip(mean, low, high, strict=True)
         ]
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    return rows
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
 
 
 if __name__ == "__main__":

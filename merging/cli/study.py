@@ -165,7 +165,7 @@ def print_report(name: str, url: str, as_json: bool = False) -> None:
     ranked = rank_study(url, name)
     results, report, reference = ranked.results, ranked.report, ranked.reference
     standing, order = ranked.standing, ranked.order
-    intervals = hypervolume_intervals(results, report, reference=reference, draws=HV_DRAWS)
+    intervals = hypervolume_intervals(results, report, reference=reference)
     if as_json:
         print(json.dumps(report_json(report, standing, order, intervals), indent=2))
         return
@@ -173,10 +173,6 @@ def print_report(name: str, url: str, as_json: bool = False) -> None:
         report, standing, order, x_text=x_descriptions(results), base=reference, hv=intervals
     )
     print(text)
-
-
-HV_DRAWS = 200
-"""Joint-bootstrap draws behind each run's hypervolume interval in ``study show``."""
 
 
 def x_descriptions(results) -> dict[tuple[str, int], str]:
