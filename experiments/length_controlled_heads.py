@@ -1,7 +1,11 @@
 """Do the zoo's reward heads measure their objective, or the answer's length? Options compared.
 
     python experiments/length_controlled_heads.py --data ../shared/data/hh-rlhf \
-        --generations /tmp/qs0/evaluations [--encoders minilm,policy] [--cache /tmp/headexp]
+        --generations /tmp/qs0/evaluations [--encoders minilm,policy] [--cache /tmp/headexp] \
+        [--layers 8,12,16,20,30 [--views 8,16]] [--fits bt,residual] [--refusal-pairs 300]
+
+``--layers``: a causal-LM encoder's features after each of these decoder layers, from one
+forward pass, each compared as its own encoder (``policy@8``...).
 
 For each encoder (features computed once and kept in ``--cache``) and each way of fitting a
 Bradley-Terry head, prints one Markdown row per objective:
@@ -78,6 +82,44 @@ def encode_cached(encoder_name: str, encoder_factory, texts: list[str], cache: P
     return feats, seconds
 
 
+class LayerFeatures:
+    """A causal LM's last-token and mean hidden states after each of several layers, from one
+    forward pass (``hidden_states[k]`` is the output of layer k; the last one is normed)."""
+
+    def __init__(self, encoder, layers: list[int]):
+        self.encoder, self.layers = encoder, layers
+        self.tokenizer = encoder.tokenizer
+
+    def encode(self, texts) -> np.ndarray:
+        import torch
+
+        enc, tok = self.encoder, self.encoder.tokenizer
+        tok.truncation_side, tok.padding_side = "left", "right"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        ids = tok(
+            list(texts), add_special_tokens=False, truncation=True, max_length=enc.max_tokens
+        )["input_ids"]
+        order = np.argsort([len(i) for i in ids], kind="stable")
+        dim = enc.model.config.hidden_size
+        feats = np.zeros((len(texts), len(self.layers) * 2 * dim), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(order), enc.batch_size):
+                idx = order[start : start + enc.batch_size]
+                batch = tok.pad(
+                    {"input_ids": [ids[i] or [tok.pad_token_id] for i in idx]}, return_tensors="pt"
+                )
+                states = enc.model(**batch, output_hidden_states=True).hidden_states
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                ends = batch["attention_mask"].sum(1) - 1
+                parts = []
+                for k in self.layers:
+                    h = states[k].float()
+                    parts += [h[torch.arange(len(idx)), ends], (h * mask).sum(1) / mask.sum(1)]
+                feats[idx] = torch.cat(parts, dim=1).numpy()
+        return feats
+
+
 def fit_bt(d: np.ndarray, seed: int = 0) -> np.ndarray:
     from sklearn.linear_model import LogisticRegressionCV
 
@@ -105,6 +147,17 @@ def main() -> None:
     parser.add_argument("--refusal-prompts", type=int, default=200)
     parser.add_argument("--refusal-pairs", type=int, default=300, help="of each kind")
     parser.add_argument("--max-tokens", type=int, default=128, help="causal-LM encoders")
+    parser.add_argument(
+        "--layers", default=None, help="causal-LM encoders: compare these layers, e.g. 6,10,15,30"
+    )
+    parser.add_argument(
+        "--views", default=None, help="with --layers: fit heads on these of them only"
+    )
+    parser.add_argument("--max-generations", type=int, default=None)
+    parser.add_argument(
+        "--fits",
+        default="bt,length_term,residual,matched,bt+refusals,length_term+refusals,residual+refusals",
+    )
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -135,6 +188,9 @@ def main() -> None:
                 if len(doc.get("responses", [])) == len(prompts):
                     gen_prompts += prompts
                     gen_responses += doc["responses"]
+    if args.max_generations is not None:
+        gen_prompts = gen_prompts[: args.max_generations]
+        gen_responses = gen_responses[: args.max_generations]
     gen_tokens = np.array(
         [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in gen_responses]
     )
@@ -167,6 +223,7 @@ def main() -> None:
         (p.prompt, TEST_REFUSALS[i % 3], p.rejected) for i, p in enumerate(harmful_eval)
     ]
 
+    layers = [int(k) for k in args.layers.split(",")] if args.layers else None
     rows = []
     for enc_name in args.encoders.split(","):
         encoder = None
@@ -176,12 +233,15 @@ def main() -> None:
             if encoder is None:
                 kwargs = {} if enc_name == "minilm" else {"max_tokens": args.max_tokens}
                 encoder = make_encoder(enc_name, device="cpu", **kwargs)
+                if layers and enc_name != "minilm":
+                    encoder = LayerFeatures(encoder, layers)
             return encoder
 
         def feats_of(items, tag, enc_name=enc_name):
             tok = None if enc_name == "minilm" else factory().tokenizer
             texts = [scoring_text(pr, r, tok) for pr, r in items]
-            return encode_cached(f"{enc_name}-{tag}", factory, texts, Path(args.cache))
+            cached = f"{enc_name}-{args.layers}" if layers and enc_name != "minilm" else enc_name
+            return encode_cached(f"{cached}-{tag}", factory, texts, Path(args.cache))
 
         gen_z, _ = feats_of(list(zip(gen_prompts, gen_responses, strict=True)), "gen")
         hvr = feats_of(
@@ -198,128 +258,142 @@ def main() -> None:
             "reftrain",
         )[0]
         n_ref = len(refusal_train)
-        for objective, ps in pairs.items():
-            z, enc_s = feats_of(
-                [(p.prompt, r) for p in ps for r in (p.chosen, p.rejected)], objective
+        dim = gen_z.shape[1] // (len(layers) if layers and enc_name != "minilm" else 1)
+        views = [(enc_name, slice(None))]
+        if layers and enc_name != "minilm":
+            views = [
+                (f"{enc_name}@{k}", slice(n * dim, (n + 1) * dim))
+                for n, k in enumerate(layers)
+                if not args.views or str(k) in args.views.split(",")
+            ]
+        all_gen, all_hvr, all_rvh, all_ref = gen_z, hvr, rvh, ref_z
+        for view, cols in views:
+            gen_z, hvr, rvh, ref_z = (
+                all_gen[:, cols],
+                all_hvr[:, cols],
+                all_rvh[:, cols],
+                all_ref[:, cols],
             )
-            zc, zr = z[0::2], z[1::2]
-            lc = length_basis([p.chosen for p in ps])
-            lr = length_basis([p.rejected for p in ps])
-            train = np.array([split_of(p.prompt) == "train" for p in ps])
-            held = ~train
-            held_matched = held & np.array([matched(p.chosen, p.rejected) for p in ps])
-            train_matched = train & np.array([matched(p.chosen, p.rejected) for p in ps])
-            longer = np.sign(lc[:, 0] - lr[:, 0])
-            train_all = np.concatenate([zc[train], zr[train]])
-            mean, std = train_all.mean(0), train_all.std(0) + 1e-6
-
-            def standard(x, mean=mean, std=std):
-                return (x - mean) / std
-
-            # the linear trend of every feature in length over the training answers
-            l_train = np.concatenate([lc[train], lr[train]])
-            l_mean, l_std = l_train.mean(0), l_train.std(0)
-            design = np.column_stack([np.ones(len(l_train)), (l_train - l_mean) / l_std])
-            coef = np.linalg.lstsq(design, standard(train_all), rcond=None)[0]
-
-            def residual(x, texts_len, coef=coef, l_mean=l_mean, l_std=l_std):
-                d = np.column_stack([np.ones(len(x)), (texts_len - l_mean) / l_std])
-                return standard(x) - d @ coef
-
-            gen_len = length_basis(gen_responses) if len(gen_responses) else np.zeros((0, 2))
-            extra = {
-                "hvr": (
-                    hvr,
-                    length_basis(
-                        [b for _, b, _ in helpful_vs_refusal]
-                        + [c for _, _, c in helpful_vs_refusal]
-                    ),
-                ),
-                "rvh": (
-                    rvh,
-                    length_basis(
-                        [b for _, b, _ in refusal_vs_harmful]
-                        + [c for _, _, c in refusal_vs_harmful]
-                    ),
-                ),
-                "ref": (
-                    ref_z,
-                    length_basis(
-                        [p.chosen for p in refusal_train] + [p.rejected for p in refusal_train]
-                    ),
-                ),
-            }
-            for fit in (
-                "bt",
-                "length_term",
-                "residual",
-                "matched",
-                "bt+refusals",
-                "length_term+refusals",
-                "residual+refusals",
-            ):
-                transform = (
-                    (lambda x, ll: residual(x, ll))
-                    if fit.startswith("residual")
-                    else (lambda x, ll: standard(x))
+            for objective, ps in pairs.items():
+                z, enc_s = feats_of(
+                    [(p.prompt, r) for p in ps for r in (p.chosen, p.rejected)], objective
                 )
-                dc = transform(zc, lc) - transform(zr, lr)
-                use = train_matched if "matched" in fit else train
-                d = dc[use]
-                if "refusals" in fit:
-                    rz, rl = extra["ref"]
-                    d = np.concatenate(
-                        [d, transform(rz[:n_ref], rl[:n_ref]) - transform(rz[n_ref:], rl[n_ref:])]
+                z = z[:, cols]
+                zc, zr = z[0::2], z[1::2]
+                lc = length_basis([p.chosen for p in ps])
+                lr = length_basis([p.rejected for p in ps])
+                train = np.array([split_of(p.prompt) == "train" for p in ps])
+                held = ~train
+                held_matched = held & np.array([matched(p.chosen, p.rejected) for p in ps])
+                train_matched = train & np.array([matched(p.chosen, p.rejected) for p in ps])
+                longer = np.sign(lc[:, 0] - lr[:, 0])
+                train_all = np.concatenate([zc[train], zr[train]])
+                mean, std = train_all.mean(0), train_all.std(0) + 1e-6
+
+                def standard(x, mean=mean, std=std):
+                    return (x - mean) / std
+
+                # the linear trend of every feature in length over the training answers
+                l_train = np.concatenate([lc[train], lr[train]])
+                l_mean, l_std = l_train.mean(0), l_train.std(0)
+                design = np.column_stack([np.ones(len(l_train)), (l_train - l_mean) / l_std])
+                coef = np.linalg.lstsq(design, standard(train_all), rcond=None)[0]
+
+                def residual(x, texts_len, coef=coef, l_mean=l_mean, l_std=l_std):
+                    d = np.column_stack([np.ones(len(x)), (texts_len - l_mean) / l_std])
+                    return standard(x) - d @ coef
+
+                gen_len = length_basis(gen_responses) if len(gen_responses) else np.zeros((0, 2))
+                extra = {
+                    "hvr": (
+                        hvr,
+                        length_basis(
+                            [b for _, b, _ in helpful_vs_refusal]
+                            + [c for _, _, c in helpful_vs_refusal]
+                        ),
+                    ),
+                    "rvh": (
+                        rvh,
+                        length_basis(
+                            [b for _, b, _ in refusal_vs_harmful]
+                            + [c for _, _, c in refusal_vs_harmful]
+                        ),
+                    ),
+                    "ref": (
+                        ref_z,
+                        length_basis(
+                            [p.chosen for p in refusal_train] + [p.rejected for p in refusal_train]
+                        ),
+                    ),
+                }
+                for fit in args.fits.split(","):
+                    transform = (
+                        (lambda x, ll: residual(x, ll))
+                        if fit.startswith("residual")
+                        else (lambda x, ll: standard(x))
                     )
-                start = time.perf_counter()
-                if fit.startswith("length_term"):
-                    rz, rl = extra["ref"]
-                    ld = (lc - lr)[use] / l_std
+                    dc = transform(zc, lc) - transform(zr, lr)
+                    use = train_matched if "matched" in fit else train
+                    d = dc[use]
                     if "refusals" in fit:
-                        ld = np.concatenate([ld, (rl[:n_ref] - rl[n_ref:]) / l_std])
-                    w = fit_bt(np.column_stack([d, ld]))[: d.shape[1]]
-                else:
-                    w = fit_bt(d)
-                fit_s = time.perf_counter() - start
-                margins = dc @ w
-                if len(gen_responses):
-                    gen_scores = transform(gen_z, gen_len) @ w
-                    corr = float(np.corrcoef(gen_scores, gen_tokens)[0, 1])
-                else:
-                    corr = float("nan")
-                hz, hl = extra["hvr"]
-                half = len(hz) // 2
-                s = transform(hz, hl) @ w
-                prefers_refusal_harmless = float((s[half:] > s[:half]).mean())
-                rz2, rl2 = extra["rvh"]
-                half2 = len(rz2) // 2
-                s2 = transform(rz2, rl2) @ w
-                prefers_refusal_harmful = float((s2[:half2] > s2[half2:]).mean())
-                rows.append(
-                    {
-                        "encoder": enc_name,
-                        "objective": objective,
-                        "fit": fit,
-                        "heldout": accuracy(margins[held]),
-                        "heldout_matched": accuracy(margins[held_matched]),
-                        "n_matched": int(held_matched.sum()),
-                        "longer_baseline": accuracy(longer[held]),
-                        "train": accuracy(margins[use]),
-                        "corr_length": corr,
-                        "refusal_over_helpful": prefers_refusal_harmless,
-                        "refusal_over_harmful": prefers_refusal_harmful,
-                        "encode_s": enc_s,
-                        "fit_s": fit_s,
-                    }
-                )
-                r = rows[-1]
-                print(
-                    f"| {enc_name} | {objective} | {fit} | {r['heldout']:.3f} | "
-                    f"{r['heldout_matched']:.3f} ({r['n_matched']}) | {r['longer_baseline']:.3f} | "
-                    f"{r['corr_length']:+.2f} | {r['refusal_over_helpful']:.2f} | "
-                    f"{r['refusal_over_harmful']:.2f} | {enc_s:.0f} | {fit_s:.1f} |",
-                    flush=True,
-                )
+                        rz, rl = extra["ref"]
+                        d = np.concatenate(
+                            [
+                                d,
+                                transform(rz[:n_ref], rl[:n_ref])
+                                - transform(rz[n_ref:], rl[n_ref:]),
+                            ]
+                        )
+                    start = time.perf_counter()
+                    if fit.startswith("length_term"):
+                        rz, rl = extra["ref"]
+                        ld = (lc - lr)[use] / l_std
+                        if "refusals" in fit:
+                            ld = np.concatenate([ld, (rl[:n_ref] - rl[n_ref:]) / l_std])
+                        w = fit_bt(np.column_stack([d, ld]))[: d.shape[1]]
+                    else:
+                        w = fit_bt(d)
+                    fit_s = time.perf_counter() - start
+                    margins = dc @ w
+                    if len(gen_responses):
+                        gen_scores = transform(gen_z, gen_len) @ w
+                        corr = float(np.corrcoef(gen_scores, gen_tokens)[0, 1])
+                    else:
+                        corr = float("nan")
+                    hz, hl = extra["hvr"]
+                    half = len(hz) // 2
+                    s = transform(hz, hl) @ w
+                    prefers_refusal_harmless = float((s[half:] > s[:half]).mean())
+                    rz2, rl2 = extra["rvh"]
+                    half2 = len(rz2) // 2
+                    s2 = transform(rz2, rl2) @ w
+                    prefers_refusal_harmful = float((s2[:half2] > s2[half2:]).mean())
+                    rows.append(
+                        {
+                            "encoder": view,
+                            "objective": objective,
+                            "fit": fit,
+                            "heldout": accuracy(margins[held]),
+                            "heldout_matched": accuracy(margins[held_matched]),
+                            "n_matched": int(held_matched.sum()),
+                            "longer_baseline": accuracy(longer[held]),
+                            "train": accuracy(margins[use]),
+                            "corr_length": corr,
+                            "refusal_over_helpful": prefers_refusal_harmless,
+                            "refusal_over_harmful": prefers_refusal_harmful,
+                            "encode_s": enc_s,
+                            "fit_s": fit_s,
+                        }
+                    )
+                    r = rows[-1]
+                    print(
+                        f"| {view} | {objective} | {fit} | {r['heldout']:.3f} | "
+                        f"{r['heldout_matched']:.3f} ({r['n_matched']}) | "
+                        f"{r['longer_baseline']:.3f} | "
+                        f"{r['corr_length']:+.2f} | {r['refusal_over_helpful']:.2f} | "
+                        f"{r['refusal_over_harmful']:.2f} | {enc_s:.0f} | {fit_s:.1f} |",
+                        flush=True,
+                    )
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     (Path(args.cache) / "rows.json").write_text(json.dumps(rows, indent=1))
 

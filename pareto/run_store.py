@@ -245,8 +245,8 @@ def _reopened(study, old: RunSpec, spec: RunSpec) -> RunSpec:
         if old_id[key] != new_id[key]:
             raise ValueError(
                 f"study {spec.optuna_name!r} already exists in this storage with "
-                f"{key} = {old_id[key]!r}, not {new_id[key]!r}: use another study name "
-                "or storage"
+                f"{key} = {old_id[key]!r}, not {new_id[key]!r}: give the study another name, "
+                "or run it in another storage (--storage URL)"
             )
     spec = spec.model_copy(update={"design_budget": old.driver_budget})
     if old.budget != spec.budget or old.details != spec.details:

@@ -197,6 +197,9 @@ CASES = [
     # heads
     (train("--limit", "-3"), "--limit: '-3'"),
     (train("--max-tokens", "0"), "--max-tokens: '0'"),
+    (train("--layer", "0"), "--layer: '0'"),
+    (train("--layer", "99"), "layer=99: the model has layers 1 to"),
+    (train("--layer", "2", encoder="minilm"), "--layer applies to causal-LM encoders"),
     (train("--device", "tpu"), "'tpu'"),
     (train(encoder="{remote}"), "--trust-remote-code"),
     (train(encoder="{truncated}"), "truncated"),

