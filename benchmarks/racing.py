@@ -3,6 +3,7 @@
     python benchmarks/racing.py [--zoo smol|tiny] [--prompts 32] [--budget 16]
         [--families interpolation,layerwise,rewards_in_context] [--max-new-tokens 80]
         [--batch 8] [--epsilon 0.05] [--data DIR] [--json OUT]
+    python benchmarks/racing.py --compare FULL_URL RACING_URL [--batch 16] [--epsilon 0.05]
 
 Runs the quickstart study (its families, driver, seed and generation settings; ``--prompts``
 and ``--budget`` override its size) twice on the same prompts: first scoring every candidate on
@@ -12,6 +13,10 @@ and for the whole study: the prompt evaluations spent, the candidates raced out,
 hypervolume of each mode's front (one reference point and normalisation per run, from both
 modes' trials), its ratio, and the IGD+ of the racing front against the full front; and how
 many trials reach P(non-dominated) >= 0.5 (paired bootstrap) in each mode.
+
+``--compare`` prints the same table for two studies already run (one storage each, the one
+with every prompt first), for example the quickstart with and without a ``racing:`` setting;
+``--batch`` and ``--epsilon`` then only label the table, and the wall times are not known.
 """
 
 from __future__ import annotations
@@ -39,7 +44,23 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=0.05)
     parser.add_argument("--data", default=str(SHARED))
     parser.add_argument("--json", help="also write the measurements here")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("FULL_URL", "RACING_URL"),
+        help="tabulate two studies already run instead of running them",
+    )
     args = parser.parse_args()
+    if args.compare:
+        measured = {
+            m: {"runs": stored_runs(url), "wall_s": float("nan")}
+            for m, url in zip(("full", "racing"), args.compare, strict=True)
+        }
+        args.prompts = prompt_count(measured["full"]["runs"][0])
+        rows = table(measured, args.prompts)
+        args.budget = max(r["trials"] for r in rows[:-1])
+        print(markdown(rows, args))
+        return
 
     import yaml
 
@@ -87,6 +108,32 @@ def main() -> None:
     print(markdown(rows, args))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def stored_runs(url: str) -> list:
+    """The runs of the one paretomerge study in the storage at ``url``."""
+    from pareto.runs import open_runs, study_names
+    from pareto.storage import open_storage
+
+    try:
+        storage = open_storage(url)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    names = study_names(storage)
+    if len(names) != 1:
+        raise SystemExit(f"{url}: holds {len(names)} studies ({', '.join(names)}), not one")
+    return open_runs(storage, names[0])
+
+
+def prompt_count(run) -> int:
+    """How many prompts the study scored each candidate on: the base model's score rows."""
+    from pareto.trial_records import trial_scores
+
+    reference = run.study.user_attrs.get("reference") or {}
+    scores = trial_scores(reference, run.spec.objectives)
+    if scores is None:
+        raise SystemExit("the study kept no per-prompt scores of the base model")
+    return len(scores)
 
 
 def table(measured: dict, n_prompts: int) -> list[dict]:
@@ -163,10 +210,15 @@ def markdown(rows: list[dict], args) -> str:
             f"{r['hypervolume_ratio']:.3f} | {r['igd_plus']:.4f} |"
         )
     last = rows[-1]
+    walls = (
+        f"Wall time of the whole study: full {last['wall_s_full']:.0f} s, racing "
+        f"{last['wall_s_racing']:.0f} s. "
+        if np.isfinite(last["wall_s_full"])
+        else ""
+    )
     lines += [
         "",
-        f"Wall time of the whole study: full {last['wall_s_full']:.0f} s, racing "
-        f"{last['wall_s_racing']:.0f} s. Trials with P(non-dominated) >= 0.5 (paired bootstrap): "
+        f"{walls}Trials with P(non-dominated) >= 0.5 (paired bootstrap): "
         f"full {last['p_nondominated_half_full']}, racing {last['p_nondominated_half_racing']} "
         f"of {last['trials']}.",
     ]
