@@ -79,8 +79,10 @@ with st.container(horizontal=True):
                     f"95% {interval_text(r.hypervolume_interval)} over prompts",
                     help="The joint bootstrap over prompts: each draw resamples the prompts "
                     "once for every trial and recomputes each run's hypervolume at this "
-                    "normalisation. Runs whose intervals overlap may still differ: the paired "
-                    "differences are in `study show`.",
+                    "normalisation, so the upper end can pass the best a run could reach on "
+                    "the observed scale (a resampled front may beat the best observed values). "
+                    "Runs whose intervals overlap may still differ: the paired differences are "
+                    "in `study show`.",
                 )
 st.caption(
     f"{len(trials)} trials; ringed: {ringed} ({int(trials['on_front'].sum())}); grey staircase: "

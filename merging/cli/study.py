@@ -244,7 +244,7 @@ def format_report(report, standing=None, order=None, *, x_text=None, base=None, 
     if report.reference_point is None:
         lines.append("\nno completed trials yet")
         return "\n".join(lines)
-    lines.extend(_hypervolume_note(report))
+    lines.extend(_hypervolume_note(report, intervals=hv is not None))
     lines.extend(_hypervolume_differences(hv))
     lines.append("")
     return "\n".join([*lines, *_front_table(report, standing, order, x_text, base)])
@@ -325,8 +325,8 @@ def _front_rows(rows, standing, i, paired: bool, width: int, x_text) -> list[str
     return lines
 
 
-def _hypervolume_note(report) -> list[str]:
-    """What the hypervolume column means, in two lines."""
+def _hypervolume_note(report, *, intervals: bool = False) -> list[str]:
+    """What the hypervolume column means, in two lines (three with ``intervals``)."""
     low, high = (np.asarray(b, dtype=float) for b in report.bounds)
     ref = np.asarray(report.reference_point, dtype=float)
     worst = np.where(np.asarray(report.senses) == "max", low, high)
@@ -339,7 +339,14 @@ def _hypervolume_note(report) -> list[str]:
         "scaled from the study's worst observed value (0) to its best (1),",
         f"  counted from a reference point {margin:.0%} beyond the worst ({point}); higher is "
         f"better, {ceiling:.4g} at most (one trial best at everything)",
-    ]
+    ] + (
+        [
+            "  the 95% intervals resample the prompts on that same scale, so their upper end can "
+            f"pass {ceiling:.4g}: a resampled front may beat the best observed values"
+        ]
+        if intervals
+        else []
+    )
 
 
 def _with_difference(value: float, standing, i: int, j: int) -> str:

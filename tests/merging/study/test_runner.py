@@ -143,6 +143,7 @@ def test_tiny_yaml_runs_resumes_and_shows(tiny_zoo_cache, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "hypervolume" in text
     assert "[95% over prompts]" in text
+    assert "the 95% intervals resample the prompts on that same scale" in text
     assert "hypervolume differences, paired over prompts" in text
     assert "interpolation - layerwise" in text
     assert "* " in text
