@@ -138,10 +138,7 @@ def prompt_count(run) -> int:
 
 def table(measured: dict, n_prompts: int) -> list[dict]:
     """One row per run and one for the whole study."""
-    from pareto.dominance import pareto_mask
-    from pareto.hypervolume import hypervolume
-    from pareto.igd import igd_plus
-    from pareto.reference import reference_point
+    from pareto.racing import front_recovered
     from pareto.report import study_report, trial_standing
 
     full_runs = measured["full"]["runs"]
@@ -158,12 +155,7 @@ def table(measured: dict, n_prompts: int) -> list[dict]:
             for m in results
         }
         raced = sum(bool(a.get("raced_out")) for i in index for a in results["racing"][i].attrs)
-        both = np.vstack([values["full"], values["racing"]])
-        ref = reference_point(both, senses)
-        low, high = both.min(axis=0), both.max(axis=0)
-        high = np.where(high > low, high, low + 1.0)
-        hv = {m: hypervolume(values[m], ref, senses, bounds=(low, high)) for m in values}
-        front = values["full"][pareto_mask(values["full"], senses)]
+        hv_full, hv_racing, igd = front_recovered(values["full"], values["racing"], senses)
         seconds = {
             m: sum(sum(a.get("timings", {}).values()) for i in index for a in results[m][i].attrs)
             for m in results
@@ -178,10 +170,10 @@ def table(measured: dict, n_prompts: int) -> list[dict]:
                 "raced_out": raced,
                 "seconds_full": seconds["full"],
                 "seconds_racing": seconds["racing"],
-                "hypervolume_full": hv["full"],
-                "hypervolume_racing": hv["racing"],
-                "hypervolume_ratio": hv["racing"] / hv["full"] if hv["full"] else float("nan"),
-                "igd_plus": igd_plus(values["racing"], front, senses, bounds=(low, high)),
+                "hypervolume_full": hv_full,
+                "hypervolume_racing": hv_racing,
+                "hypervolume_ratio": hv_racing / hv_full if hv_full else float("nan"),
+                "igd_plus": igd,
             }
         )
     for m in ("full", "racing"):

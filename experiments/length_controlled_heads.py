@@ -93,29 +93,15 @@ class LayerFeatures:
     def encode(self, texts) -> np.ndarray:
         import torch
 
-        enc, tok = self.encoder, self.encoder.tokenizer
-        tok.truncation_side, tok.padding_side = "left", "right"
-        if tok.pad_token_id is None:
-            tok.pad_token = tok.eos_token
-        ids = tok(
-            list(texts), add_special_tokens=False, truncation=True, max_length=enc.max_tokens
-        )["input_ids"]
-        order = np.argsort([len(i) for i in ids], kind="stable")
-        dim = enc.model.config.hidden_size
-        feats = np.zeros((len(texts), len(self.layers) * 2 * dim), dtype=np.float32)
+        from merging.heads.encoders import last_and_mean
+
+        width = 2 * self.encoder.model.config.hidden_size
+        feats = np.zeros((len(texts), len(self.layers) * width), dtype=np.float32)
         with torch.no_grad():
-            for start in range(0, len(order), enc.batch_size):
-                idx = order[start : start + enc.batch_size]
-                batch = tok.pad(
-                    {"input_ids": [ids[i] or [tok.pad_token_id] for i in idx]}, return_tensors="pt"
-                )
-                states = enc.model(**batch, output_hidden_states=True).hidden_states
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                ends = batch["attention_mask"].sum(1) - 1
-                parts = []
-                for k in self.layers:
-                    h = states[k].float()
-                    parts += [h[torch.arange(len(idx)), ends], (h * mask).sum(1) / mask.sum(1)]
+            for idx, batch in self.encoder.batches(texts):
+                states = self.encoder.model(**batch, output_hidden_states=True).hidden_states
+                mask = batch["attention_mask"]
+                parts = [last_and_mean(states[k], mask) for k in self.layers]
                 feats[idx] = torch.cat(parts, dim=1).numpy()
         return feats
 
@@ -267,6 +253,12 @@ def main() -> None:
                 if not args.views or str(k) in args.views.split(",")
             ]
         all_gen, all_hvr, all_rvh, all_ref = gen_z, hvr, rvh, ref_z
+        pair_feats = {  # read once, sliced for each view
+            objective: feats_of(
+                [(p.prompt, r) for p in ps for r in (p.chosen, p.rejected)], objective
+            )
+            for objective, ps in pairs.items()
+        }
         for view, cols in views:
             gen_z, hvr, rvh, ref_z = (
                 all_gen[:, cols],
@@ -275,9 +267,7 @@ def main() -> None:
                 all_ref[:, cols],
             )
             for objective, ps in pairs.items():
-                z, enc_s = feats_of(
-                    [(p.prompt, r) for p in ps for r in (p.chosen, p.rejected)], objective
-                )
+                z, enc_s = pair_feats[objective]
                 z = z[:, cols]
                 zc, zr = z[0::2], z[1::2]
                 lc = length_basis([p.chosen for p in ps])

@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 
 
-def replay(scores: list[np.ndarray], anchor, senses, settings) -> tuple[list[np.ndarray], list]:
+def replay(scores: list[np.ndarray], senses, settings) -> tuple[list[np.ndarray], list]:
     """Race each trial's ``(n, m)`` scores against the ones before it; the scores each kept and
     the race results."""
     from pareto.racing import race
@@ -42,11 +42,7 @@ def main() -> None:
     parser.add_argument("--runs", default=None, help="comma-separated run names (default all)")
     args = parser.parse_args()
 
-    from pareto.dominance import pareto_mask
-    from pareto.hypervolume import hypervolume
-    from pareto.igd import igd_plus
-    from pareto.racing import RacingSettings, raced_estimate
-    from pareto.reference import reference_point
+    from pareto.racing import RacingSettings, front_recovered, raced_estimate
     from pareto.runs import open_runs
     from pareto.storage import open_storage
     from pareto.trial_records import trial_attrs, trial_scores
@@ -54,6 +50,15 @@ def main() -> None:
     runs = open_runs(open_storage(args.storage), args.study)
     if args.runs:
         runs = [r for r in runs if r.spec.label in args.runs.split(",")]
+    stored = []  # each run's base scores and its trials' per-prompt scores, read once
+    for run in runs:
+        names = run.spec.objectives
+        trials = sorted(run.trials(), key=lambda t: t.number)
+        scores = [trial_scores(trial_attrs(t), names) for t in trials if t.values]
+        scores = [s for s in scores if s is not None]
+        if scores:
+            anchor = trial_scores(run.study.user_attrs.get("reference") or {}, names)
+            stored.append((run.spec, anchor, scores))
     print(
         "| batch | epsilon | run | trials | prompt evaluations: full | replayed | saved "
         "| raced out | hypervolume ratio | IGD+ |"
@@ -62,15 +67,8 @@ def main() -> None:
     for batch in (int(b) for b in args.batches.split(",")):
         for eps in (float(e) for e in args.epsilons.split(",")):
             settings = RacingSettings(batch=batch, epsilon=eps)
-            for run in runs:
-                names = run.spec.objectives
-                anchor = trial_scores(run.study.user_attrs.get("reference") or {}, names)
-                trials = sorted(run.trials(), key=lambda t: t.number)
-                scores = [trial_scores(trial_attrs(t), names) for t in trials if t.values]
-                scores = [s for s in scores if s is not None]
-                if not scores:
-                    continue
-                kept, outcomes = replay(scores, anchor, run.spec.senses, settings)
+            for spec, anchor, scores in stored:
+                kept, outcomes = replay(scores, spec.senses, settings)
                 full = np.array([s.mean(axis=0) for s in scores])
                 raced = np.array(
                     [
@@ -78,21 +76,13 @@ def main() -> None:
                         for k, o in zip(kept, outcomes, strict=True)
                     ]
                 )
-                senses = run.spec.senses
-                both = np.vstack([full, raced])
-                ref = reference_point(both, senses)
-                low, high = both.min(axis=0), both.max(axis=0)
-                high = np.where(high > low, high, low + 1.0)
-                hv_full = hypervolume(full, ref, senses, bounds=(low, high))
-                hv_raced = hypervolume(raced, ref, senses, bounds=(low, high))
-                front = full[pareto_mask(full, senses)]
+                hv_full, hv_raced, igd = front_recovered(full, raced, spec.senses)
                 spent = sum(len(k) for k in kept)
                 total = sum(len(s) for s in scores)
                 print(
-                    f"| {batch} | {eps} | {run.spec.label} | {len(scores)} | {total} | {spent} "
+                    f"| {batch} | {eps} | {spec.label} | {len(scores)} | {total} | {spent} "
                     f"| {1 - spent / total:.0%} | {sum(o.raced_out for o in outcomes)} "
-                    f"| {hv_raced / hv_full:.3f} "
-                    f"| {igd_plus(raced, front, senses, bounds=(low, high)):.4f} |",
+                    f"| {hv_raced / hv_full:.3f} | {igd:.4f} |",
                     flush=True,
                 )
 

@@ -141,3 +141,26 @@ def raced_estimate(
     ps = PromptScores.from_rows([scores], anchor)
     boot = joint_bootstrap(ps, "max", n_draws=draws, seed=seed)
     return ps.means()[0], boot.draws[:, 0].std(axis=0, ddof=1)
+
+
+def front_recovered(
+    full: np.ndarray, raced: np.ndarray, senses: Sequence[str]
+) -> tuple[float, float, float]:
+    """``(hypervolume of full, hypervolume of raced, IGD+ of raced to full's front)``: how much
+    of a full evaluation's front racing recovers, both sets of ``(n, m)`` values on one
+    normalisation (the reference point and bounds from both together)."""
+    from pareto.dominance import pareto_mask
+    from pareto.hypervolume import hypervolume
+    from pareto.igd import igd_plus
+    from pareto.reference import reference_point
+
+    both = np.vstack([full, raced])
+    ref = reference_point(both, senses)
+    low, high = both.min(axis=0), both.max(axis=0)
+    bounds = (low, np.where(high > low, high, low + 1.0))
+    front = full[pareto_mask(full, senses)]
+    return (
+        hypervolume(full, ref, senses, bounds=bounds),
+        hypervolume(raced, ref, senses, bounds=bounds),
+        igd_plus(raced, front, senses, bounds=bounds),
+    )

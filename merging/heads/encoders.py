@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -149,8 +149,9 @@ class CausalLMEncoder(Encoder):
     def identity(self) -> dict:
         return {**self.spec, "fingerprint": self._fingerprint}
 
-    @torch.no_grad()
-    def encode(self, texts, progress=None) -> np.ndarray:
+    def batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, dict]]:
+        """``(indices, batch)``: the texts tokenised (long ones keep their end), in batches of
+        similar length, right-padded, on the encoder's device."""
         tok = self.tokenizer
         tok.truncation_side = "left"
         tok.padding_side = "right"
@@ -160,21 +161,32 @@ class CausalLMEncoder(Encoder):
             list(texts), add_special_tokens=False, truncation=True, max_length=self.max_tokens
         )["input_ids"]
         order = np.argsort([len(i) for i in ids], kind="stable")
-        dim = self.model.config.hidden_size
-        feats = np.zeros((len(texts), 2 * dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = tok.pad(
                 {"input_ids": [ids[i] or [tok.pad_token_id] for i in idx]}, return_tensors="pt"
             ).to(self.device)
-            hidden = self.model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            last = hidden[torch.arange(len(idx)), batch["attention_mask"].sum(1) - 1]
-            feats[idx] = torch.cat([last, mean], dim=1).cpu().numpy()
+            yield idx, batch
+
+    @torch.no_grad()
+    def encode(self, texts, progress=None) -> np.ndarray:
+        feats = np.zeros((len(texts), 2 * self.model.config.hidden_size), dtype=np.float32)
+        for idx, batch in self.batches(texts):
+            hidden = self.model(**batch).last_hidden_state
+            feats[idx] = last_and_mean(hidden, batch["attention_mask"]).cpu().numpy()
             if progress:
                 progress(len(idx))
         return feats
+
+
+def last_and_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(rows, 2 * width)``: each row's hidden state at its last token and its mean over its
+    tokens (``mask``: right padding), in float32."""
+    hidden = hidden.float()
+    weights = mask.unsqueeze(-1).float()
+    mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+    last = hidden[torch.arange(len(hidden)), mask.sum(1) - 1]
+    return torch.cat([last, mean], dim=1)
 
 
 def truncated(model, layer: int | None):

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pareto.racing import RacingSettings, dominance_draws, p_dominated_by, race, raced_estimate
+from pareto.racing import (
+    RacingSettings,
+    dominance_draws,
+    front_recovered,
+    p_dominated_by,
+    race,
+    raced_estimate,
+)
 
 P, M = 64, 2
 
@@ -117,3 +124,19 @@ def test_settings_are_checked():
         RacingSettings(batch=0)
     with pytest.raises(ValidationError):
         RacingSettings(bach=4)
+
+
+def test_front_recovered_on_one_normalisation():
+    """Both sets on the box spanned by both, the reference 10% beyond its worst corner: the
+    staircase areas by hand; IGD+ is 0 exactly when the raced set covers the full front."""
+    full = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    same = front_recovered(full, full.copy(), ["max", "max"])
+    assert same[0] == pytest.approx(0.46)
+    assert same[1] == pytest.approx(0.46)
+    assert same[2] == 0
+    worse = full.copy()
+    worse[2] = [0.2, 0.2]  # the knee raced out and under-estimated
+    hv_full, hv_raced, igd = front_recovered(full, worse, ["max", "max"])
+    assert hv_full == pytest.approx(0.46)
+    assert hv_raced == pytest.approx(0.25)
+    assert igd > 0
