@@ -122,6 +122,16 @@ class Evaluator:
         self.use_cache = use_cache
         self.n_samples = n_samples
 
+    def conditions(self) -> dict:
+        """What every evaluation of a run shares and a resumed run must not change: the prompts
+        (their count and digest) and the generation settings (the batch size aside, which
+        does not change what a greedy answer says)."""
+        digest = _digest([p.messages for p in self.prompts])[:12]
+        return {
+            "prompts": f"{len(self.prompts)} prompts, sha256 {digest}",
+            "generation": self.settings.model_dump(mode="json", exclude={"batch_size"}),
+        }
+
     def eval_hash(self, policy_identity: dict, tokenizer=None, span=None) -> str:
         """The cache key of evaluating the policy on the prompts (``span = (lo, hi)``: the
         prompts ``lo..hi`` only, as racing does batch by batch)."""

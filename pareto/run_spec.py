@@ -39,6 +39,10 @@ class RunSpec(BaseModel):
     space: dict[str, Any]
     objectives: tuple[str, ...]
     senses: tuple[str, ...]
+    evaluation: dict[str, Any] = {}
+    """What every trial is evaluated on (the prompts' count and digest, the generation
+    settings): a run resumed on other prompts would mix incomparable trials. Empty in runs
+    stored before it was recorded, and from callers that load no prompts: not checked."""
     details: dict[str, Any] = {}
     """Anything else worth keeping with the run (the study file's settings, ...)."""
 

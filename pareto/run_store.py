@@ -36,6 +36,10 @@ from pareto.trial_records import (
 )
 
 
+class RunConflict(ValueError):
+    """A run of that name is stored already, with settings that identify another run."""
+
+
 class RunStore:
     """One run's Optuna study: create or open it, enqueue, claim, record, read back."""
 
@@ -240,15 +244,27 @@ def _reopened(study, old: RunSpec, spec: RunSpec) -> RunSpec:
     """``spec`` for a run that exists as ``old``: an error naming the first field that
     differs, else ``spec`` with the run's design budget (and stored, when its budget or
     details changed)."""
-    old_id, new_id = old.identity(), spec.identity()
-    for key in new_id:
-        if old_id[key] != new_id[key]:
-            raise ValueError(
+    if not (old.evaluation and spec.evaluation):
+        # stored before the evaluation was recorded, or opened without prompts: not checked,
+        # and the stored record (or its absence) stays
+        spec = spec.model_copy(update={"evaluation": old.evaluation})
+    old_id, new_id = _flat(old.identity()), _flat(spec.identity())
+    for key in [*new_id, *(k for k in old_id if k not in new_id)]:
+        if old_id.get(key) != new_id.get(key):
+            raise RunConflict(
                 f"study {spec.optuna_name!r} already exists in this storage with "
-                f"{key} = {old_id[key]!r}, not {new_id[key]!r}: give the study another name, "
-                "or run it in another storage (--storage URL)"
+                f"{key} = {old_id.get(key)!r}, not {new_id.get(key)!r}: give the study another "
+                "name, or run it in another storage (--storage URL)"
             )
     spec = spec.model_copy(update={"design_budget": old.driver_budget})
     if old.budget != spec.budget or old.details != spec.details:
         study.set_user_attr(ATTRIBUTE, spec.model_dump(mode="json"))
     return spec
+
+
+def _flat(identity: dict) -> dict:
+    """``identity`` with the evaluation's entries as keys of their own (``evaluation.prompts``),
+    so that a conflict names the setting that changed."""
+    out = {k: v for k, v in identity.items() if k != "evaluation"}
+    out |= {f"evaluation.{k}": v for k, v in identity.get("evaluation", {}).items()}
+    return out

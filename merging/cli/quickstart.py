@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 from merging.cli import options
 
@@ -16,7 +18,9 @@ The first run builds the embedded zoo (SmolLM2-135M-Instruct experts, reward hea
 rewards-in-context model trained on HH-RLHF; 25 to 30 minutes on 2 CPU cores with AVX-512 or
 native bfloat16, 1 to 1.5 hours on 2 with AVX2 only), then runs the study (9 to 12 minutes on
 the former, about 20 on the latter). Both are cached: running it again shows the results
-at once, and an interrupted run continues where it stopped.
+at once, and an interrupted run continues where it stopped. A quickstart study stored with
+other settings (by an earlier version) is renamed runs/NAME/study-before-TIME.db, and the
+study starts afresh.
 
 examples:
   paretomerge quickstart --data ../shared/data/hh-rlhf
@@ -55,25 +59,45 @@ def builtin_study(name: str):
     return path
 
 
-def run(args: argparse.Namespace) -> int:
-    import time
+def set_aside(database: Path) -> Path:
+    """Rename a SQLite study file to ``NAME-before-STAMP.db`` beside it (its last change's
+    time), so that the quickstart can start afresh without losing an older study."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(database.stat().st_mtime))
+    kept = database.with_name(f"{database.stem}-before-{stamp}{database.suffix}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = database.with_name(f"{database.stem}-before-{stamp}-{n}{database.suffix}")
+    database.rename(kept)
+    return kept
 
+
+def run(args: argparse.Namespace) -> int:
     from merging.cli.study import print_report
     from merging.study import load_study_spec
-    from merging.study.runner import run_study, storage_url
+    from merging.study.runner import STUDY_FILE, default_out, run_study, storage_url
+    from pareto.run_store import RunConflict
+    from pareto.storage import sqlite_url
 
     start = time.perf_counter()
     with_file = args.study or str(builtin_study("quickstart"))
     spec = load_study_spec(with_file)
     url = storage_url(spec, args.storage, None)
     print(f"quickstart: study {spec.name} ({with_file}), storage {url}", flush=True)
-    run_study(
-        spec,
-        storage_url=url,
-        data=args.data,
-        device=args.device,
-        log=print,
-    )
+    own = args.storage is None and spec.storage is None  # the quickstart's own SQLite file
+    try:
+        run_study(spec, storage_url=url, data=args.data, device=args.device, log=print)
+    except RunConflict:
+        if not own:
+            raise
+        kept = set_aside(default_out(spec) / STUDY_FILE)
+        print(
+            f"{url} holds a {spec.name} study with other settings (an earlier paretomerge's, "
+            f"or an edited study file): kept it as {kept} (open it with --storage "
+            f"{sqlite_url(kept)}) and starting afresh",
+            flush=True,
+        )
+        run_study(spec, storage_url=url, data=args.data, device=args.device, log=print)
     print()
     print_report(spec.name, url)
     dashboard = "paretomerge dashboard" + ("" if args.storage is None else f" --storage {url}")

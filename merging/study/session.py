@@ -160,6 +160,7 @@ class StudySession:
                     space=describe_space(family.space),
                     objectives=tuple(o.name for o in self.objectives),
                     senses=tuple(o.sense for o in self.objectives),
+                    evaluation=self.evaluator.conditions() if self.evaluator else {},
                     details={"study_spec": self.spec.model_dump(mode="json")},
                 )
             )

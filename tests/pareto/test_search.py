@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import optuna
 import pytest
@@ -29,7 +31,15 @@ def closed_form(spec: RunSpec, x: np.ndarray) -> Outcome:
     )
 
 
-def make_run(storage, driver: str, space, budget: int = 12, label: str | None = None, **settings):
+def make_run(
+    storage,
+    driver: str,
+    space,
+    budget: int = 12,
+    label: str | None = None,
+    evaluation: dict | None = None,
+    **settings,
+):
     spec = RunSpec(
         study="t",
         label=label or f"{driver}",
@@ -42,6 +52,7 @@ def make_run(storage, driver: str, space, budget: int = 12, label: str | None = 
         space=describe_space(space),
         objectives=OBJECTIVES,
         senses=SENSES,
+        evaluation=evaluation or {},
     )
     return RunStore.create_or_open(storage, spec, sampler_for(spec, spec.seed))
 
@@ -200,6 +211,28 @@ def test_reopening_with_other_settings_names_the_field(storage):
         make_run(storage, "tpe", Simplex(3), budget=4, label="nsga2")
     # a larger budget extends the run
     assert make_run(storage, "nsga2", Simplex(3), budget=8).spec.budget == 8
+
+
+def test_reopening_on_other_prompts_names_them_and_old_runs_are_not_checked(storage):
+    """A run resumed on other prompts or generation settings would mix trials that cannot be
+    compared: refused, naming the entry. A run stored before the evaluation was recorded has
+    none, and opens with any (as it did)."""
+    on_12 = {"prompts": "12 prompts, sha256 aaaa", "generation": {"max_new_tokens": 80}}
+    make_run(storage, "nsga2", Simplex(3), budget=4, evaluation=on_12)
+    on_32 = on_12 | {"prompts": "32 prompts, sha256 bbbb"}
+    with pytest.raises(
+        ValueError, match=re.escape("evaluation.prompts = '12 prompts, sha256 aaaa', not '32")
+    ):
+        make_run(storage, "nsga2", Simplex(3), budget=4, evaluation=on_32)
+    generation = re.escape("evaluation.generation = {'max_new_tokens': 80}, not {}")
+    with pytest.raises(ValueError, match=generation):
+        make_run(storage, "nsga2", Simplex(3), evaluation=on_12 | {"generation": {}})
+    assert make_run(storage, "nsga2", Simplex(3), budget=6, evaluation=on_12).spec.budget == 6
+
+    make_run(storage, "tpe", Simplex(3), budget=4)  # as an older version stored it
+    reopened = make_run(storage, "tpe", Simplex(3), budget=5, evaluation=on_32)
+    assert reopened.spec.evaluation == {}  # still unknown: not vouched for
+    assert make_run(storage, "tpe", Simplex(3), budget=5, evaluation=on_12).spec.budget == 5
 
 
 def test_map_records_its_predictions_and_they_fit_a_quadratic(storage):
