@@ -153,7 +153,7 @@ def reap(run: RunStore) -> int:
     for t in run.trials(states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get("worker", ""))
         name, _, pid = owner.rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        if name == host and pid.isdigit() and not pid_alive(int(pid)):
             reaped += _fail_orphan(run, run.trial_id(t), owner)
     running = {t.number for t in run.trials(states=(TrialState.RUNNING,))}
     with quiet_experimental():
@@ -183,12 +183,15 @@ def _fail_orphan(run: RunStore, trial_id: int, owner: str) -> int:
     return 1
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (assumed so where that cannot be told)."""
+    if os.name != "posix":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except OSError:  # another user's process
         return True
     return True
 

@@ -3,7 +3,7 @@
     python experiments/ric/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
         [--preset smol] [--batch-size 8] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
         [--train-tokens 96] [--marker-weights 0.25,1,1] [--one-marker 0.5]
-        [--contrast-tokens 8,32,8] [--random-batches]
+        [--contrast-tokens 8,32,8] [--random-batches] [--policy-weight 0,1]
     python experiments/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
@@ -57,6 +57,12 @@ def main() -> None:
         "--one-marker", type=float, help="share of one-marker examples (default: the builder's)"
     )
     parser.add_argument(
+        "--policy-weight",
+        help="move each head's rank this share of the way to its policy's mean rank over the "
+        "prompts of the same source: one share, or one per head (helpfulness,harmlessness), "
+        "e.g. 0,1 (default: the builder's)",
+    )
+    parser.add_argument(
         "--random-batches",
         action="store_true",
         help="draw each batch at random instead of grouping answers of similar length",
@@ -72,7 +78,7 @@ def main() -> None:
     from merging.zoo import load_zoo
     from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.progress import STEP_FILE
-    from merging.zoo.ric_data import REWARDS, build_ric_examples
+    from merging.zoo.ric_data import REWARDS, answer_sources, build_ric_examples
     from merging.zoo.ric_training import train_ric_lora
     from merging.zoo.steps import ANSWERS_FILE
 
@@ -91,7 +97,7 @@ def main() -> None:
     heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
     weights = [float(w) for w in args.marker_weights.split(",")] if args.marker_weights else None
     data_settings = ric_data_settings(preset) | given(
-        marker_weights=weights, one_marker=args.one_marker
+        marker_weights=weights, one_marker=args.one_marker, policy_weight=shares(args.policy_weight)
     )
     examples, spec = build_ric_examples(
         prompts,
@@ -99,6 +105,7 @@ def main() -> None:
         answers["finished"],
         heads,
         Path(zoo.base),
+        sources=answer_sources(len(prompts)),
         seed=args.seed,
         **data_settings,
     )
@@ -144,6 +151,14 @@ def counts(text: str | None) -> int | list[int] | None:
     if text is None:
         return None
     values = [int(v) for v in text.split(",")]
+    return values[0] if len(values) == 1 else values
+
+
+def shares(text: str | None) -> float | list[float] | None:
+    """``--policy-weight``: one share, or a comma-separated share per head."""
+    if text is None:
+        return None
+    values = [float(v) for v in text.split(",")]
     return values[0] if len(values) == 1 else values
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pareto.claims import pid_alive
+
 MERGEKIT_FILE = "mergekit_config.yml"
 CARD_FILE = "README.md"
 MARKER_FILE = "export.json"
@@ -182,21 +184,9 @@ def _remove_stale(target: Path) -> None:
     for sibling in target.parent.glob(f".{glob.escape(target.name)}.*-*-*"):
         match = STAGED.fullmatch(sibling.name)
         ours = match is not None and match["name"] == target.name
-        if ours and sibling.is_dir() and not sibling.is_symlink() and not _alive(int(match["pid"])):
+        abandoned = ours and not pid_alive(int(match["pid"]))
+        if abandoned and sibling.is_dir() and not sibling.is_symlink():
             shutil.rmtree(sibling, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (assumed so where that cannot be told)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
 
 
 def ensure_space(out: Path, needed: int) -> None:

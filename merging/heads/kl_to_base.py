@@ -33,7 +33,11 @@ def kl_per_token(policy: PolicyView, base) -> np.ndarray:
     tok = policy.tokenizer
     pairs = list(zip(policy.prompts, policy.responses, strict=True))
     mine = [encode(tok, policy.shown(p), r, policy.system_prompt) for p, r in pairs]
-    plain = [encode(tok, p, r, policy.system_prompt) for p, r in pairs]
+    plain = (  # the base reads the plain prompt: the same rows unless the policy saw others
+        [encode(tok, p, r, policy.system_prompt) for p, r in pairs]
+        if policy.prompt_transform
+        else mine
+    )
 
     def score(chunk: list[int]) -> np.ndarray:
         logp, target = answer_log_probs(policy.model, [mine[i] for i in chunk], pad_id(tok))

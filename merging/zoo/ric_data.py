@@ -6,14 +6,15 @@ harmlessness expert's, the concise expert's. Each answer is scored by the zoo's 
 length; each head's score becomes the answer's rank among the answers to the same prompt (a
 Bradley-Terry head's score is only meaningful against another answer to the same prompt: its
 offset per prompt is most of its variance on HH-RLHF), while a length means the same for every
-prompt; then all are normalised and rounded as in the RiC paper (zero mean, unit variance, one
-decimal). Half of the examples show one marker only, the others written as 0.0, as a
-sweep of one desired reward writes them. Each example carries a
-counterfactual, its markers with one set to another answer's score for the same prompt, for the
-contrastive term of :func:`merging.zoo.ric_training.train_ric_lora`. Measured, these three
-choices (the experts' answers, ranks, one-marker examples) made the smol zoo's RiC model follow
-its verbosity marker, and its harmlessness marker on some answer sets but not yet reliably
-(docs/ric-investigation.md).
+prompt (``policy_weight`` can move a head's ranks towards each policy's mean rank, an option
+that experiments measure and the presets do not use); then all are normalised and rounded as
+in the RiC paper (zero mean, unit variance, one decimal). Half of the examples show one marker
+only, the others written as 0.0, as a sweep of one desired reward writes them. Each example
+carries a counterfactual, its markers with one set to another answer's score for the same
+prompt, for the contrastive term of :func:`merging.zoo.ric_training.train_ric_lora`. Measured,
+these three choices (the experts' answers, ranks, one-marker examples) made the smol zoo's RiC
+model follow its verbosity marker, and its harmlessness marker on some answer sets but not yet
+reliably (docs/ric-investigation.md).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def answer_prompts(
         rng.shuffle(pool)
         sets.append(pool[: (n + 1) // 2])
     return [p for pair in zip(*sets, strict=False) for p in pair][:n]
+
+
+def answer_sources(n: int) -> list[int]:
+    """Which data set each of :func:`answer_prompts`'s ``n`` prompts comes from (0: the
+    first, 1: the second): they alternate."""
+    return [i % 2 for i in range(n)]
 
 
 def policy_answers(
@@ -150,6 +157,29 @@ def counterfactual_scores(
     return out
 
 
+def policy_blend(
+    ranked: np.ndarray,
+    policy: np.ndarray,
+    source: np.ndarray,
+    columns: Sequence[int],
+    weight: float | Sequence[float],
+) -> np.ndarray:
+    """A copy of ``ranked`` with each listed column moved a ``weight`` of the way from the
+    answer's own rank to its policy's mean rank over the prompts of the same source: a
+    shrinkage estimate of what an answer scores, for heads whose score of one answer is mostly
+    noise (which policy answered explains 2 to 13% of a length-controlled head's scores within
+    a prompt, on the smol zoo's answers). ``weight``: one for every column, or one each.
+    Measured in docs/ric-investigation.md ("Harmlessness labels from the policy's mean"); no
+    preset uses it."""
+    out = np.array(ranked, dtype=float)
+    weights = np.broadcast_to(np.asarray(weight, dtype=float), (len(columns),))
+    for j, w in zip(columns, weights, strict=True):
+        for key in {(a, b) for a, b in zip(policy, source, strict=True)}:
+            rows = (policy == key[0]) & (source == key[1])
+            out[rows, j] = (1 - w) * ranked[rows, j] + w * ranked[rows, j].mean()
+    return out
+
+
 def build_ric_examples(
     prompts: Sequence[Prompt],
     responses: Sequence[Sequence[str]],
@@ -159,6 +189,8 @@ def build_ric_examples(
     *,
     one_marker: float = 0.5,
     marker_weights: Sequence[float] | None = None,
+    policy_weight: float | Sequence[float] = 0.0,
+    sources: Sequence[int] | None = None,
     seed: int = 0,
 ) -> tuple[list[RiCExample], RiCSpec]:
     """``(examples, spec)`` from the answers of several policies (``[policy][prompt]``, as
@@ -184,6 +216,8 @@ def build_ric_examples(
         ]
     )
     ranked = rank_per_prompt(raw, group, [0, 1])  # the heads' scores; lengths stay as they are
+    source = np.array([(sources or [0] * n)[i] for i, _ in rows])
+    ranked = policy_blend(ranked, np.array([q for _, q in rows]), source, [0, 1], policy_weight)
     spec = RiCSpec.fit(REWARDS, ranked, LEVEL_WORDS)
     z = spec.normalise(ranked)
     rng = np.random.default_rng(seed)

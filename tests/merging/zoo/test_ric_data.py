@@ -11,8 +11,10 @@ from merging.policy import load_tokenizer
 from merging.zoo.base import tiny_text
 from merging.zoo.ric_data import (
     answer_prompts,
+    answer_sources,
     counterfactual_scores,
     one_marker_rows,
+    policy_blend,
     rank_per_prompt,
 )
 
@@ -31,6 +33,25 @@ def test_scores_become_ranks_among_the_answers_to_the_same_prompt():
     )
     assert raw[0, 0] == 5.0
     np.testing.assert_array_equal(rank_per_prompt(raw, group, [1])[:, 0], raw[:, 0])
+
+
+def test_policy_blend_moves_each_rank_towards_its_policys_mean_on_its_source():
+    # two policies (0, 1) answering four prompts of two sources; columns: two heads' ranks
+    ranked = np.array(
+        [[1.0, 1.0], [-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0],  # source 0: prompts a, b
+         [1.0, 0.0], [-1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]]  # source 1: prompts c, d
+    )  # fmt: skip
+    policy = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    source = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    full = policy_blend(ranked, policy, source, [0, 1], 1.0)
+    # each entry is the mean of its policy's ranks on its source's prompts
+    np.testing.assert_allclose(full[:, 0], [0, 0, 0, 0, 1, -1, 1, -1])
+    np.testing.assert_allclose(full[:, 1], [1, -1, 1, -1, 0.5, -0.5, 0.5, -0.5])
+    half_of_one = policy_blend(ranked, policy, source, [0, 1], (0.0, 0.5))
+    np.testing.assert_array_equal(half_of_one[:, 0], ranked[:, 0])
+    np.testing.assert_allclose(half_of_one[:, 1], (ranked[:, 1] + full[:, 1]) / 2)
+    np.testing.assert_array_equal(policy_blend(ranked, policy, source, [0, 1], 0.0), ranked)
+    assert answer_sources(5) == [0, 1, 0, 1, 0]
 
 
 def test_one_marker_rows_write_the_others_as_their_mean():
