@@ -11,11 +11,13 @@ FLOAT32_SLOWDOWN = {"avx512": 1.4, "avx2": 2.2}
 throughout), by the widest vector instructions it has: with AVX-512 (a Xeon at 2.8 GHz) 40.6 min
 against about 28 (the per-step ratios 0.9 to 1.6); with AVX2 only (an AMD EPYC) 59.6 min, the
 per-step ratios 1.6 to 2.6."""
-RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 3}
+RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 4}
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step after it
 (heads 2: length-controlled, the harmlessness head also trained on refusal pairs; ric 2: the RiC
-model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often)."""
+model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often; 4: an
+answer's harmlessness label is its policy's mean rank, the verbosity marker drawn twice as
+often)."""
 REFUSAL_PAIRS = 200
 """Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
 preferred a refusal to 92% of the helpful answers in its checks; with 300 it preferred harmful
@@ -54,6 +56,10 @@ class Preset:
     ric_marker_weights: tuple[float, ...] | None
     """How often each reward's marker is the one shown alone or varied, in ``REWARDS`` order
     (``None``: equally often)."""
+    ric_policy_weight: tuple[float, float]
+    """How far each head's score (helpfulness, harmlessness) moves from the answer's own rank
+    towards its policy's mean rank on prompts of the same data set
+    (:func:`merging.zoo.ric_data.policy_blend`): 0 keeps the answer's own, 1 is its policy's."""
     estimates: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,7 +82,9 @@ PRESETS = {
         ric_contrast=2.0,
         ric_contrast_tokens=8,
         ric_one_marker=0.5,
-        ric_marker_weights=(0.25, 1.0, 1.0),  # the harmlessness and verbosity markers more often
+        ric_marker_weights=(0.25, 1.0, 2.0),  # verbosity's the most: the others name policies
+        # one answer's harmlessness score is mostly the head's noise: its policy's mean is not
+        ric_policy_weight=(0.0, 1.0),
         estimates={
             "base": 30,
             "helpfulness_head": 55,
@@ -109,6 +117,7 @@ PRESETS = {
         ric_contrast_tokens=4,
         ric_one_marker=0.5,
         ric_marker_weights=None,
+        ric_policy_weight=(0.0, 0.0),
         estimates={
             "base": 2,
             "helpfulness_head": 2,
@@ -138,4 +147,8 @@ def ric_training_settings(preset: Preset) -> dict:
 
 def ric_data_settings(preset: Preset) -> dict:
     """The preset's keyword arguments for :func:`merging.zoo.ric_data.build_ric_examples`."""
-    return {"one_marker": preset.ric_one_marker, "marker_weights": preset.ric_marker_weights}
+    return {
+        "one_marker": preset.ric_one_marker,
+        "marker_weights": preset.ric_marker_weights,
+        "policy_weight": preset.ric_policy_weight,
+    }

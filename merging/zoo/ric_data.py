@@ -6,15 +6,16 @@ harmlessness expert's, the concise expert's. Each answer is scored by the zoo's 
 length; each head's score becomes the answer's rank among the answers to the same prompt (a
 Bradley-Terry head's score is only meaningful against another answer to the same prompt: its
 offset per prompt is most of its variance on HH-RLHF), while a length means the same for every
-prompt (``policy_weight`` can move a head's ranks towards each policy's mean rank, an option
-that experiments measure and the presets do not use); then all are normalised and rounded as
-in the RiC paper (zero mean, unit variance, one decimal). Half of the examples show one marker
+prompt; a head whose score of one answer is mostly noise has its rank replaced, in part or
+whole, by its policy's mean rank on prompts of the same data set (``policy_weight``: the smol
+preset does so for harmlessness, whose length-controlled head tells one answer from another
+little better than chance); then all are normalised and rounded as in the RiC paper (zero
+mean, unit variance, one decimal). Half of the examples show one marker
 only, the others written as 0.0, as a sweep of one desired reward writes them. Each example
 carries a counterfactual, its markers with one set to another answer's score for the same
 prompt, for the contrastive term of :func:`merging.zoo.ric_training.train_ric_lora`. Measured,
-these three choices (the experts' answers, ranks, one-marker examples) made the smol zoo's RiC
-model follow its verbosity marker, and its harmlessness marker on some answer sets but not yet
-reliably (docs/ric-investigation.md).
+these choices (the experts' answers, ranks, one-marker examples, the policy's mean for
+harmlessness) made the smol zoo's RiC model follow its markers (docs/ric-investigation.md).
 """
 
 from __future__ import annotations
@@ -169,8 +170,7 @@ def policy_blend(
     shrinkage estimate of what an answer scores, for heads whose score of one answer is mostly
     noise (which policy answered explains 2 to 13% of a length-controlled head's scores within
     a prompt, on the smol zoo's answers). ``weight``: one for every column, or one each.
-    Measured in docs/ric-investigation.md ("Harmlessness labels from the policy's mean"); no
-    preset uses it."""
+    Measured in docs/ric-investigation.md ("Harmlessness labels from the policy's mean")."""
     out = np.array(ranked, dtype=float)
     weights = np.broadcast_to(np.asarray(weight, dtype=float), (len(columns),))
     for j, w in zip(columns, weights, strict=True):

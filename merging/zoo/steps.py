@@ -177,7 +177,13 @@ def expert_step(
 def ric_step(build: ZooBuild, folder: Path, bar: Bar) -> dict:
     """The rewards-in-context model: the experts answer training prompts, the heads score the
     answers, and a LoRA learns to answer as the scores written in its prompt say."""
-    from merging.zoo.ric_data import REWARDS, answer_prompts, build_ric_examples, policy_answers
+    from merging.zoo.ric_data import (
+        REWARDS,
+        answer_prompts,
+        answer_sources,
+        build_ric_examples,
+        policy_answers,
+    )
     from merging.zoo.ric_training import train_ric_lora
 
     p, experts = build.preset, build.experts
@@ -195,7 +201,13 @@ def ric_step(build: ZooBuild, folder: Path, bar: Bar) -> dict:
     (folder / ANSWERS_FILE).write_text(json.dumps(answers) + "\n")  # what it trained on
     data_settings = ric_data_settings(p)
     examples, spec = build_ric_examples(
-        prompts, responses, finished, build.heads, build.base, **data_settings
+        prompts,
+        responses,
+        finished,
+        build.heads,
+        build.base,
+        sources=answer_sources(len(prompts)),
+        **data_settings,
     )
     spec.save(folder)
     metrics = train_ric_lora(
