@@ -19,8 +19,8 @@ rewards-in-context model trained on HH-RLHF; 25 to 30 minutes on 2 CPU cores wit
 native bfloat16, 1 to 1.5 hours on 2 with AVX2 only), then runs the study (9 to 12 minutes on
 the former, about 20 on the latter). Both are cached: running it again shows the results
 at once, and an interrupted run continues where it stopped. A quickstart study stored with
-other settings (by an earlier version) is renamed runs/NAME/study-before-TIME.db, and the
-study starts afresh.
+other settings or checkpoints (by an earlier version, or before the zoo was rebuilt) is
+renamed runs/NAME/study-before-TIME.db, and the study starts afresh.
 
 examples:
   paretomerge quickstart --data ../shared/data/hh-rlhf
@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
             raise
         kept = set_aside(default_out(spec) / STUDY_FILE)
         print(
-            f"{url} holds a {spec.name} study with other settings (an earlier paretomerge's, "
-            f"or an edited study file): kept it as {kept} (open it with --storage "
+            f"{url} holds a {spec.name} study with other settings or checkpoints (an earlier "
+            f"paretomerge's, an edited study file or a rebuilt zoo): kept it as {kept} (open "
+            f"it with --storage "
             f"{sqlite_url(kept)}) and starting afresh",
             flush=True,
         )

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from merging.study.session import Log, StudySession
 from merging.study.spec import StudySpec, parse_study_spec
-from pareto.run_store import RunStore
+from pareto.run_spec import SEPARATOR
+from pareto.run_store import RunConflict, RunStore
 from pareto.runs import open_runs
 from pareto.storage import new_storage, open_storage, sqlite_url
 from pareto.trial_records import SCORES_ATTR
@@ -64,9 +65,11 @@ def run_study(
     from pareto.search import check_settings
 
     session = StudySession(spec, data=data, device=device, log=log, **(memory or {}))
-    for run_spec in session.run_specs():
+    specs = session.run_specs()
+    for run_spec in specs:
         check_settings(run_spec)  # before anything is stored
     with new_storage(storage_url, **_heartbeat_kwargs(heartbeat)) as storage:
+        check_checkpoints(session, storage, [s.optuna_name for s in specs])
         return _run_study(session, storage, log)
 
 
@@ -78,6 +81,38 @@ def _run_study(session: StudySession, storage, log: Log) -> list[RunStore]:
     for run in runs:
         _drive_run(run, session, log)
     return runs
+
+
+def check_checkpoints(session: StudySession, storage, names: list[str]) -> None:
+    """Stop with :class:`RunConflict` when a run that has trials recorded other content hashes
+    for the checkpoints it evaluates (its family's and the base) than this machine's: resumed,
+    it would mix trials of a rebuilt zoo or a retrained expert with the old ones. Runs not
+    stored yet, without trials or without recorded hashes are not checked."""
+    import optuna
+
+    now: dict[str, str] | None = None
+    for name in names:
+        try:
+            study_id = storage.get_study_id_from_name(name)
+        except KeyError:
+            continue
+        stored = storage.get_study_user_attrs(study_id).get(CHECKPOINTS_ATTR)
+        done = storage.get_all_trials(
+            study_id, deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+        if not stored or not done:
+            continue
+        now = now or session.checkpoint_hashes()
+        label = name.split(SEPARATOR, 1)[1]
+        used = ["base", *session.run_checkpoints(label)]
+        changed = [n for n in used if n in stored and stored[n] != now.get(n)]
+        if changed:
+            raise RunConflict(
+                f"study {name!r} evaluated its {len(done)} trials on other checkpoints: "
+                f"{', '.join(changed)} changed since (content hash; a rebuilt zoo or a retrained "
+                "expert): give the study another name, or run it in another storage "
+                "(--storage URL)"
+            )
 
 
 def _record_checkpoints(session: StudySession, runs: list[RunStore]) -> None:
@@ -163,6 +198,7 @@ def run_worker(
             time.sleep(1.0)
     spec = parse_study_spec(runs[0].spec.details["study_spec"], f"study {study!r} (stored)")
     session = StudySession(spec, data=data, device=device, log=log, **(memory or {}))
+    check_checkpoints(session, runs[0].storage, [run.spec.optuna_name for run in runs])
     for run in runs:
         run.use_sampler(sampler_for(run.spec, None))
     session.attach(runs)

@@ -240,6 +240,12 @@ class StudySession:
 
         return study_learner(self, run)
 
+    def run_checkpoints(self, label: str) -> list[str]:
+        """The names of the checkpoints run ``label``'s family evaluates, as
+        :meth:`checkpoint_hashes` names them (the base aside)."""
+        family = self.families[label]
+        return list(family.checkpoint_paths(self.experts, self.ric))
+
     def checkpoint_hashes(self) -> dict[str, str]:
         """Content hashes of the study's checkpoints (``base``, each expert, ``ric``): what an
         export checks before writing weights, on whichever machine it runs."""

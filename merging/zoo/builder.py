@@ -36,6 +36,29 @@ class ZooManifest(BaseModel):
         """``NAME=HEAD:SENSE`` strings, as ``paretomerge evaluate --objective`` takes them."""
         return [f"{n}={self.heads[n]}:{s}" for n, s in self.objectives]
 
+    def relocated(self, folder: str | Path) -> ZooManifest:
+        """The manifest of this zoo found at ``folder``: the paths inside the folder it was
+        built in, moved under ``folder`` (a zoo copied or moved whole keeps pointing at its own
+        files, not the originals); paths outside it (a retrained zoo's shared base) stay."""
+        old, new = Path(self.folder), Path(folder).resolve()
+        if old == new:
+            return self
+
+        def move(path: str) -> str:
+            p = Path(path)
+            inside = p.is_absolute() and p.is_relative_to(old)
+            return str(new / p.relative_to(old)) if inside else path
+
+        return self.model_copy(
+            update={
+                "folder": str(new),
+                "base": move(self.base),
+                "experts": {k: move(v) for k, v in self.experts.items()},
+                "heads": {k: move(v) for k, v in self.heads.items()},
+                "ric": None if self.ric is None else move(self.ric),
+            }
+        )
+
 
 def default_zoo_dir(preset: str) -> Path:
     return cache_root() / "zoo" / preset
@@ -50,12 +73,13 @@ def load_zoo(preset: str = "smol", folder: str | Path | None = None) -> ZooManif
             f"no {preset} zoo at {path}; build it with: paretomerge zoo build --preset {preset}"
         )
     try:
-        return ZooManifest.model_validate_json(manifest.read_text())
+        found = ZooManifest.model_validate_json(manifest.read_text())
     except ValueError as err:  # pydantic's ValidationError is one
         raise ValueError(
             f"{manifest} is unreadable ({' '.join(str(err).split())[:160]}); build the zoo "
             f"again with: paretomerge zoo build --preset {preset}"
         ) from None
+    return found.relocated(path)
 
 
 def build_zoo(

@@ -222,7 +222,8 @@ def ric_step(build: ZooBuild, folder: Path, bar: Bar) -> dict:
     )
     return {
         **metrics,
-        **data_settings,
+        # lists, as the manifest's JSON reads them back
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in data_settings.items()},
         "answers": {
             "prompts": len(prompts),
             "experts": list(experts),

@@ -60,3 +60,66 @@ def test_a_changed_study_is_set_aside_and_run_afresh(tiny_zoo_cache, tmp_path, m
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert prompt_counts(elsewhere) == [4]
+
+
+def test_a_run_does_not_resume_on_changed_checkpoints(
+    tiny_zoo_cache, tmp_path, monkeypatch, capsys
+):
+    """A rebuilt RiC model: ``study run`` stops with one line naming the run and the checkpoint,
+    and stores nothing; a run whose checkpoints did not change resumes; the quickstart sets the
+    older study aside and runs afresh on the new model."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    _, manifest = tiny_zoo_cache
+    zoo = tmp_path / "zoo"
+    shutil.copytree(manifest.folder, zoo)
+
+    def spec_file(families, budget):
+        path = tmp_path / "rebuilt.yaml"
+        spec = {
+            "name": "rebuilt",
+            "zoo": "tiny",
+            "zoo_folder": str(zoo),
+            "families": [{"family": f} for f in families],
+            "prompts": {"hh_rlhf": ["helpful-base"], "split": "evaluation", "n": 3},
+            "generation": {"max_new_tokens": 4},
+            "search": {"driver": "random", "budget": budget, "seed": 0},
+        }
+        path.write_text(yaml.safe_dump(spec))
+        return str(path)
+
+    def completed(url):
+        return [r.counts().complete for r in open_runs(open_storage(url), "rebuilt")]
+
+    monkeypatch.chdir(tmp_path)
+    url = sqlite_url(tmp_path / "runs" / "rebuilt" / "study.db")
+    both = ["interpolation", "rewards_in_context"]
+    assert main(["study", "run", spec_file(both, 2), "--no-show"]) == 0
+    assert completed(url) == [2, 2]
+
+    weights = zoo / "ric" / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first] + 0.01
+    save_file(tensors, weights)
+    capsys.readouterr()
+
+    assert main(["study", "run", spec_file(both, 3), "--no-show"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "study 'rebuilt/rewards_in_context' evaluated its 2 trials on other checkpoints" in err
+    assert "ric changed since" in err
+    assert completed(url) == [2, 2]  # nothing stored
+
+    assert main(["study", "run", spec_file(["interpolation"], 3), "--no-show"]) == 0
+    assert completed(url) == [3, 2]  # its checkpoints did not change
+
+    capsys.readouterr()
+    assert main(["quickstart", "--study", spec_file(both, 2)]) == 0
+    out = capsys.readouterr().out
+    assert "other settings or checkpoints" in out
+    kept = [p for p in (tmp_path / "runs" / "rebuilt").iterdir() if p.name.startswith("study-")]
+    assert [completed(sqlite_url(p)) for p in kept] == [[3, 2]]
+    assert completed(url) == [2, 2]

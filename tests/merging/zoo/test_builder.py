@@ -78,6 +78,24 @@ def test_second_build_reuses_everything(tiny_zoo):
     assert shown == [f"  {ric_margins_line(margins)}"]  # its format: the test below
 
 
+def test_a_copied_zoo_points_at_its_own_files(tiny_zoo, tmp_path):
+    """The manifest's paths are absolute; a zoo copied whole (to another place or machine)
+    must load its own components, not the original's, which may differ or be gone."""
+    manifest, out = tiny_zoo
+    copy = tmp_path / "moved"
+    shutil.copytree(out, copy)
+    loaded = load_zoo("tiny", copy)
+    assert loaded.folder == str(copy.resolve())
+    found = [loaded.base, *loaded.experts.values(), loaded.ric]
+    found += [h for h in loaded.heads.values() if "/" in h]
+    assert len(found) == 1 + 3 + 1 + 2
+    for path in found:
+        assert Path(path).is_relative_to(copy)
+        assert Path(path).exists()
+    assert loaded.heads["verbosity"] == manifest.heads["verbosity"] == "length_tokens"
+    assert loaded.relocated(out) == manifest  # and back
+
+
 def test_the_margins_line_names_a_marker_without_rows():
     line = ric_margins_line({"helpfulness": 1.031, "harmlessness": None, "verbosity": 5.114})
     assert line.endswith("(nats): helpfulness 1.03, harmlessness n/a, verbosity 5.11")
