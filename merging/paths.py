@@ -60,6 +60,13 @@ def content_hash(path: str | Path) -> str:
     return _content_hash(str(Path(path).resolve()), _stamp(Path(path)))
 
 
+def changed_checkpoints(stored: dict[str, str], paths: dict[str, str | Path]) -> list[str]:
+    """The names in ``paths`` whose :func:`content_hash` differs from the one ``stored`` for
+    them (names ``stored`` lacks are not compared): a study's evaluated checkpoints against
+    those on this machine now."""
+    return [n for n, p in paths.items() if n in stored and content_hash(p) != stored[n]]
+
+
 def _stamp(p: Path) -> tuple:
     files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file())
     return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)

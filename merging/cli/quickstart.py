@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{url} holds a {spec.name} study with other settings or checkpoints (an earlier "
             f"paretomerge's, an edited study file or a rebuilt zoo): kept it as {kept} (open "
-            f"it with --storage "
-            f"{sqlite_url(kept)}) and starting afresh",
+            f"it with --storage {sqlite_url(kept)}) and starting afresh",
             flush=True,
         )
         run_study(spec, storage_url=url, data=args.data, device=args.device, log=print)

@@ -51,7 +51,7 @@ def _check_recipe(stored: MergeRecipe, again: MergeRecipe, key: str) -> None:
 def _check_checkpoints(record: TrialRecord, experts, log: Log) -> None:
     """The checkpoints must be, byte for byte, those the study evaluated (when it recorded
     them): a rebuilt zoo or a changed expert would export weights nobody evaluated."""
-    from merging.paths import content_hash
+    from merging.paths import changed_checkpoints
 
     stored = record.checkpoints
     if not stored:
@@ -61,7 +61,7 @@ def _check_checkpoints(record: TrialRecord, experts, log: Log) -> None:
         )
         return
     now = {"base": experts.base.path, **{n: c.path for n, c in experts.experts.items()}}
-    changed = [n for n, p in now.items() if n in stored and content_hash(p) != stored[n]]
+    changed = changed_checkpoints(stored, now)
     if changed:
         raise ValueError(
             f"trial {record.key}: checkpoint(s) {', '.join(changed)} differ from those study "

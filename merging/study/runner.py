@@ -88,27 +88,26 @@ def check_checkpoints(session: StudySession, storage, names: list[str]) -> None:
     for the checkpoints it evaluates (its family's and the base) than this machine's: resumed,
     it would mix trials of a rebuilt zoo or a retrained expert with the old ones. Runs not
     stored yet, without trials or without recorded hashes are not checked."""
-    import optuna
+    from optuna.trial import TrialState
 
-    now: dict[str, str] | None = None
+    from merging.paths import changed_checkpoints
+
     for name in names:
         try:
             study_id = storage.get_study_id_from_name(name)
         except KeyError:
             continue
         stored = storage.get_study_user_attrs(study_id).get(CHECKPOINTS_ATTR)
-        done = storage.get_all_trials(
-            study_id, deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
-        )
-        if not stored or not done:
+        if not stored:
             continue
-        now = now or session.checkpoint_hashes()
-        label = name.split(SEPARATOR, 1)[1]
-        used = ["base", *session.run_checkpoints(label)]
-        changed = [n for n in used if n in stored and stored[n] != now.get(n)]
+        done = storage.get_n_trials(study_id, state=TrialState.COMPLETE)
+        if not done:
+            continue
+        used = session.run_checkpoints(name.split(SEPARATOR, 1)[1])
+        changed = changed_checkpoints(stored, used)  # hashed once per process (cached)
         if changed:
             raise RunConflict(
-                f"study {name!r} evaluated its {len(done)} trials on other checkpoints: "
+                f"study {name!r} evaluated its {done} trials on other checkpoints: "
                 f"{', '.join(changed)} changed since (content hash; a rebuilt zoo or a retrained "
                 "expert): give the study another name, or run it in another storage "
                 "(--storage URL)"

@@ -240,11 +240,11 @@ class StudySession:
 
         return study_learner(self, run)
 
-    def run_checkpoints(self, label: str) -> list[str]:
-        """The names of the checkpoints run ``label``'s family evaluates, as
-        :meth:`checkpoint_hashes` names them (the base aside)."""
+    def run_checkpoints(self, label: str) -> dict[str, str]:
+        """The checkpoints run ``label`` evaluates, the base and its family's, named as
+        :meth:`checkpoint_hashes` names them."""
         family = self.families[label]
-        return list(family.checkpoint_paths(self.experts, self.ric))
+        return {"base": self.base, **family.checkpoint_paths(self.experts, self.ric)}
 
     def checkpoint_hashes(self) -> dict[str, str]:
         """Content hashes of the study's checkpoints (``base``, each expert, ``ric``): what an

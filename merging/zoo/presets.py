@@ -146,9 +146,11 @@ def ric_training_settings(preset: Preset) -> dict:
 
 
 def ric_data_settings(preset: Preset) -> dict:
-    """The preset's keyword arguments for :func:`merging.zoo.ric_data.build_ric_examples`."""
+    """The preset's keyword arguments for :func:`merging.zoo.ric_data.build_ric_examples`, as
+    JSON reads them back (lists: the RiC step records them in the zoo's manifest)."""
+    weights = preset.ric_marker_weights
     return {
         "one_marker": preset.ric_one_marker,
-        "marker_weights": preset.ric_marker_weights,
-        "policy_weight": preset.ric_policy_weight,
+        "marker_weights": None if weights is None else list(weights),
+        "policy_weight": list(preset.ric_policy_weight),
     }

@@ -222,8 +222,7 @@ def ric_step(build: ZooBuild, folder: Path, bar: Bar) -> dict:
     )
     return {
         **metrics,
-        # lists, as the manifest's JSON reads them back
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in data_settings.items()},
+        **data_settings,
         "answers": {
             "prompts": len(prompts),
             "experts": list(experts),
