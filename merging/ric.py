@@ -21,7 +21,10 @@ A preference ``w`` becomes desired scores within each reward's training range ``
   ``min(n * w_i, 1) * (high_i - low_i) + low_i``;
 * ``linear``: ``r_i = w_i * (high_i - low_i) + low_i``;
 
-all rounded to one decimal.
+all rounded to one decimal. The paper's rewards are all to be maximised; a reward the user wants
+low (the zoo's verbosity, whose marker is the answer's length) is mapped the other way,
+``r_i = high_i - f_i * (high_i - low_i)`` for the same share ``f_i``, so that a weight on it
+always asks for more of what the user wants (its ``senses``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from merging.data import Prompt
 
 RIC_FILE = "ric.json"
 MAPPINGS = ("l2", "linf", "linear")
+SENSES = ("max", "min")
 LEVEL_WIDTH = 0.6
 """How much of a normalised score each level word covers (the middle one: -0.3 to 0.3)."""
 LevelWords = tuple[str, ...]
@@ -150,9 +154,15 @@ def condition(
 
 
 def preference_to_rewards(
-    weights: Sequence[float], low: Sequence[float], high: Sequence[float], mapping: str = "l2"
+    weights: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    mapping: str = "l2",
+    senses: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Desired scores for a preference ``weights`` (see the module docstring)."""
+    """Desired scores for a preference ``weights`` (see the module docstring); ``senses``
+    (``"max"`` or ``"min"`` per reward, default all ``"max"``) says which end a weight moves
+    each reward towards."""
     w = np.asarray(weights, dtype=float)
     lo, hi = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     if mapping == "l2":
@@ -165,4 +175,9 @@ def preference_to_rewards(
         frac = w
     else:
         raise ValueError(f"mapping {mapping!r} is not one of {', '.join(MAPPINGS)}")
-    return np.round(frac * (hi - lo) + lo, 1)
+    if senses is None:
+        senses = ("max",) * len(w)
+    if len(senses) != len(w) or not set(senses) <= set(SENSES):
+        raise ValueError(f"senses: one of {', '.join(SENSES)} per reward; got {list(senses)}")
+    wanted_low = np.array([s == "min" for s in senses])
+    return np.round(np.where(wanted_low, hi - frac * (hi - lo), lo + frac * (hi - lo)), 1)

@@ -57,13 +57,18 @@ def make_family(name: str, experts: Sequence[str], **settings) -> Family:
 
 
 def family_for_checkpoints(
-    name: str, experts: Mapping[str, str], ric: str | None, settings: Mapping
+    name: str,
+    experts: Mapping[str, str],
+    ric: str | None,
+    settings: Mapping,
+    senses: Mapping[str, str] | None = None,
 ) -> Family:
     """Family ``name`` as a study builds it from its checkpoints (``experts`` by name, the RiC
-    model or None); unknown settings are an error naming them."""
+    model or None) and its objectives' ``senses`` (``"max"``/``"min"`` by name); unknown
+    settings are an error naming them."""
     cls = get_family(name)
     reject_unknown_settings(f"family {name!r}", settings, cls.settings())
-    return cls.from_checkpoints(experts, ric, **settings)
+    return cls.from_checkpoints(experts, ric, senses=senses or {}, **settings)
 
 
 def x_rows(recipe: Mapping | None, x, experts: Sequence[str]) -> list[Row]:
@@ -143,9 +148,22 @@ class Family(ABC):
         return dict(experts)
 
     @classmethod
-    def from_checkpoints(cls, experts: Mapping[str, str], ric: str | None, **settings) -> Family:
-        """The family over a study's checkpoints (``experts`` by name, the RiC model or None)."""
+    def from_checkpoints(
+        cls,
+        experts: Mapping[str, str],
+        ric: str | None,
+        senses: Mapping[str, str] | None = None,
+        **settings,
+    ) -> Family:
+        """The family over a study's checkpoints (``experts`` by name, the RiC model or None);
+        ``senses``, the study's objectives' (``"max"``/``"min"`` by name), for a family whose
+        ``x`` means something about them (most ignore it)."""
         return cls(list(experts), **settings)
+
+    def run_settings(self) -> dict:
+        """What the family took from its study beyond the user's settings, recorded with the
+        run so that a resume under another meaning of ``x`` is refused (most: nothing)."""
+        return {}
 
     @classmethod
     def x_from_groups(

@@ -3,8 +3,11 @@
 No weights change: the policy is the RiC model, and :meth:`prompt_transform` writes the desired
 scores into every prompt. ``x`` is either the desired scores themselves (``mapping="rewards"``,
 a box over each reward's training range) or a preference on the simplex mapped to desired
-scores as the RiC paper does (``l2``, ``linf``, ``linear``; see :mod:`merging.ric`). A RiC model
-with level words gets them written after its scores, as it was trained.
+scores as the RiC paper does (``l2``, ``linf``, ``linear``; see :mod:`merging.ric`), each
+weight moving its reward towards the end the study's objective of that name wants (a weight on
+an objective to minimise asks for a lower score; a reward no objective names is maximised, as
+in the paper). A RiC model with level words gets them written after its scores, as it was
+trained.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from collections.abc import Mapping, Sequence
 
 from merging.families.base import Family, Row, WeightMerger, register
 from merging.recipe import MergeRecipe
-from merging.ric import MAPPINGS, RiCSpec, condition, condition_suffix, preference_to_rewards
+from merging.ric import (
+    MAPPINGS,
+    SENSES,
+    RiCSpec,
+    condition,
+    condition_suffix,
+    preference_to_rewards,
+)
 from pareto.spaces import Box, Simplex
 
 
@@ -25,9 +35,23 @@ class RewardsInContext(Family):
     x_caption = "the rewards written in the prompt of the RiC model"
 
     def __init__(
-        self, experts, ric: str | None = None, mapping: str = "rewards", low=None, high=None
+        self,
+        experts,
+        ric: str | None = None,
+        mapping: str = "rewards",
+        low=None,
+        high=None,
+        senses: Mapping[str, str] | None = None,
     ):
+        """``senses``: ``"max"`` or ``"min"`` by reward name (a study passes its objectives'),
+        the end a preference weight moves each desired score towards; unnamed rewards are
+        ``"max"``."""
         super().__init__(experts)
+        senses = dict(senses or {})
+        wrong = {k: v for k, v in senses.items() if v not in SENSES}
+        if wrong:
+            raise ValueError(f"senses: each is one of {', '.join(SENSES)}; got {wrong}")
+        self.senses = tuple(senses.get(e, "max") for e in self.experts)
         self.words = None
         """The RiC model's level words (:class:`~merging.ric.RiCSpec`), if it has them."""
         if ric is not None:
@@ -54,10 +78,21 @@ class RewardsInContext(Family):
         return {"ric": ric}
 
     @classmethod
-    def from_checkpoints(cls, experts, ric, **settings):
+    def settings(cls) -> tuple[str, ...]:
+        """The user's settings: ``senses`` comes from the study's objectives."""
+        return tuple(s for s in super().settings() if s != "senses")
+
+    @classmethod
+    def from_checkpoints(cls, experts, ric, senses=None, **settings):
         """Over the rewards the RiC model was trained on."""
         (path,) = cls.checkpoint_paths(experts, ric).values()
-        return cls(RiCSpec.load(path).rewards, ric=path, **settings)
+        return cls(RiCSpec.load(path).rewards, ric=path, senses=senses, **settings)
+
+    def run_settings(self) -> dict:
+        """The sense of each reward, when a preference mapping uses them."""
+        if self.mapping == "rewards":
+            return {}
+        return {"senses": dict(zip(self.experts, self.senses, strict=True))}
 
     @classmethod
     def x_rows(cls, recipe: Mapping, experts: Sequence[str]) -> list[Row]:
@@ -79,7 +114,7 @@ class RewardsInContext(Family):
         desired = (
             v
             if self.mapping == "rewards"
-            else preference_to_rewards(v, self.low, self.high, self.mapping)
+            else preference_to_rewards(v, self.low, self.high, self.mapping, self.senses)
         )
         params = {f"desired.{n}": float(d) for n, d in zip(self.experts, desired, strict=True)}
         weights = None if self.mapping == "rewards" else tuple(map(float, v))

@@ -85,8 +85,9 @@ def _run_study(session: StudySession, storage, log: Log) -> list[RunStore]:
 
 def check_checkpoints(session: StudySession, storage, names: list[str]) -> None:
     """Stop with :class:`RunConflict` when a run that has trials recorded other content hashes
-    for the checkpoints it evaluates (its family's and the base) than this machine's: resumed,
-    it would mix trials of a rebuilt zoo or a retrained expert with the old ones. Runs not
+    for the checkpoints it evaluates (its family's, the base and the heads' folders) than this
+    machine's: resumed, it would mix trials of a rebuilt zoo, a retrained expert or a retrained
+    head with the old ones. Runs not
     stored yet, without trials or without recorded hashes are not checked."""
     from optuna.trial import TrialState
 
@@ -108,8 +109,8 @@ def check_checkpoints(session: StudySession, storage, names: list[str]) -> None:
         if changed:
             raise RunConflict(
                 f"study {name!r} evaluated its {done} trials on other checkpoints: "
-                f"{', '.join(changed)} changed since (content hash; a rebuilt zoo or a retrained "
-                "expert): give the study another name, or run it in another storage "
+                f"{', '.join(changed)} changed since (content hash; a rebuilt zoo, a retrained "
+                "expert or head): give the study another name, or run it in another storage "
                 "(--storage URL)"
             )
 

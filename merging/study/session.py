@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,7 +139,8 @@ class StudySession:
     def _family(self, f):
         from merging.families import family_for_checkpoints
 
-        return family_for_checkpoints(f.family, self.experts, self.ric, f.settings)
+        senses = {o.name: o.sense for o in self.objectives}
+        return family_for_checkpoints(f.family, self.experts, self.ric, f.settings, senses)
 
     def run_specs(self) -> list[RunSpec]:
         """One run per family of the study, as recorded in the store."""
@@ -151,7 +153,7 @@ class StudySession:
                     study=self.spec.name,
                     label=f.run_label,
                     family=f.family,
-                    family_settings=dict(f.settings.items()),
+                    family_settings=dict(f.settings.items()) | family.run_settings(),
                     experts=tuple(family.experts),
                     driver=search.driver,
                     driver_settings=dict(search.settings),
@@ -241,19 +243,29 @@ class StudySession:
         return study_learner(self, run)
 
     def run_checkpoints(self, label: str) -> dict[str, str]:
-        """The checkpoints run ``label`` evaluates, the base and its family's, named as
-        :meth:`checkpoint_hashes` names them."""
+        """The checkpoints run ``label`` evaluates, the base and its family's, and the reward
+        heads that score it, named as :meth:`checkpoint_hashes` names them."""
         family = self.families[label]
-        return {"base": self.base, **family.checkpoint_paths(self.experts, self.ric)}
+        paths = {"base": self.base, **family.checkpoint_paths(self.experts, self.ric)}
+        return paths | self.head_folders()
+
+    def head_folders(self) -> dict[str, str]:
+        """The objectives' heads that are folders (a trained head, a reward model), named
+        ``head:OBJECTIVE``: retrained, they change what every score of a run means."""
+        return {
+            f"head:{o.name}": o.head for o in self.objectives if Path(o.head).expanduser().is_dir()
+        }
 
     def checkpoint_hashes(self) -> dict[str, str]:
-        """Content hashes of the study's checkpoints (``base``, each expert, ``ric``): what an
-        export checks before writing weights, on whichever machine it runs."""
+        """Content hashes of the study's checkpoints (``base``, each expert, ``ric``) and of its
+        heads' folders (:meth:`head_folders`): what an export checks before writing weights,
+        and a resumed run before it adds trials, on whichever machine it runs."""
         from merging.paths import content_hash
 
         found = {"base": self.base, **self.experts}
         if self.ric is not None:
             found["ric"] = self.ric
+        found |= self.head_folders()
         return {name: content_hash(path) for name, path in found.items()}
 
     def tokenizer(self):

@@ -255,7 +255,9 @@ def test_no_disk_space_or_changed_checkpoints_write_nothing(tiny_study, tmp_path
 
     record = select_trial(tiny_study, "tiny", None, knee=True)
     assert record.knee
-    assert set(record.checkpoints) == {"base", "helpfulness", "harmlessness", "concise", "ric"}
+    checkpoints = {"base", "helpfulness", "harmlessness", "concise", "ric"}
+    heads = {"head:helpfulness", "head:harmlessness"}  # verbosity is counted, not a folder
+    assert set(record.checkpoints) == checkpoints | heads
     changed = dataclasses.replace(record, checkpoints={**record.checkpoints, "base": "sha256:0"})
     with pytest.raises(ValueError, match="base differ from those"):
         export_trial(changed, tmp_path / "changed", log=quiet)

@@ -123,3 +123,16 @@ def test_a_run_does_not_resume_on_changed_checkpoints(
     kept = [p for p in (tmp_path / "runs" / "rebuilt").iterdir() if p.name.startswith("study-")]
     assert [completed(sqlite_url(p)) for p in kept] == [[3, 2]]
     assert completed(url) == [2, 2]
+
+    # a retrained head changes what every score means: no run scored by it resumes
+    head = zoo / "helpfulness_head" / "head.safetensors"
+    tensors = load_file(head)
+    tensors["mean"] = tensors["mean"] + 0.5
+    save_file(tensors, head)
+    capsys.readouterr()
+    assert main(["study", "run", spec_file(["interpolation"], 3), "--no-show"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "'rebuilt/interpolation' evaluated its 2 trials on other checkpoints" in err
+    assert "head:helpfulness changed since" in err
+    assert completed(url) == [2, 2]

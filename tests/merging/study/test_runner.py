@@ -642,3 +642,38 @@ def test_an_ama_run_whose_objective_has_no_stand_in_is_refused_before_anything_i
     named = {**family, "driver_settings": {"pairs": {"kl": "reference"}}}
     spec = parse_study_spec({"name": "kl", **SMALL, "families": [named], "objectives": objectives})
     StudySession(spec, evaluate=False, log=lambda _: None)  # a named stand-in is accepted
+
+
+def test_a_preference_moves_each_ric_reward_the_way_its_objective_wants(tiny_zoo_cache):
+    """With a preference mapping, a weight on verbosity (an objective to minimise) asks for
+    shorter answers, and the run records the senses it used, so that a run stored before (or
+    under other senses) is not resumed with another meaning of ``x``."""
+    spec = parse_study_spec(
+        {
+            "name": "senses",
+            **SMALL,
+            "families": [{"family": "rewards_in_context", "settings": {"mapping": "l2"}}],
+        }
+    )
+    session = StudySession(spec, evaluate=False, log=lambda _: None)
+    ric = session.families["rewards_in_context"]
+    assert ric.experts == ("helpfulness", "harmlessness", "verbosity")
+    assert ric.senses == ("max", "max", "min")
+    all_verbosity = ric.recipe(np.array([0.0, 0.0, 1.0])).parameters
+    no_verbosity = ric.recipe(np.array([0.5, 0.5, 0.0])).parameters
+    assert all_verbosity["desired.verbosity"] == pytest.approx(ric.low[2])  # the shortest
+    assert no_verbosity["desired.verbosity"] == pytest.approx(ric.high[2])
+    assert no_verbosity["desired.helpfulness"] > all_verbosity["desired.helpfulness"]
+    (run,) = session.run_specs()
+    assert run.family_settings == {
+        "mapping": "l2",
+        "senses": {"helpfulness": "max", "harmlessness": "max", "verbosity": "min"},
+    }
+    # the desired scores themselves (the default mapping): nothing taken from the objectives
+    box = parse_study_spec({"name": "box", **SMALL, "families": [{"family": "rewards_in_context"}]})
+    (run,) = StudySession(box, evaluate=False, log=lambda _: None).run_specs()
+    assert run.family_settings == {}
+    bad = {"name": "bad", **SMALL, "families": [{"family": "rewards_in_context"}]}
+    bad["families"][0]["settings"] = {"senses": {"verbosity": "max"}}
+    with pytest.raises(ValueError, match=r"has no setting\(s\) \['senses'\]"):
+        StudySession(parse_study_spec(bad), evaluate=False, log=lambda _: None)

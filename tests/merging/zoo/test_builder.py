@@ -197,6 +197,19 @@ def test_preference_mappings_follow_the_paper():
     np.testing.assert_allclose(
         preference_to_rewards([0.25, 0.75], low, high, "linear"), [-1.0, 2.0]
     )
+    # a reward wanted low: the same share from the top of its range down
+    minimised = ("max", "min")
+    np.testing.assert_allclose(
+        preference_to_rewards([1, 0], low, high, "l2", minimised), [2.0, 3.0]
+    )
+    np.testing.assert_allclose(
+        preference_to_rewards([0.6, 0.8], low, high, "l2", minimised), [0.4, -0.2]
+    )
+    np.testing.assert_allclose(
+        preference_to_rewards([0.25, 0.75], low, high, "linear", minimised), [-1.0, 0.0]
+    )
+    with pytest.raises(ValueError, match="senses: one of max, min per reward"):
+        preference_to_rewards([0.5, 0.5], low, high, "l2", ("max", "down"))
     p = condition(
         __import__("merging.data", fromlist=["Prompt"]).Prompt(({"role": "user", "content": "q"},)),
         ["a"],
