@@ -102,4 +102,10 @@ def run_show(args: argparse.Namespace) -> int:
     for step, record in manifest.steps.items():
         metrics = json.dumps(record.get("metrics", {}))[:120]
         print(f"  step {step}: {record['seconds']:.0f} s {metrics}")
+    outdated = manifest.outdated_steps()
+    if outdated:
+        print(
+            f"  outdated: {', '.join(outdated)} (an older recipe); `paretomerge zoo build` or the "
+            "next study on this zoo builds them again"
+        )
     return 0

@@ -116,16 +116,17 @@ def check_checkpoints(session: StudySession, storage, names: list[str]) -> None:
 
 
 def _record_checkpoints(session: StudySession, runs: list[RunStore]) -> None:
-    """Store the checkpoints' content hashes with the runs that have no trial yet: a resumed
-    old study must not vouch for checkpoints that may have changed since its trials were
-    evaluated."""
-    unhashed = [
-        run for run in runs if CHECKPOINTS_ATTR not in run.study.user_attrs and not run.trials()
-    ]
-    if unhashed:
+    """Store the checkpoints' content hashes with the runs that have no trial yet, whether
+    or not an earlier start stored some (a run created, then stopped before its first trial,
+    and its zoo rebuilt: its trials will be of this machine's checkpoints). A run with trials
+    keeps its record: a resumed old study must not vouch for checkpoints that may have changed
+    since its trials were evaluated (:func:`check_checkpoints` compares them)."""
+    fresh = [run for run in runs if not run.trials()]
+    if fresh:
         hashes = session.checkpoint_hashes()
-        for run in unhashed:
-            run.study.set_user_attr(CHECKPOINTS_ATTR, hashes)
+        for run in fresh:
+            if run.study.user_attrs.get(CHECKPOINTS_ATTR) != hashes:
+                run.study.set_user_attr(CHECKPOINTS_ATTR, hashes)
 
 
 def _record_reference(session: StudySession, runs: list[RunStore], log: Log) -> None:

@@ -133,7 +133,19 @@ class StudySession:
             if not build:
                 raise
             self.log(f"building the {spec.zoo} zoo first (cached for later runs)")
-            zoo = build_zoo(spec.zoo, data=self.data, out=folder, log=self.log)
+            return self._zoo_models(build_zoo(spec.zoo, data=self.data, out=folder, log=self.log))
+        outdated = zoo.outdated_steps()
+        if outdated and build:  # an older version's zoo: this version's recipes, not its own
+            self.log(
+                f"the cached {spec.zoo} zoo's {', '.join(outdated)} step(s) are of an older "
+                "recipe: building them again (cached for later runs)"
+            )
+            zoo = build_zoo(spec.zoo, data=self.data, out=zoo.folder, log=self.log)
+        return self._zoo_models(zoo)
+
+    @staticmethod
+    def _zoo_models(zoo):
+        """``_models``' answer for a built zoo."""
         return zoo.base, dict(zoo.experts), zoo.ric, zoo.objective_specs()
 
     def _family(self, f):

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from merging.paths import cache_root
-from merging.zoo.presets import OBJECTIVES, PRESETS, REFUSAL_PAIRS
+from merging.zoo.presets import OBJECTIVES, PRESETS, RECIPES, REFUSAL_PAIRS
 from merging.zoo.progress import StepRunner, duration, estimate_basis
 from merging.zoo.steps import ZooBuild, base_step, expert_step, head_step, ric_step
 
@@ -35,6 +35,15 @@ class ZooManifest(BaseModel):
     def objective_specs(self) -> list[str]:
         """``NAME=HEAD:SENSE`` strings, as ``paretomerge evaluate --objective`` takes them."""
         return [f"{n}={self.heads[n]}:{s}" for n, s in self.objectives]
+
+    def outdated_steps(self) -> list[str]:
+        """The steps built with another recipe than this version's (:data:`RECIPES`): a zoo
+        cached by an earlier version, which ``build_zoo`` builds again from the first of them."""
+        return [
+            name
+            for name, record in self.steps.items()
+            if record.get("recipe", 1) != RECIPES.get(name, 1)
+        ]
 
     def relocated(self, folder: str | Path) -> ZooManifest:
         """The manifest of this zoo found at ``folder``: the paths inside the folder it was

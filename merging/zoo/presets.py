@@ -11,13 +11,13 @@ FLOAT32_SLOWDOWN = {"avx512": 1.4, "avx2": 2.2}
 throughout), by the widest vector instructions it has: with AVX-512 (a Xeon at 2.8 GHz) 40.6 min
 against about 28 (the per-step ratios 0.9 to 1.6); with AVX2 only (an AMD EPYC) 59.6 min, the
 per-step ratios 1.6 to 2.6."""
-RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 4}
+RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 5}
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step after it
 (heads 2: length-controlled, the harmlessness head also trained on refusal pairs; ric 2: the RiC
 model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often; 4: an
 answer's harmlessness label is its policy's mean rank, the verbosity marker drawn twice as
-often)."""
+often; 5: four times as often, which float32 builds need to follow it)."""
 REFUSAL_PAIRS = 200
 """Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
 preferred a refusal to 92% of the helpful answers in its checks; with 300 it preferred harmful
@@ -82,7 +82,7 @@ PRESETS = {
         ric_contrast=2.0,
         ric_contrast_tokens=8,
         ric_one_marker=0.5,
-        ric_marker_weights=(0.25, 1.0, 2.0),  # verbosity's the most: the others name policies
+        ric_marker_weights=(0.25, 1.0, 4.0),  # verbosity's the most: the others name policies
         # one answer's harmlessness score is mostly the head's noise: its policy's mean is not
         ric_policy_weight=(0.0, 1.0),
         estimates={

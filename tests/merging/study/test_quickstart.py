@@ -136,3 +136,63 @@ def test_a_run_does_not_resume_on_changed_checkpoints(
     assert "'rebuilt/interpolation' evaluated its 2 trials on other checkpoints" in err
     assert "head:helpfulness changed since" in err
     assert completed(url) == [2, 2]
+
+
+def test_a_run_stopped_before_its_first_trial_records_the_checkpoints_it_then_uses(
+    tiny_zoo_cache, tmp_path
+):
+    """A run created (its checkpoints hashed) and stopped before its first trial, then its
+    RiC model rebuilt: its trials are of the new model, so the record must say so, or the next
+    resume and every export would refuse them as evaluated on other checkpoints."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from merging.paths import content_hash
+    from merging.study.runner import (
+        CHECKPOINTS_ATTR,
+        _record_checkpoints,
+        open_study_runs,
+        run_study,
+    )
+    from merging.study.session import StudySession
+    from merging.study.spec import parse_study_spec
+    from pareto.storage import new_storage
+
+    _, manifest = tiny_zoo_cache
+    zoo = tmp_path / "zoo"
+    shutil.copytree(manifest.folder, zoo)
+
+    def spec(budget):
+        return parse_study_spec(
+            {
+                "name": "stopped",
+                "zoo": "tiny",
+                "zoo_folder": str(zoo),
+                "families": [{"family": "rewards_in_context"}],
+                "prompts": {"hh_rlhf": ["helpful-base"], "split": "evaluation", "n": 2},
+                "generation": {"max_new_tokens": 3},
+                "search": {"driver": "random", "budget": budget, "seed": 0},
+            }
+        )
+
+    def quiet(_):
+        return None
+
+    url = sqlite_url(tmp_path / "study.db")
+    session = StudySession(spec(1), evaluate=False, log=quiet)
+    with new_storage(url) as storage:
+        (run,) = open_study_runs(session, storage)
+        _record_checkpoints(session, [run])
+        old = run.study.user_attrs[CHECKPOINTS_ATTR]["ric"]
+    weights = zoo / "ric" / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first] + 0.01
+    save_file(tensors, weights)
+
+    (run,) = run_study(spec(1), storage_url=url, log=quiet)
+    recorded = run.study.user_attrs[CHECKPOINTS_ATTR]["ric"]
+    assert recorded == content_hash(zoo / "ric") != old
+    (run,) = run_study(spec(2), storage_url=url, log=quiet)  # resumes: no conflict
+    assert run.counts().complete == 2

@@ -96,6 +96,50 @@ def test_a_copied_zoo_points_at_its_own_files(tiny_zoo, tmp_path):
     assert loaded.relocated(out) == manifest  # and back
 
 
+def test_a_zoo_of_an_older_recipe_is_built_again_before_a_study_uses_it(tiny_zoo, tmp_path, capsys):
+    """A zoo cached by an earlier version (its RiC step of the recipe before) is not used as
+    it is: a study's session builds the outdated step again (and nothing else), ``zoo show``
+    names it, and an export's session (``build=False``) leaves it alone."""
+    from merging.cli import main
+    from merging.study.session import StudySession
+    from merging.study.spec import parse_study_spec
+    from merging.zoo.presets import RECIPES
+
+    _, out = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(out, copy)
+    older = RECIPES["ric"] - 1
+    for path in (copy / "ric" / "step.json", copy / "zoo.json"):
+        record = json.loads(path.read_text())
+        (record["steps"]["ric"] if "steps" in record else record)["recipe"] = older
+        path.write_text(json.dumps(record))
+    adapter = copy / "ric" / "adapter_model.safetensors"
+    built = adapter.stat().st_mtime_ns
+    assert load_zoo("tiny", copy).outdated_steps() == ["ric"]
+    assert main(["zoo", "show", "--preset", "tiny", "--out", str(copy)]) == 0
+    assert "outdated: ric (an older recipe)" in capsys.readouterr().out
+
+    spec = parse_study_spec(
+        {
+            "name": "upgrade",
+            "zoo": "tiny",
+            "zoo_folder": str(copy),
+            "families": [{"family": "rewards_in_context"}],
+        }
+    )
+    StudySession(spec, evaluate=False, build=False, log=lambda _: None)
+    assert adapter.stat().st_mtime_ns == built  # an export reads what the study evaluated
+    lines: list[str] = []
+    session = StudySession(spec, evaluate=False, log=lines.append)
+    assert any("zoo's ric step(s) are of an older recipe: building them again" in x for x in lines)
+    assert sum("reused" in line for line in lines) == 6
+    assert f"[7/7] ric: built before (recipe {older}, now {RECIPES['ric']}), building it again" in (
+        lines
+    )
+    assert load_zoo("tiny", copy).outdated_steps() == []
+    assert Path(session.ric) == (copy / "ric").resolve()
+
+
 def test_the_margins_line_names_a_marker_without_rows():
     line = ric_margins_line({"helpfulness": 1.031, "harmlessness": None, "verbosity": 5.114})
     assert line.endswith("(nats): helpfulness 1.03, harmlessness n/a, verbosity 5.11")
