@@ -42,5 +42,7 @@ def x_chart(table: pd.DataFrame) -> alt.Chart:
             tooltip=["part", "name", alt.Tooltip("amount:Q", format=".3f")],
         )
         .resolve_scale(y="independent")
-        .properties(height=alt.Step(26))
+        # a faceted chart cannot take its column's width; 240 px of bars, beside the row
+        # headers and the names, fit the trial page's left column at 1280 px (300 overflowed it)
+        .properties(height=alt.Step(26), width=240)
     )
