@@ -87,8 +87,8 @@ def check_checkpoints(session: StudySession, storage, names: list[str]) -> None:
     """Stop with :class:`RunConflict` when a run that has trials recorded other content hashes
     for the checkpoints it evaluates (its family's, the base and the heads' folders) than this
     machine's: resumed, it would mix trials of a rebuilt zoo, a retrained expert or a retrained
-    head with the old ones. Runs not
-    stored yet, without trials or without recorded hashes are not checked."""
+    head with the old ones. Runs not stored yet, without trials or without recorded hashes are
+    not checked."""
     from optuna.trial import TrialState
 
     from merging.paths import changed_checkpoints
