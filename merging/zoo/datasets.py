@@ -5,7 +5,10 @@
 * an objective's expert trains on the pairs whose human label its reward head agrees with (the
   head scores the chosen response higher): DPO then moves the policy the way the objective is
   measured, instead of along whatever else the raw labels carry (in helpful-base, for example,
-  many labels the head disagrees with prefer the *shorter* answer);
+  many labels the head disagrees with prefer the *shorter* answer). The smol zoo's helpfulness
+  expert takes the pairs it agrees with by the widest margins: a length-controlled head is
+  close to a coin toss on most pairs, and random agreeing pairs made an expert the head found
+  *less* helpful than the base (docs/zoo-builds.md);
 * refusal pairs, for the harmlessness head: human labels of red-team dialogues teach a head
   that refusing is harmless, whatever was asked, and a search would then push every answer
   towards refusals. So the head also learns, on training prompts only, a harmless request's
@@ -119,6 +122,18 @@ def agreeing_pairs(
     """The pairs whose chosen response the head scores higher."""
     chosen, rejected = scores
     return [p for p, c, r in zip(pairs, chosen, rejected, strict=True) if c > r]
+
+
+def widest_margin_pairs(
+    pairs: list[PreferencePair], scores: tuple[np.ndarray, np.ndarray], n: int
+) -> list[PreferencePair]:
+    """The ``n`` pairs whose chosen response the head prefers by the widest margins (fewer
+    where fewer agree), widest first: what the head most clearly calls better, where a random
+    pair it agrees with is often a near tie of its noise."""
+    chosen, rejected = scores
+    margin = np.asarray(chosen) - np.asarray(rejected)
+    order = [int(i) for i in np.argsort(-margin, kind="stable") if margin[i] > 0]
+    return [pairs[i] for i in order[:n]]
 
 
 def concise_pairs(

@@ -11,13 +11,20 @@ FLOAT32_SLOWDOWN = {"avx512": 1.4, "avx2": 2.2}
 throughout), by the widest vector instructions it has: with AVX-512 (a Xeon at 2.8 GHz) 40.6 min
 against about 28 (the per-step ratios 0.9 to 1.6); with AVX2 only (an AMD EPYC) 59.6 min, the
 per-step ratios 1.6 to 2.6."""
-RECIPES = {"helpfulness_head": 2, "harmlessness_head": 2, "ric": 5}
+RECIPES = {
+    "helpfulness_head": 2,
+    "harmlessness_head": 2,
+    "helpfulness_expert": 2,
+    "harmlessness_expert": 2,
+    "ric": 5,
+}
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step after it
 (heads 2: length-controlled, the harmlessness head also trained on refusal pairs; ric 2: the RiC
 model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often; 4: an
 answer's harmlessness label is its policy's mean rank, the verbosity marker drawn twice as
-often; 5: four times as often, which float32 builds need to follow it)."""
+often; 5: four times as often, which float32 builds need to follow it; experts 2: trained on the
+pairs their head agrees with by the widest margins, ``Preset.widest_margin``)."""
 REFUSAL_PAIRS = 200
 """Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
 preferred a refusal to 92% of the helpful answers in its checks; with 300 it preferred harmful
@@ -37,6 +44,9 @@ class Preset:
     dpo_beta: float
     max_length: int
     lora_rank: int
+    widest_margin: tuple[str, ...]
+    """The experts that train on the pairs their head agrees with by the widest margins
+    (:func:`merging.zoo.datasets.widest_margin_pairs`); the others on random agreeing pairs."""
     ric_prompts: int
     """Training prompts each expert answers for the RiC model."""
     ric_answer_tokens: int
@@ -73,6 +83,9 @@ PRESETS = {
         dpo_beta=0.1,
         max_length=192,
         lora_rank=16,
+        # a length-controlled head is near a coin toss on most pairs: on random ones it agrees
+        # with, the helpfulness expert came out less helpful than the base (docs/zoo-builds.md)
+        widest_margin=("helpfulness", "harmlessness"),
         ric_prompts=160,
         ric_answer_tokens=96,
         ric_train_tokens=96,  # whole answers: a 64-token window never shows where "long" ends
@@ -89,12 +102,13 @@ PRESETS = {
             "base": 30,
             "helpfulness_head": 55,
             "harmlessness_head": 50,
-            # the experts and the RiC step as the 26.6-minute float32 build on the AVX-512 Xeon
-            # measured them (2.8 / 2.2 / 2.8 min; 3.8 to 5.0 min of answers, then 11.7 min of
+            # the experts as the bfloat16 build of expert recipe 2 on a 2-core AMD EPYC with
+            # AVX-512 BF16 measured them (81 / 89 / 73 s), the RiC step as the 26.6-minute
+            # float32 build on the AVX-512 Xeon did (3.8 to 5.0 min of answers, then 11.7 min of
             # training), divided by its float32 slowdown
-            "helpfulness_expert": 120,
-            "harmlessness_expert": 92,
-            "concise_expert": 120,
+            "helpfulness_expert": 85,
+            "harmlessness_expert": 90,
+            "concise_expert": 80,
             "ric": 680,
         },
     ),
@@ -107,6 +121,7 @@ PRESETS = {
         dpo_beta=0.1,
         max_length=64,
         lora_rank=4,
+        widest_margin=(),
         ric_prompts=24,
         ric_answer_tokens=16,
         ric_train_tokens=16,

@@ -99,15 +99,19 @@ class ZooBuild:
         return self.scores[name]
 
     def expert_pairs(self, expert: str) -> list[PreferencePair]:
-        """An expert's DPO pairs: those its objective's head agrees with; for ``concise``, the
-        helpful pairs rewritten to prefer the shorter answer."""
-        from merging.zoo.datasets import agreeing_pairs, concise_pairs
+        """An expert's DPO pairs: those its objective's head agrees with (by the widest margins,
+        as many as its steps take, for the preset's ``widest_margin`` experts); for
+        ``concise``, the helpful pairs rewritten to prefer the shorter answer."""
+        from merging.zoo.datasets import agreeing_pairs, concise_pairs, widest_margin_pairs
 
         if expert == "concise":
             if self.tiny:
                 return tiny_pairs("concise")
             return concise_pairs(self.helpful, self.scored("helpfulness", self.helpful))
         pairs = self.helpful if expert == "helpfulness" else self.harmless
+        if expert in self.preset.widest_margin:
+            n = self.preset.dpo_steps * self.preset.dpo_batch
+            return widest_margin_pairs(pairs, self.scored(expert, pairs), n)
         return agreeing_pairs(pairs, self.scored(expert, pairs))
 
 
