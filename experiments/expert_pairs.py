@@ -6,7 +6,7 @@
 
 ``agreeing``: random pairs the objective's head agrees with (expert recipe 1); ``widest``: the
 pairs it agrees with by the widest margins, as many as the preset's steps use (recipe 2, what
-the smol builder does now). Pairs are shuffled and trained on as the builder's expert step does.
+the smol builder does now). The expert is trained by the builder's own expert step.
 The copy's other components are the source zoo's (its manifest points at them).
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -36,46 +36,39 @@ def main() -> None:
 
     from merging.device import resolve_device
     from merging.zoo import load_zoo
-    from merging.zoo.datasets import agreeing_pairs, widest_margin_pairs
-    from merging.zoo.dpo_expert import train_dpo_expert
     from merging.zoo.presets import PRESETS
-    from merging.zoo.steps import ZooBuild
+    from merging.zoo.steps import ZooBuild, expert_step
 
     preset = PRESETS[args.preset]
+    widest = {args.expert} if args.pairs == "widest" else set()
+    preset = replace(
+        preset,
+        widest_margin=tuple(set(preset.widest_margin) - {args.expert} | widest),
+        dpo_steps=args.steps or preset.dpo_steps,
+    )
     zoo = load_zoo(args.preset, args.zoo)
     out = Path(args.out).expanduser()
     folder = out / f"{args.expert}_expert"
     if folder.exists():
         raise SystemExit(f"{folder} exists already: choose another --out")
-    device = str(resolve_device(args.device))
-    build = ZooBuild.start(preset, args.data, device)
+    build = ZooBuild.start(preset, args.data, str(resolve_device(args.device)))
+    build.base = Path(zoo.base)
     build.heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
+    # the pool the step below draws its pairs from (shuffled, then cut to its steps); for
+    # ``widest``, exactly the pairs it trains on
     pairs = build.helpful if args.expert == "helpfulness" else build.harmless
-    chosen, rejected = build.scored(args.expert, pairs)
-    steps = args.steps or preset.dpo_steps
-    n = steps * preset.dpo_batch
-    choose = agreeing_pairs if args.pairs == "agreeing" else widest_margin_pairs
-    picked = choose(pairs, (chosen, rejected), *([] if args.pairs == "agreeing" else [n]))
-    random.Random(0).shuffle(picked)  # as the builder's expert step does
-    picked = picked[:n]
-    margin = {id(p): c - r for p, c, r in zip(pairs, chosen, rejected, strict=True)}
-    margins = [margin[id(p)] for p in picked]
+    margin = dict(zip(map(id, pairs), np.subtract(*build.scored(args.expert, pairs)), strict=True))
+    pool = build.expert_pairs(args.expert)
     print(
-        f"{len(picked)} {args.pairs} pairs, head margin {np.mean(margins):.3f} on average; "
-        f"chosen answer shorter in {np.mean([len(p.chosen) < len(p.rejected) for p in picked]):.0%}"
+        f"{len(pool)} {args.pairs} pairs for {preset.dpo_steps * preset.dpo_batch}: head margin "
+        f"{np.mean([margin[id(p)] for p in pool]):.3f} on average; chosen answer shorter in "
+        f"{np.mean([len(p.chosen) < len(p.rejected) for p in pool]):.0%}"
     )
+    folder.mkdir(parents=True)
     start = time.perf_counter()
-    metrics = train_dpo_expert(
-        Path(zoo.base),
-        picked,
-        folder,
-        steps=steps,
-        batch_size=preset.dpo_batch,
-        learning_rate=args.learning_rate or preset.dpo_learning_rate,
-        beta=preset.dpo_beta,
-        max_length=preset.max_length,
-        lora_rank=preset.lora_rank,
-        device=device,
+    learning_rate = args.learning_rate or preset.dpo_learning_rate
+    metrics = expert_step(
+        build, folder, lambda *_: None, expert=args.expert, learning_rate=learning_rate
     )
     metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(metrics, indent=2))

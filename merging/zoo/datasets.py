@@ -6,9 +6,9 @@
   head scores the chosen response higher): DPO then moves the policy the way the objective is
   measured, instead of along whatever else the raw labels carry (in helpful-base, for example,
   many labels the head disagrees with prefer the *shorter* answer). The smol zoo's helpfulness
-  expert takes the pairs it agrees with by the widest margins: a length-controlled head is
-  close to a coin toss on most pairs, and random agreeing pairs made an expert the head found
-  *less* helpful than the base (docs/zoo-builds.md);
+  and harmlessness experts take the pairs it agrees with by the widest margins: a
+  length-controlled head is close to a coin toss on most pairs, and random agreeing pairs made
+  a helpfulness expert the head found *less* helpful than the base (docs/zoo-builds.md);
 * refusal pairs, for the harmlessness head: human labels of red-team dialogues teach a head
   that refusing is harmless, whatever was asked, and a search would then push every answer
   towards refusals. So the head also learns, on training prompts only, a harmless request's
