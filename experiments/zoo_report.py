@@ -62,6 +62,12 @@ def main() -> None:
         default="verbosity,harmlessness",
         help="rewards to sweep, in order (empty: none, the experts' table only)",
     )
+    parser.add_argument(
+        "--ric-others",
+        default="",
+        help="the other markers' desired values during a sweep, e.g. verbosity=0.9 "
+        "(default: 0 for each)",
+    )
     args = parser.parse_args()
 
     from merging.evaluate import Evaluator, parse_objective
@@ -165,6 +171,14 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         ExpertSet.from_paths(zoo.base, {"ric": zoo.ric}), device=args.device, dtype=args.dtype
     )
     ric = make_family("rewards_in_context", names, ric=zoo.ric)
+    others = {}
+    for item in filter(None, args.ric_others.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            others[names[names.index(name)]] = float(value)
+        except ValueError:
+            message = f"--ric-others {item!r}: give REWARD=VALUE, a reward of {names}"
+            raise SystemExit(message) from None
     for target in filter(None, args.ric_targets.split(",")):
         i = names.index(target)
         mid, half = (ric.low[i] + ric.high[i]) / 2, (ric.high[i] - ric.low[i]) / 2
@@ -172,7 +186,7 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         levels = np.round(np.linspace(mid - span, mid + span, 5), 1)
         measured, per_prompt = [], []
         for level in levels:
-            desired = [0.0] * len(names)
+            desired = [others.get(name, 0.0) for name in names]
             desired[i] = float(level)
             recipe = ric.recipe(np.clip(desired, ric.low, ric.high))
             ric.apply(recipe, ric_merger)
@@ -186,6 +200,8 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
             measured.append(r.objectives[target])
             per_prompt.append(np.array(r.scores[target], dtype=float))
         rho = spearmanr(levels, [m.mean for m in measured]).statistic
+        held = ", ".join(f"{n} {others.get(n, 0.0):+.1f}" for n in names if n != target)
+        print(f"\n(the other markers: {held})")
         print(f"\n| desired {target} | measured {target} |\n|---|---|")
         for level, m in zip(levels, measured, strict=True):
             print(f"| {level:+.1f} | {m.mean:.3f} ± {m.stderr:.3f} |")
