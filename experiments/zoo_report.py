@@ -7,7 +7,8 @@ Evaluates the base and each expert of a built zoo on held-out prompts (the ``eva
 of the prompt-hash split of HH-RLHF helpful-base and harmless-base, half from each), prints
 every objective's mean and standard error, and each expert's per-prompt paired difference from
 the base with its standard error. Then steers the rewards-in-context model through five levels
-of desired verbosity (and, separately, of harmlessness), the other rewards held at 0, and
+of desired verbosity (and, separately, of harmlessness), the other rewards held at 0 (or at
+``--ric-others``), and
 prints the measured objective per level with Spearman's rank correlation and the paired
 per-prompt difference between the highest level and the lowest. Evaluations are
 cached, so a second run prints at once. Prints Markdown tables.
@@ -32,6 +33,35 @@ def held_out_prompts(data: Path, n: int):
         pairs = select_split(read_pairs(data / HH_FILES[key]), "evaluation")
         out += [p.prompt for p in pairs][: n // 2]
     return out
+
+
+def held_markers(text: str, names: list[str]) -> dict[str, float]:
+    """``--ric-others``: ``REWARD=VALUE,...`` as a dict; a bad item stops with one line."""
+    held = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            held[name] = float(value)
+        except ValueError:
+            name = None
+        if name not in names:
+            raise SystemExit(f"--ric-others {item!r}: give REWARD=VALUE, a reward of {names}")
+    return held
+
+
+def ric_evaluation(ric, merger, evaluator, tok, desired):
+    """The RiC model's evaluation at one desired-reward vector (clipped to its training range):
+    the model conditioned through its prompts, the merger holding its weights."""
+    from merging.policy import merged_identity
+
+    recipe = ric.recipe(np.clip(desired, ric.low, ric.high))
+    ric.apply(recipe, merger)
+    return evaluator.evaluate(
+        merger.model,
+        tok,
+        merged_identity(merger, recipe),
+        prompt_transform=ric.prompt_transform(recipe),
+    )
 
 
 def main() -> None:
@@ -157,7 +187,6 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
     from merging.evaluate import Evaluator
     from merging.expert_set import ExpertSet
     from merging.families import make_family
-    from merging.policy import merged_identity
     from merging.resident import ResidentMerger
 
     if zoo.ric is None:
@@ -171,14 +200,7 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         ExpertSet.from_paths(zoo.base, {"ric": zoo.ric}), device=args.device, dtype=args.dtype
     )
     ric = make_family("rewards_in_context", names, ric=zoo.ric)
-    others = {}
-    for item in filter(None, args.ric_others.split(",")):
-        name, _, value = item.partition("=")
-        try:
-            others[names[names.index(name)]] = float(value)
-        except ValueError:
-            message = f"--ric-others {item!r}: give REWARD=VALUE, a reward of {names}"
-            raise SystemExit(message) from None
+    others = held_markers(args.ric_others, names)
     for target in filter(None, args.ric_targets.split(",")):
         i = names.index(target)
         mid, half = (ric.low[i] + ric.high[i]) / 2, (ric.high[i] - ric.low[i]) / 2
@@ -188,15 +210,8 @@ def report_ric(args, zoo, objectives, names, prompts, tok, settings) -> None:
         for level in levels:
             desired = [others.get(name, 0.0) for name in names]
             desired[i] = float(level)
-            recipe = ric.recipe(np.clip(desired, ric.low, ric.high))
-            ric.apply(recipe, ric_merger)
             print(f"RiC: {target} = {level:+.1f} on {len(ric_prompts)} prompts ...", flush=True)
-            r = ric_eval.evaluate(
-                ric_merger.model,
-                tok,
-                merged_identity(ric_merger, recipe),
-                prompt_transform=ric.prompt_transform(recipe),
-            )
+            r = ric_evaluation(ric, ric_merger, ric_eval, tok, desired)
             measured.append(r.objectives[target])
             per_prompt.append(np.array(r.scores[target], dtype=float))
         rho = spearmanr(levels, [m.mean for m in measured]).statistic

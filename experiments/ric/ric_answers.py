@@ -15,10 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from zoo_report import SHARED, held_out_prompts
+from zoo_report import SHARED, held_out_prompts, ric_evaluation
 
 
 def main() -> None:
@@ -40,7 +38,7 @@ def main() -> None:
     from merging.expert_set import ExpertSet
     from merging.families import make_family
     from merging.generation import GenerationSettings
-    from merging.policy import load_tokenizer, merged_identity
+    from merging.policy import load_tokenizer
     from merging.resident import ResidentMerger
     from merging.zoo import load_zoo
 
@@ -51,8 +49,7 @@ def main() -> None:
     names = [o.name for o in objectives]
     if args.target not in names:
         raise SystemExit(f"--target {args.target!r} is not one of {', '.join(names)}")
-    held_out = held_out_prompts(Path(args.data), 100)
-    prompts = held_out[: args.prompts] + held_out[50 : 50 + args.prompts]
+    prompts = held_out_prompts(Path(args.data), 2 * args.prompts)
     tok = load_tokenizer(zoo.base)
     evaluator = Evaluator(
         prompts,
@@ -67,14 +64,7 @@ def main() -> None:
     for level in (ric.low[i], (ric.low[i] + ric.high[i]) / 2, ric.high[i]):
         desired = [0.0] * len(names)
         desired[i] = float(level)
-        recipe = ric.recipe(np.clip(desired, ric.low, ric.high))
-        ric.apply(recipe, merger)
-        results[level] = r = evaluator.evaluate(
-            merger.model,
-            tok,
-            merged_identity(merger, recipe),
-            prompt_transform=ric.prompt_transform(recipe),
-        )
+        results[level] = r = ric_evaluation(ric, merger, evaluator, tok, desired)
         means = ", ".join(f"{k} {v.mean:.3f}" for k, v in r.objectives.items())
         print(f"{args.target} = {level:+.1f}: {means}", flush=True)
     for j, prompt in enumerate(prompts):
