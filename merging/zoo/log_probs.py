@@ -17,7 +17,7 @@ from merging.zoo.compact_head import scored_log_probs
 from merging.zoo.shared_prefix import packed_hidden_states
 
 
-def response_log_probs(model, sequences, pad: int, device: str, autocast: dict):
+def response_log_probs(model, sequences, pad: int, autocast: dict):
     """``(token_lp, valid)``, each ``(rows, longest response)``: the log-probability of each
     response token of ``(prompt_ids, response_ids)`` rows, and where a response token is.
 

@@ -178,17 +178,16 @@ class _RiCLoss:
     def log_probs(self, indices: list[int]) -> tuple:
         """``(own_lp, own_valid, cf_lp, cf_valid)`` of the rows ``indices`` (the last two
         ``None`` without a contrastive term)."""
-        common = (self.pad, self.device, self.autocast)
         if self.contrast and self.paired:  # one pass: a counterfactual shares its prompt's start
             rows = [(*self.rows[i], self.heads[i]) for i in indices]
-            return paired_log_probs(self.model, rows, *common)
+            return paired_log_probs(self.model, rows, self.pad, self.device, self.autocast)
         own_rows = [(self.rows[i][0], self.rows[i][2]) for i in indices]
-        own = response_log_probs(self.model, own_rows, *common)
+        own = response_log_probs(self.model, own_rows, self.pad, self.autocast)
         if not self.contrast:
             return (*own, None, None)
         # a pass of its own: its rows are shorter, so padded less
         cf_rows = [(self.rows[i][1], self.rows[i][2][: self.heads[i]]) for i in indices]
-        return (*own, *response_log_probs(self.model, cf_rows, *common))
+        return (*own, *response_log_probs(self.model, cf_rows, self.pad, self.autocast))
 
 
 def _train_loop(

@@ -28,7 +28,7 @@ def test_response_log_probs_are_each_rows_own(tiny_base):
         ([26, 27], []),
     ]
     off = {"device_type": "cpu", "dtype": torch.bfloat16, "enabled": False}
-    lp, valid = response_log_probs(model, rows, tok.pad_token_id, "cpu", off)
+    lp, valid = response_log_probs(model, rows, tok.pad_token_id, off)
     assert lp.shape == (4, 5)
     assert valid.sum(-1).tolist() == [3, 5, 1, 0]
     assert (lp[~valid] == 0).all()
@@ -78,8 +78,8 @@ def test_one_paired_pass_equals_the_own_and_counterfactual_passes(arch, attentio
     off = {"device_type": "cpu", "dtype": torch.bfloat16, "enabled": False}
     paired = paired_log_probs(model, rows, 0, "cpu", off)
     grads = _lora_grads(model, paired)
-    own = response_log_probs(model, [(o, r) for o, _, r, _ in rows], 0, "cpu", off)
-    cf = response_log_probs(model, [(c, r[:h]) for _, c, r, h in rows], 0, "cpu", off)
+    own = response_log_probs(model, [(o, r) for o, _, r, _ in rows], 0, off)
+    cf = response_log_probs(model, [(c, r[:h]) for _, c, r, h in rows], 0, off)
     apart = (*own, *cf)
     assert [t.shape for t in paired] == [t.shape for t in apart] == [(5, 6)] * 2 + [(5, 3)] * 2
     assert paired[1].sum(-1).tolist() == [4, 3, 1, 6, 0]
