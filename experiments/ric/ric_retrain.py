@@ -4,6 +4,7 @@
         [--preset smol] [--batch-size 8] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
         [--train-tokens 96] [--marker-weights 0.25,1,1] [--one-marker 0.5]
         [--contrast-tokens 8,32,8] [--random-batches] [--policy-weight 0,1]
+        [--extra-answers mix.json]
     python experiments/zoo_report.py --zoo /tmp/ric-800 --ric-only
 
 The zoo builder's RiC step is limited to what 2 CPU cores do in its share of 30 minutes (about
@@ -67,6 +68,13 @@ def main() -> None:
         action="store_true",
         help="draw each batch at random instead of grouping answers of similar length",
     )
+    parser.add_argument(
+        "--extra-answers",
+        action="append",
+        default=[],
+        help="more policies' answers to the same prompts, to train on too "
+        "(experiments/ric/ric_mix_answers.py writes them); repeatable",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -93,6 +101,12 @@ def main() -> None:
     if (out / "ric").exists():
         raise SystemExit(f"{out / 'ric'} exists already: choose another --out")
     answers = json.loads(saved.read_text())
+    for extra in args.extra_answers:
+        more = json.loads(Path(extra).read_text())
+        if more["prompts"] != answers["prompts"]:
+            raise SystemExit(f"{extra} answers other prompts than {saved}")
+        for key in ("experts", "responses", "finished"):
+            answers[key] = answers[key] + more[key]
     prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
     heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
     weights = [float(w) for w in args.marker_weights.split(",")] if args.marker_weights else None
@@ -138,6 +152,7 @@ def main() -> None:
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
     metrics |= {"device": device, "retrained": True, **data_settings}
+    metrics |= {"policies": answers["experts"]}
     record = {"seconds": seconds, "metrics": metrics, "training": settings}
     (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")
     manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})

@@ -88,11 +88,13 @@ def policy_answers(
     *,
     max_new_tokens: int,
     device: str = "cpu",
+    mixes: Sequence[Sequence[float]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[list[str]], list[list[bool]]]:
     """Greedy answers of each expert alone: ``(responses, finished)``, each indexed
     ``[expert][prompt]``; in bfloat16 where that is native (the answers are training data,
-    not measurements)."""
+    not measurements). ``mixes``: the policies' weights on the experts (in ``experts`` order),
+    one row a policy, each a linear merge; the identity (each expert alone) by default."""
     from merging.device import fast_bfloat16
     from merging.expert_set import ExpertSet
     from merging.generation import GenerationSettings, generate_finished
@@ -105,7 +107,7 @@ def policy_answers(
     batch = ANSWER_BATCH if merger.device.type == "cpu" else "auto"
     settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch)
     responses, finished = [], []
-    for weights in np.eye(len(merger.expert_names)):
+    for weights in np.eye(len(merger.expert_names)) if mixes is None else mixes:
         merger.set_linear(list(weights))
         texts, ended = generate_finished(merger.model, tok, prompts, settings, progress=progress)
         responses.append(texts)

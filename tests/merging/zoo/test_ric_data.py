@@ -14,6 +14,7 @@ from merging.zoo.ric_data import (
     answer_sources,
     counterfactual_scores,
     one_marker_rows,
+    policy_answers,
     policy_blend,
     rank_per_prompt,
 )
@@ -115,3 +116,24 @@ def test_generation_says_which_responses_ended_their_turn(tiny_base):
             assert n < limit if ended else n == limit
     assert any(finished)  # some end their turn,
     assert not all(finished)  # some run out of tokens
+
+
+def test_policy_answers_are_each_experts_alone_unless_mixes_are_given(tiny_zoo_cache):
+    from pathlib import Path
+
+    _, zoo = tiny_zoo_cache
+    experts = {name: Path(path) for name, path in zoo.experts.items()}
+    prompts = _prompts(5, 4)
+    alone, ended = policy_answers(Path(zoo.base), experts, prompts, max_new_tokens=6)
+    assert len(alone) == len(ended) == len(experts)
+    one_hot = [[0.0] * len(experts) for _ in range(2)]
+    one_hot[0][1] = one_hot[1][0] = 1.0
+    picked, picked_ended = policy_answers(
+        Path(zoo.base), experts, prompts, max_new_tokens=6, mixes=one_hot
+    )
+    assert alone[0] != alone[1]  # the experts differ, so the order is checked
+    assert picked == [alone[1], alone[0]]
+    assert picked_ended == [ended[1], ended[0]]
+    half = [[0.5, 0.5] + [0.0] * (len(experts) - 2)]
+    mixed, _ = policy_answers(Path(zoo.base), experts, prompts, max_new_tokens=6, mixes=half)
+    assert [len(m) for m in mixed] == [len(prompts)]
