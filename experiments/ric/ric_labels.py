@@ -15,9 +15,9 @@ and concise experts").
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
-from pathlib import Path
+
+from ric_retrain import ric_examples, saved_answers  # this folder: on the path as a script
 
 
 def main() -> None:
@@ -34,33 +34,17 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from merging.data import Prompt
     from merging.ric import level_word
     from merging.zoo import load_zoo
     from merging.zoo.presets import PRESETS, ric_data_settings
-    from merging.zoo.ric_data import answer_sources, build_ric_examples
-    from merging.zoo.steps import ANSWERS_FILE
 
     zoo = load_zoo(args.preset, args.zoo)
-    answers = json.loads((Path(zoo.ric) / ANSWERS_FILE).read_text())
-    for extra in args.extra_answers:
-        more = json.loads(Path(extra).read_text())
-        for key in ("experts", "responses", "finished"):
-            answers[key] = answers[key] + more[key]
+    answers = saved_answers(zoo, args.extra_answers)
     settings = ric_data_settings(PRESETS[args.preset])
     if args.marker_weights:
         settings["marker_weights"] = [float(w) for w in args.marker_weights.split(",")]
-    prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
-    heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
-    examples, spec = build_ric_examples(
-        prompts,
-        answers["responses"],
-        answers["finished"],
-        heads,
-        Path(zoo.base),
-        sources=answer_sources(len(prompts)),
-        **settings,
-    )
+    examples, spec = ric_examples(zoo, answers, settings)
+    prompts = answers["prompts"]
     policies = answers["experts"]
     for p, name in enumerate(policies):
         counts = {"multi": Counter(), "alone": Counter()}

@@ -18,6 +18,8 @@ import json
 import time
 from pathlib import Path
 
+from ric_retrain import saved_answers  # this folder: on the path as a script
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -41,19 +43,18 @@ def main() -> None:
     from merging.zoo import load_zoo
     from merging.zoo.presets import PRESETS
     from merging.zoo.ric_data import policy_answers
-    from merging.zoo.steps import ANSWERS_FILE
 
     out = Path(args.out)
     if out.exists():
         raise SystemExit(f"{out} exists already: choose another --out")
     zoo = load_zoo(args.preset, args.zoo)
-    saved = json.loads((Path(zoo.ric) / ANSWERS_FILE).read_text())
-    names = list(zoo.experts)
+    saved = saved_answers(zoo, [])
+    experts = {name: Path(path) for name, path in zoo.experts.items()}
+    names = list(experts)
     mixes = [[float(w) for w in text.split(",")] for text in args.mix]
     if any(len(m) != len(names) for m in mixes):
         raise SystemExit(f"--mix: one weight per expert ({', '.join(names)})")
     prompts = [Prompt(tuple(m)) for m in saved["prompts"]]
-    experts = {name: Path(zoo.experts[name]) for name in names}
     bar = tqdm(total=len(prompts) * len(mixes), desc="answers", unit="answer")
     start = time.perf_counter()
     responses, finished = policy_answers(

@@ -81,48 +81,24 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from merging.data import Prompt
     from merging.device import resolve_device
     from merging.zoo import load_zoo
     from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.progress import STEP_FILE
-    from merging.zoo.ric_data import REWARDS, answer_sources, build_ric_examples
+    from merging.zoo.ric_data import REWARDS
     from merging.zoo.ric_training import train_ric_lora
-    from merging.zoo.steps import ANSWERS_FILE
 
     preset = PRESETS[args.preset]
     zoo = load_zoo(args.preset, args.zoo)
-    if zoo.ric is None:
-        raise SystemExit(f"the zoo at {zoo.folder} has no RiC model, so no saved answers")
-    saved = Path(zoo.ric) / ANSWERS_FILE
-    if not saved.is_file():
-        raise SystemExit(f"{saved} is missing: rebuild the zoo's ric step to save its answers")
     out = Path(args.out).expanduser()
     if (out / "ric").exists():
         raise SystemExit(f"{out / 'ric'} exists already: choose another --out")
-    answers = json.loads(saved.read_text())
-    for extra in args.extra_answers:
-        more = json.loads(Path(extra).read_text())
-        if more["prompts"] != answers["prompts"]:
-            raise SystemExit(f"{extra} answers other prompts than {saved}")
-        for key in ("experts", "responses", "finished"):
-            answers[key] = answers[key] + more[key]
-    prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
-    heads = {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")}
+    answers = saved_answers(zoo, args.extra_answers)
     weights = [float(w) for w in args.marker_weights.split(",")] if args.marker_weights else None
     data_settings = ric_data_settings(preset) | given(
         marker_weights=weights, one_marker=args.one_marker, policy_weight=shares(args.policy_weight)
     )
-    examples, spec = build_ric_examples(
-        prompts,
-        answers["responses"],
-        answers["finished"],
-        heads,
-        Path(zoo.base),
-        sources=answer_sources(len(prompts)),
-        seed=args.seed,
-        **data_settings,
-    )
+    examples, spec = ric_examples(zoo, answers, data_settings, seed=args.seed)
     folder = out / "ric"
     folder.mkdir(parents=True)
     spec.save(folder)
@@ -152,13 +128,53 @@ def main() -> None:
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
     metrics |= {"device": device, "retrained": True, **data_settings}
-    metrics |= {"policies": answers["experts"]}
+    metrics |= {"policies": answers["experts"]}  # the experts, then any --extra-answers
     record = {"seconds": seconds, "metrics": metrics, "training": settings}
     (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")
     manifest = zoo.model_copy(update={"folder": str(out.resolve()), "ric": str(folder.resolve())})
     (out / "zoo.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     print(json.dumps(record, indent=2))
     print(f"measure it: python experiments/zoo_report.py --zoo {out} --ric-only")
+
+
+def saved_answers(zoo, extras: list[str]) -> dict:
+    """The answers the zoo's RiC step saved (``ric/answers.json``: prompts, and per policy its
+    responses and whether each ended), with the policies of each ``extras`` file after them; a
+    zoo without them, or an extra file answering other prompts, stops with one line."""
+    from merging.zoo.steps import ANSWERS_FILE
+
+    if zoo.ric is None:
+        raise SystemExit(f"the zoo at {zoo.folder} has no RiC model, so no saved answers")
+    saved = Path(zoo.ric) / ANSWERS_FILE
+    if not saved.is_file():
+        raise SystemExit(f"{saved} is missing: rebuild the zoo's ric step to save its answers")
+    answers = json.loads(saved.read_text())
+    for extra in extras:
+        more = json.loads(Path(extra).read_text())
+        if more["prompts"] != answers["prompts"]:
+            raise SystemExit(f"{extra} answers other prompts than {saved}")
+        for key in ("experts", "responses", "finished"):
+            answers[key] = answers[key] + more[key]
+    return answers
+
+
+def ric_examples(zoo, answers: dict, data_settings: dict, seed: int = 0) -> tuple:
+    """``(examples, spec)`` from :func:`saved_answers`, as the builder's RiC step makes them
+    (:func:`merging.zoo.ric_data.build_ric_examples`) with these data settings."""
+    from merging.data import Prompt
+    from merging.zoo.ric_data import answer_sources, build_ric_examples
+
+    prompts = [Prompt(tuple(m)) for m in answers["prompts"]]
+    return build_ric_examples(
+        prompts,
+        answers["responses"],
+        answers["finished"],
+        {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")},
+        Path(zoo.base),
+        sources=answer_sources(len(prompts)),
+        seed=seed,
+        **data_settings,
+    )
 
 
 def counts(text: str | None) -> int | list[int] | None:

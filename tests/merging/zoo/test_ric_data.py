@@ -3,6 +3,8 @@ which answers ended their turn."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from merging.data import PreferencePair, Prompt
@@ -119,8 +121,6 @@ def test_generation_says_which_responses_ended_their_turn(tiny_base):
 
 
 def test_policy_answers_are_each_experts_alone_unless_mixes_are_given(tiny_zoo_cache):
-    from pathlib import Path
-
     _, zoo = tiny_zoo_cache
     experts = {name: Path(path) for name, path in zoo.experts.items()}
     prompts = _prompts(5, 4)
