@@ -13,7 +13,14 @@ from pydantic import BaseModel
 from merging.paths import cache_root
 from merging.zoo.presets import OBJECTIVES, PRESETS, RECIPES, REFUSAL_PAIRS
 from merging.zoo.progress import StepRunner, duration, estimate_basis
-from merging.zoo.steps import ZooBuild, base_step, expert_step, head_step, ric_step
+from merging.zoo.steps import (
+    EXPERT_HEADS,
+    ZooBuild,
+    base_step,
+    expert_step,
+    head_step,
+    ric_step,
+)
 
 MANIFEST_FILE = "zoo.json"
 
@@ -114,21 +121,26 @@ def build_zoo(
     refusals = build.refusal_pairs(REFUSAL_PAIRS)
     build.heads = {
         "helpfulness": steps.run(
-            "helpfulness_head", partial(head_step, build, pairs=build.helpful)
+            "helpfulness_head", partial(head_step, build, pairs=build.helpful), ("base",)
         ),
         "harmlessness": steps.run(
-            "harmlessness_head", partial(head_step, build, pairs=build.harmless, extra=refusals)
+            "harmlessness_head",
+            partial(head_step, build, pairs=build.harmless, extra=refusals),
+            ("base",),  # the tiny zoo's heads read the base
         ),
     }
     rates = {"helpfulness": p.dpo_learning_rate, "harmlessness": p.dpo_learning_rate}
     rates["concise"] = p.concise_learning_rate
     build.experts = {
         name: steps.run(
-            f"{name}_expert", partial(expert_step, build, expert=name, learning_rate=rate)
+            f"{name}_expert",
+            partial(expert_step, build, expert=name, learning_rate=rate),
+            ("base", f"{EXPERT_HEADS[name]}_head"),
         )
         for name, rate in rates.items()
     }
-    ric = steps.run("ric", partial(ric_step, build))
+    everything = ("base", *(f"{h}_head" for h in build.heads), *(f"{e}_expert" for e in rates))
+    ric = steps.run("ric", partial(ric_step, build), everything)
     margins = steps.records["ric"]["metrics"].get("final_margin_nats_by_reward")
     if margins:
         log(f"  {ric_margins_line(margins)}")

@@ -19,12 +19,13 @@ RECIPES = {
     "ric": 5,
 }
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
-the step builds: a cached step of another version is built again, and so is every step after it
-(heads 2: length-controlled, the harmlessness head also trained on refusal pairs; ric 2: the RiC
-model's level words; 3: whole answers, the helpfulness marker drawn a quarter as often; 4: an
-answer's harmlessness label is its policy's mean rank, the verbosity marker drawn twice as
-often; 5: four times as often, which float32 builds need to follow it; experts 2: trained on the
-pairs their head agrees with by the widest margins, ``Preset.widest_margin``)."""
+the step builds: a cached step of another version is built again, and so is every step that
+reads it (``depends_on`` in :func:`~merging.zoo.builder.build_zoo`). Heads 2: length-controlled,
+the harmlessness head also trained on refusal pairs; ric 2: the RiC model's level words; 3:
+whole answers, the helpfulness marker drawn a quarter as often; 4: an answer's harmlessness label
+is its policy's mean rank, the verbosity marker drawn twice as often; 5: four times as often,
+which float32 builds need to follow it; experts 2: trained on the pairs their head agrees with
+by the widest margins, ``Preset.widest_margin``."""
 REFUSAL_PAIRS = 200
 """Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
 preferred a refusal to 92% of the helpful answers in its checks; with 300 it preferred harmful

@@ -42,10 +42,17 @@ class StepRunner:
         self.records: dict[str, dict] = {}
         self.total = len(preset.estimates)
         self.index = 0
-        self.rebuilding = False
-        """Whether a step has been built in this run (the ones after it are built too)."""
+        self.built: list[str] = []
+        """The steps built in this run: a cached step that depends on one is built again."""
 
-    def run(self, name: str, build: Callable[[Path, Callable], dict | None]) -> Path:
+    def run(
+        self,
+        name: str,
+        build: Callable[[Path, Callable], dict | None],
+        depends_on: tuple[str, ...] = (),
+    ) -> Path:
+        """Step ``name``'s folder: reused when its record is of the current recipe and none of
+        the steps it reads (``depends_on``) was built in this run, else built by ``build``."""
         self.index += 1
         folder = self.root / name
         marker = folder / STEP_FILE
@@ -56,19 +63,19 @@ class StepRunner:
             self.log(f"{head}: {marker} is unreadable (an interrupted write?), building it again")
         if record is not None:
             cached = record.get("recipe", 1)
-            if cached == recipe and not self.rebuilding:
+            changed = [step for step in depends_on if step in self.built]
+            if cached == recipe and not changed:
                 self.records[name] = record
                 took = duration(record["seconds"])
                 self.log(f"{head}: done before (took {took}), reused")
                 return folder
-            why = (
-                "a step before it changed" if cached == recipe else f"recipe {cached}, now {recipe}"
-            )
+            why = f"recipe {cached}, now {recipe}" if cached != recipe else ""
+            why = why or f"{', '.join(changed)} changed"
             self.log(f"{head}: built before ({why}), building it again")
         if folder.exists():
             shutil.rmtree(folder)  # an interrupted or outdated attempt: start the step again
         folder.mkdir(parents=True)
-        self.rebuilding = True  # what comes after may depend on it
+        self.built.append(name)
         about = duration(self.preset.estimates.get(name, 0) * self.slowdown)
         self.log(f"{head}: building (about {about} on {self.basis})")
         start = time.perf_counter()

@@ -107,12 +107,21 @@ class ZooBuild:
         if expert == "concise":
             if self.tiny:
                 return tiny_pairs("concise")
-            return concise_pairs(self.helpful, self.scored("helpfulness", self.helpful))
+            return concise_pairs(self.helpful, self.scored(EXPERT_HEADS[expert], self.helpful))
         pairs = self.helpful if expert == "helpfulness" else self.harmless
         if expert in self.preset.widest_margin:
             n = self.preset.dpo_steps * self.preset.dpo_batch
-            return widest_margin_pairs(pairs, self.scored(expert, pairs), n)
-        return agreeing_pairs(pairs, self.scored(expert, pairs))
+            return widest_margin_pairs(pairs, self.scored(EXPERT_HEADS[expert], pairs), n)
+        return agreeing_pairs(pairs, self.scored(EXPERT_HEADS[expert], pairs))
+
+
+EXPERT_HEADS = {
+    "helpfulness": "helpfulness",
+    "harmlessness": "harmlessness",
+    "concise": "helpfulness",
+}
+"""The head whose scores choose each expert's DPO pairs (the concise expert's are the helpful
+pairs its head agrees with, rewritten): a new head means a new expert, and only then."""
 
 
 def base_step(build: ZooBuild, folder: Path, bar: Bar) -> dict:

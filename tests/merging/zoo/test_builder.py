@@ -154,7 +154,42 @@ def test_an_interrupted_step_is_rebuilt(tiny_zoo, tmp_path):
     build_zoo("tiny", out=copy, log=lines.append)
     assert sum("reused" in line for line in lines) == 5
     assert any(line.startswith("[6/7] concise_expert: building") for line in lines)
-    assert "[7/7] ric: built before (a step before it changed), building it again" in lines
+    assert "[7/7] ric: built before (concise_expert changed), building it again" in lines
+
+
+def test_a_new_step_rebuilds_only_the_steps_that_read_it(tiny_zoo, tmp_path, monkeypatch):
+    """A new helpfulness expert recipe rebuilds that expert and the RiC model, which reads its
+    answers, and reuses the harmlessness and concise experts, which do not read it."""
+    import merging.zoo.progress
+
+    _, out = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(out, copy)
+    recipes = dict(merging.zoo.progress.RECIPES)
+    recipes["helpfulness_expert"] += 1
+    monkeypatch.setattr(merging.zoo.progress, "RECIPES", recipes)
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    reused = [line.split(":")[0] for line in lines if line.endswith("reused")]
+    assert reused == [
+        "[1/7] base",
+        "[2/7] helpfulness_head",
+        "[3/7] harmlessness_head",
+        "[5/7] harmlessness_expert",
+        "[6/7] concise_expert",
+    ]
+    assert "[7/7] ric: built before (helpfulness_expert changed), building it again" in lines
+    (copy / "helpfulness_head" / "step.json").unlink()  # a new helpfulness head
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    assert [line.split(":")[0] for line in lines if line.endswith("reused")] == [
+        "[1/7] base",
+        "[3/7] harmlessness_head",
+        "[5/7] harmlessness_expert",
+    ]
+    assert (
+        "[6/7] concise_expert: built before (helpfulness_head changed), building it again" in lines
+    )
 
 
 def test_a_truncated_step_record_is_named_and_the_step_rebuilt(tiny_zoo, tmp_path):
