@@ -24,14 +24,16 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf"
 
 
-def held_out_prompts(data: Path, n: int):
+def held_out_prompts(data: Path, n: int, skip: int = 0):
+    """``n`` held-out prompts, half from each data set, after the first ``skip // 2`` of each:
+    ``skip`` gives a set disjoint from the reported one, to choose a setting on."""
     from merging.data import read_pairs, select_split
     from merging.zoo.datasets import HH_FILES
 
     out = []
     for key in ("helpful", "harmless"):
         pairs = select_split(read_pairs(data / HH_FILES[key]), "evaluation")
-        out += [p.prompt for p in pairs][: n // 2]
+        out += [p.prompt for p in pairs][skip // 2 : skip // 2 + n // 2]
     return out
 
 
@@ -71,6 +73,14 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED))
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--ric-prompts", type=int, default=100)
+    parser.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="skip the first SKIP/2 prompts of each data set: 200 gives prompts that the "
+        "default report never uses, to choose a seed or setting on without choosing on the "
+        "prompts reported",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -111,7 +121,7 @@ def main() -> None:
     objectives = [parse_objective(s) for s in zoo.objective_specs()]
     names = [o.name for o in objectives]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    prompts = held_out_prompts(Path(args.data), args.prompts)
+    prompts = held_out_prompts(Path(args.data), args.prompts, args.skip)
     tok = load_tokenizer(zoo.base)
     evaluator = Evaluator(prompts, objectives, settings, device=args.device)
     merger = (
