@@ -76,7 +76,9 @@ def main() -> None:
         "(experiments/ric/ric_mix_answers.py writes them); repeatable",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, help="of the examples' draw and the training (default: the preset's)"
+    )
     args = parser.parse_args()
 
     from tqdm import tqdm
@@ -96,9 +98,12 @@ def main() -> None:
     answers = saved_answers(zoo, args.extra_answers)
     weights = [float(w) for w in args.marker_weights.split(",")] if args.marker_weights else None
     data_settings = ric_data_settings(preset) | given(
-        marker_weights=weights, one_marker=args.one_marker, policy_weight=shares(args.policy_weight)
+        marker_weights=weights,
+        one_marker=args.one_marker,
+        policy_weight=shares(args.policy_weight),
+        seed=args.seed,
     )
-    examples, spec = ric_examples(zoo, answers, data_settings, seed=args.seed)
+    examples, spec = ric_examples(zoo, answers, data_settings)
     folder = out / "ric"
     folder.mkdir(parents=True)
     spec.save(folder)
@@ -110,6 +115,7 @@ def main() -> None:
         contrast_tokens=counts(args.contrast_tokens),
         max_response_tokens=args.train_tokens,
         length_batches=False if args.random_batches else None,
+        seed=args.seed,
     )
     bar = tqdm(total=settings["steps"], desc="RiC training", unit="step")
     device = str(resolve_device(args.device))
@@ -121,7 +127,6 @@ def main() -> None:
         folder,
         **settings,
         words=spec.words,
-        seed=args.seed,
         device=device,
         report=lambda done, _: bar.update(done - bar.n),
     )
@@ -158,7 +163,7 @@ def saved_answers(zoo, extras: list[str]) -> dict:
     return answers
 
 
-def ric_examples(zoo, answers: dict, data_settings: dict, seed: int = 0) -> tuple:
+def ric_examples(zoo, answers: dict, data_settings: dict) -> tuple:
     """``(examples, spec)`` from :func:`saved_answers`, as the builder's RiC step makes them
     (:func:`merging.zoo.ric_data.build_ric_examples`) with these data settings."""
     from merging.data import Prompt
@@ -172,7 +177,6 @@ def ric_examples(zoo, answers: dict, data_settings: dict, seed: int = 0) -> tupl
         {name: Path(zoo.heads[name]) for name in ("helpfulness", "harmlessness")},
         Path(zoo.base),
         sources=answer_sources(len(prompts)),
-        seed=seed,
         **data_settings,
     )
 

@@ -15,8 +15,8 @@ HELP = (
 
 EPILOG = """\
 The first run builds the embedded zoo (SmolLM2-135M-Instruct experts, reward heads and a
-rewards-in-context model trained on HH-RLHF; 25 to 30 minutes on 2 CPU cores with AVX-512 or
-native bfloat16, 1 to 1.5 hours on 2 with AVX2 only), then runs the study (9 to 12 minutes on
+rewards-in-context model trained on HH-RLHF; 20 to 30 minutes on 2 CPU cores with AVX-512,
+1 to 1.5 hours on 2 with AVX2 only), then runs the study (9 to 12 minutes on
 the former, about 20 on the latter). Both are cached: running it again shows the results
 at once, and an interrupted run continues where it stopped. A quickstart study stored with
 other settings or checkpoints (by an earlier version, or before the zoo was rebuilt) is

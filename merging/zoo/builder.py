@@ -114,7 +114,7 @@ def build_zoo(
     basis = estimate_basis(preset, device)  # and an unavailable device fails here, first
     root = Path(out).expanduser() if out else default_zoo_dir(preset)
     root.mkdir(parents=True, exist_ok=True)
-    steps = StepRunner(root, p, log, basis)
+    steps = StepRunner(root, p, log, basis, *build_dtypes(device))
     start = time.perf_counter()
     build = ZooBuild.start(p, data, device)
     build.base = steps.run("base", partial(base_step, build))
@@ -136,11 +136,12 @@ def build_zoo(
             f"{name}_expert",
             partial(expert_step, build, expert=name, learning_rate=rate),
             ("base", f"{EXPERT_HEADS[name]}_head"),
+            uses_dtype=True,
         )
         for name, rate in rates.items()
     }
     everything = ("base", *(f"{h}_head" for h in build.heads), *(f"{e}_expert" for e in rates))
-    ric = steps.run("ric", partial(ric_step, build), everything)
+    ric = steps.run("ric", partial(ric_step, build), everything, uses_dtype=True)
     margins = steps.records["ric"]["metrics"].get("final_margin_nats_by_reward")
     if margins:
         log(f"  {ric_margins_line(margins)}")
@@ -160,6 +161,18 @@ def build_zoo(
     (root / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
     log(f"zoo {preset} ready at {root} ({duration(time.perf_counter() - start)} this run)")
     return manifest
+
+
+def build_dtypes(device: str) -> tuple[str, str]:
+    """``(now, before)``: what the zoo trains in on ``device``, and what a step whose record
+    does not say was built in (the builder's choice before records said, when the zoo trained
+    in bfloat16 wherever the CPU computes it natively)."""
+    from merging.device import build_in_bfloat16, cpu_bfloat16_native, resolve_device
+
+    now = "bfloat16" if build_in_bfloat16(device) else "float32"
+    if resolve_device(device).type != "cpu":
+        return now, now
+    return now, "bfloat16" if cpu_bfloat16_native() else "float32"
 
 
 def ric_margins_line(margins: dict[str, float | None]) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from merging.data import PreferencePair
-from merging.device import fast_bfloat16
+from merging.device import build_in_bfloat16
 from merging.zoo.compact_head import add_compact_lm_head
 from merging.zoo.finetune import LORA_TARGETS, final_mean, length_buckets, load_base, lora_config
 
@@ -86,7 +86,7 @@ def _common_args(
 ) -> dict:
     """TRL trainer settings: constant learning rate after a short warm-up,
     no checkpoints, no external loggers, no activation checkpointing (it costs time here),
-    bfloat16 autocast where the device computes it natively (:func:`fast_bfloat16`)."""
+    bfloat16 autocast where the zoo builds in it (:func:`build_in_bfloat16`)."""
     return {
         "output_dir": str(out / "_trainer"),
         "per_device_train_batch_size": batch_size,
@@ -102,7 +102,7 @@ def _common_args(
         "data_seed": seed,
         "disable_tqdm": True,
         "use_cpu": device == "cpu",
-        "bf16": fast_bfloat16(device),
+        "bf16": build_in_bfloat16(device),
         "dataloader_num_workers": 0,
         "gradient_checkpointing": False,
     }

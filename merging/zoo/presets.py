@@ -6,17 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
-FLOAT32_SLOWDOWN = {"avx512": 1.4, "avx2": 2.2}
-"""How much longer a smol build took on a 2-core CPU without native bfloat16 (float32
-throughout), by the widest vector instructions it has: with AVX-512 (a Xeon at 2.8 GHz) 40.6 min
-against about 28 (the per-step ratios 0.9 to 1.6); with AVX2 only (an AMD EPYC) 59.6 min, the
-per-step ratios 1.6 to 2.6."""
+SLOWDOWN = {"avx2": 1.6, "bfloat16": 0.65, "emulated": 3.0}
+"""How much longer a smol build takes than the float32 build on 2 cores with AVX-512 that the
+estimates are: ``avx2``, float32 on a CPU without AVX-512 (an AMD EPYC with AVX2 only took
+59.6 min where a Xeon with AVX-512 took 40.6 min); ``bfloat16``, a bfloat16 build
+(``PARETOMERGE_CPU_BFLOAT16=1``) where the CPU computes it natively (12.0 min against 18.4 on
+an AMD EPYC with AVX-512 BF16); ``emulated``, the same where it does not, a rough guess (a
+bfloat16 matrix product took four times as long as float32's on a Xeon without BF16)."""
 RECIPES = {
     "helpfulness_head": 2,
     "harmlessness_head": 2,
     "helpfulness_expert": 2,
     "harmlessness_expert": 2,
-    "ric": 5,
+    "ric": 6,
 }
 """Each step's recipe version (1 where not listed), raised when a change to the code changes what
 the step builds: a cached step of another version is built again, and so is every step that
@@ -24,7 +26,8 @@ reads it (``depends_on`` in :func:`~merging.zoo.builder.build_zoo`). Heads 2: le
 the harmlessness head also trained on refusal pairs; ric 2: the RiC model's level words; 3:
 whole answers, the helpfulness marker drawn a quarter as often; 4: an answer's harmlessness label
 is its policy's mean rank, the verbosity marker drawn twice as often; 5: four times as often,
-which float32 builds need to follow it; experts 2: trained on the pairs their head agrees with
+which float32 builds need to follow it; 6: seed 2, measured to follow both markers in float32,
+which the zoo now trains in on every CPU; experts 2: trained on the pairs their head agrees with
 by the widest margins, ``Preset.widest_margin``."""
 REFUSAL_PAIRS = 200
 """Refusal pairs of each kind the harmlessness head trains on (``refusal_pairs``). With none it
@@ -34,8 +37,8 @@ answers to refusals about half the time (``experiments/length_controlled_heads.p
 
 @dataclass(frozen=True)
 class Preset:
-    """How much of everything a zoo gets; the estimates are seconds on 2 CPU cores that compute
-    bfloat16 natively (:data:`FLOAT32_SLOWDOWN` times as many where they do not)."""
+    """How much of everything a zoo gets; the estimates are seconds of a float32 build on 2 CPU
+    cores with AVX-512 (:data:`SLOWDOWN` scales them for other machines and dtypes)."""
 
     name: str
     dpo_steps: int
@@ -71,6 +74,10 @@ class Preset:
     """How far each head's score (helpfulness, harmlessness) moves from the answer's own rank
     towards its policy's mean rank on prompts of the same data set
     (:func:`merging.zoo.ric_data.policy_blend`): 0 keeps the answer's own, 1 is its policy's."""
+    ric_seed: int = 0
+    """Seed of the RiC examples' draw and of the RiC training (the adapter's initialisation and
+    the batch order): in 90 steps on 2 cores, which markers the model learns depends on it, so
+    the smol preset's is one measured to follow both on held-out prompts it is not reported on."""
     estimates: dict[str, float] = field(default_factory=dict)
 
 
@@ -99,18 +106,17 @@ PRESETS = {
         ric_marker_weights=(0.25, 1.0, 4.0),  # verbosity's the most: the others name policies
         # one answer's harmlessness score is mostly the head's noise: its policy's mean is not
         ric_policy_weight=(0.0, 1.0),
+        ric_seed=2,  # seeds 0 and 1 did not follow harmlessness (docs/ric-investigation.md)
         estimates={
-            "base": 30,
-            "helpfulness_head": 55,
-            "harmlessness_head": 50,
-            # the experts as the bfloat16 build of expert recipe 2 on a 2-core AMD EPYC with
-            # AVX-512 BF16 measured them (81 / 89 / 73 s), the RiC step as the 26.6-minute
-            # float32 build on the AVX-512 Xeon did (3.8 to 5.0 min of answers, then 11.7 min of
-            # training), divided by its float32 slowdown
-            "helpfulness_expert": 85,
-            "harmlessness_expert": 90,
-            "concise_expert": 80,
-            "ric": 680,
+            # the float32 build of the current recipes from an empty cache on a 2-core AMD
+            # EPYC with AVX-512 (18.4 min)
+            "base": 20,
+            "helpfulness_head": 45,
+            "harmlessness_head": 65,
+            "helpfulness_expert": 95,
+            "harmlessness_expert": 110,
+            "concise_expert": 90,
+            "ric": 685,
         },
     ),
     "tiny": Preset(
@@ -158,6 +164,7 @@ def ric_training_settings(preset: Preset) -> dict:
         "contrast_tokens": preset.ric_contrast_tokens,
         "max_response_tokens": preset.ric_train_tokens,
         "lora_rank": preset.lora_rank,
+        "seed": preset.ric_seed,
     }
 
 
@@ -169,4 +176,5 @@ def ric_data_settings(preset: Preset) -> dict:
         "one_marker": preset.ric_one_marker,
         "marker_weights": None if weights is None else list(weights),
         "policy_weight": list(preset.ric_policy_weight),
+        "seed": preset.ric_seed,
     }

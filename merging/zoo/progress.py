@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from merging.zoo.presets import FLOAT32_SLOWDOWN, RECIPES, Preset
+from merging.zoo.presets import RECIPES, SLOWDOWN, Preset
 
 STEP_FILE = "step.json"
 
@@ -34,8 +34,16 @@ class StepRunner:
         preset: Preset,
         log: Callable[[str], None],
         basis: tuple[float, str],
+        dtype: str = "float32",
+        dtype_before: str = "float32",
     ):
         self.root, self.preset, self.log = root, preset, log
+        self.dtype = dtype
+        """What this run trains in (:func:`merging.device.build_in_bfloat16`): a step whose
+        result depends on it records it, and one cached in another is built again."""
+        self.dtype_before = dtype_before
+        """What such a step was built in when its record does not say (written before records
+        said): what the builder chose then, bfloat16 where the CPU computes it natively."""
         self.slowdown, self.basis = basis
         """What the preset's estimates are multiplied by on this machine, and what the
         estimate then is for (:func:`estimate_basis`)."""
@@ -50,9 +58,11 @@ class StepRunner:
         name: str,
         build: Callable[[Path, Callable], dict | None],
         depends_on: tuple[str, ...] = (),
+        uses_dtype: bool = False,
     ) -> Path:
-        """Step ``name``'s folder: reused when its record is of the current recipe and none of
-        the steps it reads (``depends_on``) was built in this run, else built by ``build``."""
+        """Step ``name``'s folder: reused when its record is of the current recipe, none of
+        the steps it reads (``depends_on``) was built in this run and, for a step that trains
+        (``uses_dtype``), it was built in this run's dtype; else built by ``build``."""
         self.index += 1
         folder = self.root / name
         marker = folder / STEP_FILE
@@ -64,12 +74,16 @@ class StepRunner:
         if record is not None:
             cached = record.get("recipe", 1)
             changed = [step for step in depends_on if step in self.built]
-            if cached == recipe and not changed:
+            built_in = record.get("dtype", self.dtype_before) if uses_dtype else self.dtype
+            if cached == recipe and not changed and built_in == self.dtype:
                 self.records[name] = record
                 took = duration(record["seconds"])
                 self.log(f"{head}: done before (took {took}), reused")
                 return folder
             why = f"recipe {cached}, now {recipe}" if cached != recipe else ""
+            why = why or (
+                f"built in {built_in}, now {self.dtype}" if built_in != self.dtype else ""
+            )
             why = why or f"{', '.join(changed)} changed"
             self.log(f"{head}: built before ({why}), building it again")
         if folder.exists():
@@ -86,6 +100,8 @@ class StepRunner:
             bar(None)
         seconds = round(time.perf_counter() - start, 1)
         record = {"seconds": seconds, "recipe": recipe, "metrics": metrics}
+        if uses_dtype:
+            record["dtype"] = self.dtype
         partial = marker.with_name(marker.name + ".partial")
         partial.write_text(json.dumps(record, indent=2) + "\n")
         os.replace(partial, marker)  # a step is done only once its whole record is there
@@ -96,20 +112,29 @@ class StepRunner:
 
 def estimate_basis(preset: str, device: str) -> tuple[float, str]:
     """``(slowdown, what for)``: the factor on the preset's estimates and the machine they
-    are then for. Estimates are measured on 2 CPU cores; on a CPU without native bfloat16 they
-    are :data:`FLOAT32_SLOWDOWN` times longer, by whether it has AVX-512 (not for ``tiny``,
-    whose steps take seconds); on an accelerator they stay the CPU's, and say so, as an upper
-    bound."""
-    from merging.device import cpu_has_avx512, fast_bfloat16, resolve_device
+    are then for. Estimates are a float32 build on 2 CPU cores with AVX-512; :data:`SLOWDOWN`
+    scales them for a CPU without AVX-512 and for a bfloat16 build (``PARETOMERGE_CPU_BFLOAT16=1``),
+    native or emulated (not for ``tiny``, whose steps take seconds); on an accelerator they
+    stay the CPU's, and say so, as an upper bound."""
+    from merging.device import (
+        build_in_bfloat16,
+        cpu_bfloat16_native,
+        cpu_has_avx512,
+        resolve_device,
+    )
 
     kind = resolve_device(device).type
     if kind != "cpu":
         return 1.0, f"2 CPU cores; {kind} is usually faster"
-    if preset != "tiny" and not fast_bfloat16(device):
-        if cpu_has_avx512():
-            return FLOAT32_SLOWDOWN["avx512"], "2 CPU cores with AVX-512, float32"
-        return FLOAT32_SLOWDOWN["avx2"], "2 CPU cores without AVX-512 or native bfloat16"
-    return 1.0, "2 CPU cores"
+    if preset == "tiny":
+        return 1.0, "2 CPU cores"
+    if build_in_bfloat16(device):
+        if cpu_bfloat16_native():
+            return SLOWDOWN["bfloat16"], "2 CPU cores with native bfloat16"
+        return SLOWDOWN["emulated"], "2 CPU cores emulating bfloat16, a rough guess"
+    if cpu_has_avx512():
+        return 1.0, "2 CPU cores with AVX-512"
+    return SLOWDOWN["avx2"], "2 CPU cores without AVX-512"
 
 
 def duration(seconds: float) -> str:

@@ -92,16 +92,16 @@ def policy_answers(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[list[str]], list[list[bool]]]:
     """Greedy answers of each expert alone: ``(responses, finished)``, each indexed
-    ``[expert][prompt]``; in bfloat16 where that is native (the answers are training data,
+    ``[expert][prompt]``; in bfloat16 where the zoo builds in it (the answers are training data,
     not measurements). ``mixes``: the policies' weights on the experts (in ``experts`` order),
     one row a policy, each a linear merge; the identity (each expert alone) by default."""
-    from merging.device import fast_bfloat16
+    from merging.device import build_in_bfloat16
     from merging.expert_set import ExpertSet
     from merging.generation import GenerationSettings, generate_finished
     from merging.policy import load_tokenizer
     from merging.resident import ResidentMerger
 
-    dtype = "bfloat16" if fast_bfloat16(device) else "float32"
+    dtype = "bfloat16" if build_in_bfloat16(device) else "float32"
     merger = ResidentMerger(ExpertSet.from_paths(base, experts), device=device, dtype=dtype)
     tok = load_tokenizer(base)
     batch = ANSWER_BATCH if merger.device.type == "cpu" else "auto"

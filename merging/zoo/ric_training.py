@@ -12,8 +12,8 @@ docs/ric-investigation.md); TRL's SFT trainer has no such term, hence this loop.
 Where the attention takes a mask per position, an answer is scored under its own and its
 counterfactual's scores in one sequence that computes their prompts' shared start once
 (:func:`~merging.zoo.log_probs.paired_log_probs`); elsewhere in two passes, with the same
-result. bfloat16 autocast where it is native (:func:`~merging.device.fast_bfloat16`); the
-adapter's weights stay float32.
+result. bfloat16 autocast where the zoo builds in it (:func:`~merging.device.build_in_bfloat16`);
+the adapter's weights stay float32.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from merging.device import fast_bfloat16
+from merging.device import build_in_bfloat16
 from merging.ric import LevelWords
 from merging.zoo.finetune import (
     LORA_TARGETS,
@@ -154,7 +154,7 @@ class _RiCLoss:
     pad: int
     device: str
     autocast: dict
-    """``torch.autocast``'s arguments: bfloat16 where the device computes it natively."""
+    """``torch.autocast``'s arguments: bfloat16 where the zoo builds in it."""
     paired: bool
     """Whether own and counterfactual prompts run as one packed sequence."""
 
@@ -236,11 +236,11 @@ def _epoch(rows: Sequence[Row], batch_size: int, length_batches: bool, rng) -> l
 
 
 def _autocast(device: str) -> dict:
-    """``torch.autocast``'s arguments for ``device``: bfloat16 where it is native there."""
+    """``torch.autocast``'s arguments for ``device``: bfloat16 where the zoo builds in it."""
     return {
         "device_type": torch.device(device).type,
         "dtype": torch.bfloat16,
-        "enabled": fast_bfloat16(device),
+        "enabled": build_in_bfloat16(device),
     }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import merging.device
 from merging.expert_set import ExpertSet
 from merging.families import make_family
 from merging.resident import ResidentMerger
@@ -189,6 +190,45 @@ def test_a_new_step_rebuilds_only_the_steps_that_read_it(tiny_zoo, tmp_path, mon
     ]
     assert (
         "[6/7] concise_expert: built before (helpfulness_head changed), building it again" in lines
+    )
+
+
+def test_a_step_trained_in_another_dtype_is_built_again(tiny_zoo, tmp_path, monkeypatch):
+    """The experts and the RiC model record the dtype they trained in; one cached in another
+    (or, from before records said, on a CPU where the builder then chose bfloat16) is built
+    again, with the RiC model that reads it; the heads, which do not train in it, are kept."""
+    import merging.device
+
+    _, out = tiny_zoo
+    copy = tmp_path / "zoo"
+    shutil.copytree(out, copy)
+    marker = copy / "concise_expert" / "step.json"
+    record = json.loads(marker.read_text())
+    assert record["dtype"] == "float32"  # the test suite builds in float32
+    marker.write_text(json.dumps(record | {"dtype": "bfloat16"}))
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    assert sum("reused" in line for line in lines) == 5
+    assert (
+        "[6/7] concise_expert: built before (built in bfloat16, now float32), building it again"
+        in lines
+    )
+    assert "[7/7] ric: built before (concise_expert changed), building it again" in lines
+    assert json.loads(marker.read_text())["dtype"] == "float32"
+
+    record = json.loads(marker.read_text())
+    del record["dtype"]  # written before records said
+    marker.write_text(json.dumps(record))
+    monkeypatch.setattr(merging.device, "cpu_bfloat16_native", lambda: False)
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    assert sum("reused" in line for line in lines) == 7  # then float32 here too
+    monkeypatch.setattr(merging.device, "cpu_bfloat16_native", lambda: True)
+    lines = []
+    build_zoo("tiny", out=copy, log=lines.append)
+    assert (
+        "[6/7] concise_expert: built before (built in bfloat16, now float32), building it again"
+        in lines
     )
 
 
@@ -375,53 +415,57 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
 
 
 def test_build_estimates_say_what_machine_they_are_for(monkeypatch):
-    import merging.device
-    from merging.zoo.presets import FLOAT32_SLOWDOWN
-    from merging.zoo.progress import estimate_basis as _estimate_basis
+    from merging.zoo.presets import SLOWDOWN
+    from merging.zoo.progress import estimate_basis
 
-    monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: False)
+    monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "0")
     monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: False)
-    assert _estimate_basis("smol", "cpu") == (
-        FLOAT32_SLOWDOWN["avx2"],
-        "2 CPU cores without AVX-512 or native bfloat16",
-    )
+    assert estimate_basis("smol", "cpu") == (SLOWDOWN["avx2"], "2 CPU cores without AVX-512")
     monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: True)
-    assert _estimate_basis("smol", "cpu") == (
-        FLOAT32_SLOWDOWN["avx512"],
-        "2 CPU cores with AVX-512, float32",
+    assert estimate_basis("smol", "cpu") == (1.0, "2 CPU cores with AVX-512")
+    assert estimate_basis("tiny", "cpu") == (1.0, "2 CPU cores")
+    monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "1")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert estimate_basis("smol", "cpu") == (
+        SLOWDOWN["bfloat16"],
+        "2 CPU cores with native bfloat16",
     )
-    assert _estimate_basis("tiny", "cpu") == (1.0, "2 CPU cores")
-    monkeypatch.setattr(merging.device, "fast_bfloat16", lambda device: True)
-    assert _estimate_basis("smol", "cpu") == (1.0, "2 CPU cores")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert estimate_basis("smol", "cpu") == (
+        SLOWDOWN["emulated"],
+        "2 CPU cores emulating bfloat16, a rough guess",
+    )
     monkeypatch.setattr(merging.device, "resolve_device", lambda device: torch.device("cuda"))
-    assert _estimate_basis("smol", "cuda") == (1.0, "2 CPU cores; cuda is usually faster")
+    assert estimate_basis("smol", "cuda") == (1.0, "2 CPU cores; cuda is usually faster")
 
 
 def test_bfloat16_is_native_only_with_avx512_bf16_or_amx_not_where_onednn_emulates_it(monkeypatch):
-    import merging.device
-
-    monkeypatch.delenv("PARETOMERGE_CPU_BFLOAT16", raising=False)  # detect, not forced
-
     # oneDNN says yes on any AVX-512 CPU; only the instruction sets that compute bfloat16 count
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     for bf16, amx, native in [(False, False, False), (True, False, True), (False, True, True)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
-        assert merging.device.fast_bfloat16("cpu") is native
+        assert merging.device.cpu_bfloat16_native() is native
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
-    assert merging.device.fast_bfloat16("cpu") is False  # a torch without the check: float32
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert merging.device.cpu_bfloat16_native() is False  # a torch without the checks
 
 
-def test_either_cpu_kind_can_be_forced(monkeypatch):
-    """PARETOMERGE_CPU_BFLOAT16: 0 is float32 and 1 bfloat16 whatever the CPU; auto detects."""
-    import merging.device
-
-    for has in (False, True):
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=has: v)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-        for value, want in (("0", False), ("1", True), ("auto", has)):
+def test_the_zoo_builds_in_float32_on_every_cpu_kind_unless_bfloat16_is_asked_for(monkeypatch):
+    """One recipe on every CPU: float32 by default, native bfloat16 or not; bfloat16 with
+    PARETOMERGE_CPU_BFLOAT16=1 (on any CPU, to run a machine as the other kind), or auto where
+    the CPU computes it natively."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=native: v)
+        monkeypatch.delenv("PARETOMERGE_CPU_BFLOAT16", raising=False)
+        assert merging.device.build_in_bfloat16("cpu") is False
+        for value, want in (("0", False), ("1", True), ("", False), ("auto", native)):
             monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", value)
-            assert merging.device.fast_bfloat16("cpu") is want
+            assert merging.device.build_in_bfloat16("cpu") is want
+    monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "1")
+    assert merging.device.build_in_bfloat16("meta") is False  # only CPUs and CUDA
     monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "yes")
-    with pytest.raises(ValueError, match="write 0, 1 or auto"):
-        merging.device.fast_bfloat16("cpu")
+    with pytest.raises(ValueError, match=r"write 0 \(float32\), 1 \(bfloat16\) or auto"):
+        merging.device.build_in_bfloat16("cpu")
