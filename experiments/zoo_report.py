@@ -1,7 +1,7 @@
 """Does each zoo expert move its own objective, and does the RiC model follow its conditioning?
 
     python experiments/zoo_report.py [--preset smol] [--zoo DIR] [--data DIR] [--prompts 200]
-                                    [--ric-prompts 100] [--max-new-tokens 96]
+                                    [--ric-prompts 100] [--max-new-tokens 96] [--skip 200]
 
 Evaluates the base and each expert of a built zoo on held-out prompts (the ``evaluation`` side
 of the prompt-hash split of HH-RLHF helpful-base and harmless-base, half from each), prints

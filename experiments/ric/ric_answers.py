@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED))
     parser.add_argument("--target", default="harmlessness", help="the reward whose marker moves")
     parser.add_argument("--prompts", type=int, default=6, help="prompts from each half")
+    parser.add_argument(
+        "--skip", type=int, default=0, help="as zoo_report.py's: prompts after the first SKIP/2"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -49,7 +52,7 @@ def main() -> None:
     names = [o.name for o in objectives]
     if args.target not in names:
         raise SystemExit(f"--target {args.target!r} is not one of {', '.join(names)}")
-    prompts = held_out_prompts(Path(args.data), 2 * args.prompts)
+    prompts = held_out_prompts(Path(args.data), 2 * args.prompts, args.skip)
     tok = load_tokenizer(zoo.base)
     evaluator = Evaluator(
         prompts,

@@ -1,7 +1,7 @@
 """Retrain a zoo's rewards-in-context model from its saved answers, with more steps or elsewhere.
 
     python experiments/ric/ric_retrain.py --out /tmp/ric-800 --steps 800 --device cuda [--zoo DIR]
-        [--preset smol] [--batch-size 8] [--learning-rate 1e-3] [--contrast 2.0] [--seed 0]
+        [--preset smol] [--batch-size 8] [--learning-rate 1e-3] [--contrast 2.0] [--seed 2]
         [--train-tokens 96] [--marker-weights 0.25,1,1] [--one-marker 0.5]
         [--contrast-tokens 8,32,8] [--random-batches] [--policy-weight 0,1]
         [--extra-answers mix.json]
@@ -83,7 +83,7 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from merging.device import resolve_device
+    from merging.device import build_in_bfloat16, resolve_device
     from merging.zoo import load_zoo
     from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.progress import STEP_FILE
@@ -133,6 +133,7 @@ def main() -> None:
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
     metrics |= {"device": device, "retrained": True, **data_settings}
+    metrics |= {"dtype": "bfloat16" if build_in_bfloat16(device) else "float32"}
     metrics |= {"policies": answers["experts"]}  # the experts, then any --extra-answers
     record = {"seconds": seconds, "metrics": metrics, "training": settings}
     (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")

@@ -107,7 +107,8 @@ def run_show(args: argparse.Namespace) -> int:
     outdated = manifest.outdated_steps()
     if outdated:
         print(
-            f"  outdated: {', '.join(outdated)} (an older recipe); `paretomerge zoo build` or the "
+            f"  outdated: {', '.join(outdated)} (an older recipe, or trained in another dtype); "
+            "`paretomerge zoo build` or the "
             "next study on this zoo builds them again"
         )
     return 0

@@ -138,7 +138,7 @@ class StudySession:
         if outdated and build:  # an older version's zoo: this version's recipes, not its own
             self.log(
                 f"the cached {spec.zoo} zoo's {', '.join(outdated)} step(s) are of an older "
-                "recipe: building them again (cached for later runs)"
+                "recipe, or trained in another dtype: building them again (cached for later runs)"
             )
             zoo = build_zoo(spec.zoo, data=self.data, out=zoo.folder, log=self.log)
         return self._zoo_models(zoo)

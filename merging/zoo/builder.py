@@ -44,12 +44,16 @@ class ZooManifest(BaseModel):
         return [f"{n}={self.heads[n]}:{s}" for n, s in self.objectives]
 
     def outdated_steps(self) -> list[str]:
-        """The steps built with another recipe than this version's (:data:`RECIPES`): a zoo
-        cached by an earlier version, which ``build_zoo`` builds again from the first of them."""
+        """The steps built with another recipe than this version's (:data:`RECIPES`), or that
+        trained in another dtype than a CPU build here would (:func:`build_dtypes`): a zoo
+        cached by an earlier version or built with other settings, whose outdated steps
+        ``build_zoo`` builds again, with the steps that read them."""
+        now, before = build_dtypes("cpu")
         return [
             name
             for name, record in self.steps.items()
             if record.get("recipe", 1) != RECIPES.get(name, 1)
+            or (trains_in_dtype(name) and record.get("dtype", before) != now)
         ]
 
     def relocated(self, folder: str | Path) -> ZooManifest:
@@ -111,22 +115,27 @@ def build_zoo(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
     p = PRESETS[preset]
-    basis = estimate_basis(preset, device)  # and an unavailable device fails here, first
+    from merging.device import resolve_device
+
+    device = str(resolve_device(device))  # "auto" becomes cpu or cuda; an unavailable one fails
+    basis = estimate_basis(preset, device)
+    dtypes = build_dtypes(device)  # a bad PARETOMERGE_CPU_BFLOAT16 fails here, before any write
     root = Path(out).expanduser() if out else default_zoo_dir(preset)
     root.mkdir(parents=True, exist_ok=True)
-    steps = StepRunner(root, p, log, basis, *build_dtypes(device))
+    steps = StepRunner(root, p, log, basis, *dtypes)
     start = time.perf_counter()
     build = ZooBuild.start(p, data, device)
     build.base = steps.run("base", partial(base_step, build))
+    heads_read = ("base",) if build.tiny else ()  # the tiny zoo's heads encode with its base
     refusals = build.refusal_pairs(REFUSAL_PAIRS)
     build.heads = {
         "helpfulness": steps.run(
-            "helpfulness_head", partial(head_step, build, pairs=build.helpful), ("base",)
+            "helpfulness_head", partial(head_step, build, pairs=build.helpful), heads_read
         ),
         "harmlessness": steps.run(
             "harmlessness_head",
             partial(head_step, build, pairs=build.harmless, extra=refusals),
-            ("base",),  # the tiny zoo's heads read the base
+            heads_read,
         ),
     }
     rates = {"helpfulness": p.dpo_learning_rate, "harmlessness": p.dpo_learning_rate}
@@ -136,12 +145,12 @@ def build_zoo(
             f"{name}_expert",
             partial(expert_step, build, expert=name, learning_rate=rate),
             ("base", f"{EXPERT_HEADS[name]}_head"),
-            uses_dtype=True,
+            uses_dtype=trains_in_dtype(f"{name}_expert"),
         )
         for name, rate in rates.items()
     }
     everything = ("base", *(f"{h}_head" for h in build.heads), *(f"{e}_expert" for e in rates))
-    ric = steps.run("ric", partial(ric_step, build), everything, uses_dtype=True)
+    ric = steps.run("ric", partial(ric_step, build), everything, uses_dtype=trains_in_dtype("ric"))
     margins = steps.records["ric"]["metrics"].get("final_margin_nats_by_reward")
     if margins:
         log(f"  {ric_margins_line(margins)}")
@@ -161,6 +170,12 @@ def build_zoo(
     (root / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
     log(f"zoo {preset} ready at {root} ({duration(time.perf_counter() - start)} this run)")
     return manifest
+
+
+def trains_in_dtype(step: str) -> bool:
+    """Whether a step's result depends on the dtype it trains in: the experts and the RiC
+    model (the base is converted, the heads fit on a frozen encoder's float32 features)."""
+    return step == "ric" or step.endswith("_expert")
 
 
 def build_dtypes(device: str) -> tuple[str, str]:

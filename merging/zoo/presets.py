@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OBJECTIVES = (("helpfulness", "max"), ("harmlessness", "max"), ("verbosity", "min"))
-SLOWDOWN = {"avx2": 1.6, "bfloat16": 0.65, "emulated": 3.0}
+SLOWDOWN = {"avx2": 3.2, "bfloat16": 0.65, "emulated": 3.0}
 """How much longer a smol build takes than the float32 build on 2 cores with AVX-512 that the
-estimates are: ``avx2``, float32 on a CPU without AVX-512 (an AMD EPYC with AVX2 only took
-59.6 min where a Xeon with AVX-512 took 40.6 min); ``bfloat16``, a bfloat16 build
-(``PARETOMERGE_CPU_BFLOAT16=1``) where the CPU computes it natively (12.0 min against 18.4 on
-an AMD EPYC with AVX-512 BF16); ``emulated``, the same where it does not, a rough guess (a
-bfloat16 matrix product took four times as long as float32's on a Xeon without BF16)."""
+estimates are: ``avx2``, float32 on a CPU without AVX-512 (an AMD EPYC with AVX2 only built
+earlier recipes in 57 to 92 min, where an AMD EPYC with AVX-512 builds these in 17 to 18);
+``bfloat16``, a bfloat16 build (``PARETOMERGE_CPU_BFLOAT16=1``) where the CPU computes it
+natively (12.0 min against 18.4 on an AMD EPYC with AVX-512 BF16); ``emulated``, the same where
+it does not, a rough guess (a bfloat16 matrix product took four times as long as float32's on a
+Xeon without BF16)."""
 RECIPES = {
     "helpfulness_head": 2,
     "harmlessness_head": 2,
@@ -108,15 +109,15 @@ PRESETS = {
         ric_policy_weight=(0.0, 1.0),
         ric_seed=2,  # seeds 0 and 1 did not follow harmlessness (docs/ric-investigation.md)
         estimates={
-            # the float32 build of the current recipes from an empty cache on a 2-core AMD
-            # EPYC with AVX-512 (18.4 min)
+            # the float32 build of RiC recipe 6 from an empty cache on a 2-core AMD EPYC with
+            # AVX-512 (17.2 min; docs/zoo-builds.md)
             "base": 20,
             "helpfulness_head": 45,
-            "harmlessness_head": 65,
+            "harmlessness_head": 50,
             "helpfulness_expert": 95,
-            "harmlessness_expert": 110,
+            "harmlessness_expert": 105,
             "concise_expert": 90,
-            "ric": 685,
+            "ric": 630,
         },
     ),
     "tiny": Preset(

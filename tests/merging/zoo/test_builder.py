@@ -118,7 +118,7 @@ def test_a_zoo_of_an_older_recipe_is_built_again_before_a_study_uses_it(tiny_zoo
     built = adapter.stat().st_mtime_ns
     assert load_zoo("tiny", copy).outdated_steps() == ["ric"]
     assert main(["zoo", "show", "--preset", "tiny", "--out", str(copy)]) == 0
-    assert "outdated: ric (an older recipe)" in capsys.readouterr().out
+    assert "outdated: ric (an older recipe, or trained in another dtype)" in capsys.readouterr().out
 
     spec = parse_study_spec(
         {
@@ -132,7 +132,7 @@ def test_a_zoo_of_an_older_recipe_is_built_again_before_a_study_uses_it(tiny_zoo
     assert adapter.stat().st_mtime_ns == built  # an export reads what the study evaluated
     lines: list[str] = []
     session = StudySession(spec, evaluate=False, log=lines.append)
-    assert any("zoo's ric step(s) are of an older recipe: building them again" in x for x in lines)
+    assert any("zoo's ric step(s) are of an older recipe, or trained" in x for x in lines)
     assert sum("reused" in line for line in lines) == 6
     assert f"[7/7] ric: built before (recipe {older}, now {RECIPES['ric']}), building it again" in (
         lines
@@ -202,9 +202,11 @@ def test_a_step_trained_in_another_dtype_is_built_again(tiny_zoo, tmp_path, monk
     _, out = tiny_zoo
     copy = tmp_path / "zoo"
     shutil.copytree(out, copy)
+    monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "0")  # this test builds in float32
+    build_zoo("tiny", out=copy, log=lambda _: None)  # (nothing to do unless the suite's is bf16)
     marker = copy / "concise_expert" / "step.json"
     record = json.loads(marker.read_text())
-    assert record["dtype"] == "float32"  # the test suite builds in float32
+    assert record["dtype"] == "float32"
     marker.write_text(json.dumps(record | {"dtype": "bfloat16"}))
     lines = []
     build_zoo("tiny", out=copy, log=lines.append)
@@ -230,6 +232,16 @@ def test_a_step_trained_in_another_dtype_is_built_again(tiny_zoo, tmp_path, monk
         "[6/7] concise_expert: built before (built in bfloat16, now float32), building it again"
         in lines
     )
+    # a study or `zoo show` sees it from the manifest, as `zoo build` does from the step's record
+    assert load_zoo("tiny", copy).outdated_steps() == []
+    manifest = copy / "zoo.json"
+    manifest.write_text(manifest.read_text().replace('"dtype": "float32"', '"dtype": "bfloat16"'))
+    assert load_zoo("tiny", copy).outdated_steps() == [
+        "helpfulness_expert",
+        "harmlessness_expert",
+        "concise_expert",
+        "ric",
+    ]
 
 
 def test_a_truncated_step_record_is_named_and_the_step_rebuilt(tiny_zoo, tmp_path):
@@ -369,11 +381,13 @@ def test_zoo_cli_show(tiny_zoo, capsys):
 def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_zoo, tmp_path):
     """experiments/ric/ric_retrain.py: the zoo's saved answers, the preset's recipe, more steps; the
     new folder is a zoo whose manifest differs from the source in its RiC model only."""
+    import os
     import subprocess
     import sys
 
     manifest, _ = tiny_zoo
-    script = Path(__file__).parents[3] / "experiments" / "ric" / "ric_retrain.py"
+    repo = Path(__file__).parents[3]
+    script = repo / "experiments" / "ric" / "ric_retrain.py"
     out = tmp_path / "retrained"
     argv = [sys.executable, str(script), "--preset", "tiny", "--zoo", manifest.folder]
     subprocess.run(
@@ -385,6 +399,7 @@ def test_ric_retrain_benchmark_trains_a_new_ric_model_on_the_saved_answers(tiny_
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},  # this checkout's merging, not an install
     )
     record = json.loads((out / "ric" / "step.json").read_text())
     metrics = record["metrics"]
@@ -469,3 +484,15 @@ def test_the_zoo_builds_in_float32_on_every_cpu_kind_unless_bfloat16_is_asked_fo
     monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "yes")
     with pytest.raises(ValueError, match=r"write 0 \(float32\), 1 \(bfloat16\) or auto"):
         merging.device.build_in_bfloat16("cpu")
+
+
+def test_a_bad_bfloat16_setting_stops_the_build_before_it_writes(tmp_path, monkeypatch, capsys):
+    from merging.cli import main
+
+    monkeypatch.setenv("PARETOMERGE_CPU_BFLOAT16", "yes")
+    out = tmp_path / "zoo"
+    assert main(["zoo", "build", "--preset", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "PARETOMERGE_CPU_BFLOAT16='yes'" in err
+    assert not out.exists()
