@@ -16,7 +16,7 @@ presets:
          model, trained on HH-RLHF in float32 on every CPU; 20 to 30 minutes on 2 CPU
          cores with AVX-512, 1 to 1.5 hours on 2 with AVX2 only
          (PARETOMERGE_CPU_BFLOAT16=1 trains in bfloat16: faster where the CPU has
-         AVX-512 BF16 or AMX, but another, unmeasured RiC model)
+         AVX-512 BF16 or AMX, but another RiC model; see docs/zoo.md)
   tiny   the same components from a 2-layer random Llama and generated pairs (tests only)
 
 The zoo is cached (by default under ~/.cache/paretomerge/zoo/PRESET) and built component by
