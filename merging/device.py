@@ -66,6 +66,12 @@ def build_in_bfloat16(device: str | torch.device) -> bool:
     return asked == "1" or (asked == "auto" and cpu_bfloat16_native())
 
 
+def build_dtype(device: str | torch.device) -> str:
+    """``"bfloat16"`` or ``"float32"``: what the zoo builder trains in on ``device``
+    (:func:`build_in_bfloat16`), as its step records and its answers' dtype name it."""
+    return "bfloat16" if build_in_bfloat16(device) else "float32"
+
+
 def cpu_bfloat16_native() -> bool:
     """Whether this CPU computes bfloat16 natively: AVX-512 BF16 or AMX tiles. oneDNN's own
     check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is not the test: it says yes on any

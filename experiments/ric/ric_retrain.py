@@ -83,7 +83,7 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from merging.device import build_in_bfloat16, resolve_device
+    from merging.device import build_dtype, resolve_device
     from merging.zoo import load_zoo
     from merging.zoo.presets import PRESETS, ric_data_settings, ric_training_settings
     from merging.zoo.progress import STEP_FILE
@@ -133,7 +133,7 @@ def main() -> None:
     bar.close()
     seconds = round(time.perf_counter() - start, 1)
     metrics |= {"device": device, "retrained": True, **data_settings}
-    metrics |= {"dtype": "bfloat16" if build_in_bfloat16(device) else "float32"}
+    metrics |= {"dtype": build_dtype(device)}
     metrics |= {"policies": answers["experts"]}  # the experts, then any --extra-answers
     record = {"seconds": seconds, "metrics": metrics, "training": settings}
     (folder / STEP_FILE).write_text(json.dumps(record, indent=2) + "\n")

@@ -11,8 +11,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from merging.paths import cache_root
-from merging.zoo.presets import OBJECTIVES, PRESETS, RECIPES, REFUSAL_PAIRS
-from merging.zoo.progress import StepRunner, duration, estimate_basis
+from merging.zoo.presets import OBJECTIVES, PRESETS, REFUSAL_PAIRS
+from merging.zoo.progress import StepRunner, duration, estimate_basis, outdated_because
 from merging.zoo.steps import (
     EXPERT_HEADS,
     ZooBuild,
@@ -48,12 +48,9 @@ class ZooManifest(BaseModel):
         trained in another dtype than a CPU build here would (:func:`build_dtypes`): a zoo
         cached by an earlier version or built with other settings, whose outdated steps
         ``build_zoo`` builds again, with the steps that read them."""
-        now, before = build_dtypes("cpu")
+        dtypes = build_dtypes("cpu")
         return [
-            name
-            for name, record in self.steps.items()
-            if record.get("recipe", 1) != RECIPES.get(name, 1)
-            or (trains_in_dtype(name) and record.get("dtype", before) != now)
+            name for name, record in self.steps.items() if outdated_because(name, record, *dtypes)
         ]
 
     def relocated(self, folder: str | Path) -> ZooManifest:
@@ -145,12 +142,11 @@ def build_zoo(
             f"{name}_expert",
             partial(expert_step, build, expert=name, learning_rate=rate),
             ("base", f"{EXPERT_HEADS[name]}_head"),
-            uses_dtype=trains_in_dtype(f"{name}_expert"),
         )
         for name, rate in rates.items()
     }
     everything = ("base", *(f"{h}_head" for h in build.heads), *(f"{e}_expert" for e in rates))
-    ric = steps.run("ric", partial(ric_step, build), everything, uses_dtype=trains_in_dtype("ric"))
+    ric = steps.run("ric", partial(ric_step, build), everything)
     margins = steps.records["ric"]["metrics"].get("final_margin_nats_by_reward")
     if margins:
         log(f"  {ric_margins_line(margins)}")
@@ -172,19 +168,13 @@ def build_zoo(
     return manifest
 
 
-def trains_in_dtype(step: str) -> bool:
-    """Whether a step's result depends on the dtype it trains in: the experts and the RiC
-    model (the base is converted, the heads fit on a frozen encoder's float32 features)."""
-    return step == "ric" or step.endswith("_expert")
-
-
 def build_dtypes(device: str) -> tuple[str, str]:
     """``(now, before)``: what the zoo trains in on ``device``, and what a step whose record
     does not say was built in (the builder's choice before records said, when the zoo trained
     in bfloat16 wherever the CPU computes it natively)."""
-    from merging.device import build_in_bfloat16, cpu_bfloat16_native, resolve_device
+    from merging.device import build_dtype, cpu_bfloat16_native, resolve_device
 
-    now = "bfloat16" if build_in_bfloat16(device) else "float32"
+    now = build_dtype(device)
     if resolve_device(device).type != "cpu":
         return now, now
     return now, "bfloat16" if cpu_bfloat16_native() else "float32"

@@ -58,11 +58,10 @@ class StepRunner:
         name: str,
         build: Callable[[Path, Callable], dict | None],
         depends_on: tuple[str, ...] = (),
-        uses_dtype: bool = False,
     ) -> Path:
-        """Step ``name``'s folder: reused when its record is of the current recipe, none of
-        the steps it reads (``depends_on``) was built in this run and, for a step that trains
-        (``uses_dtype``), it was built in this run's dtype; else built by ``build``."""
+        """Step ``name``'s folder: reused when its record is not outdated
+        (:func:`outdated_because`) and none of the steps it reads (``depends_on``) was built in
+        this run; else built by ``build``."""
         self.index += 1
         folder = self.root / name
         marker = folder / STEP_FILE
@@ -72,18 +71,13 @@ class StepRunner:
         if marker.is_file() and record is None:
             self.log(f"{head}: {marker} is unreadable (an interrupted write?), building it again")
         if record is not None:
-            cached = record.get("recipe", 1)
             changed = [step for step in depends_on if step in self.built]
-            built_in = record.get("dtype", self.dtype_before) if uses_dtype else self.dtype
-            if cached == recipe and not changed and built_in == self.dtype:
+            why = outdated_because(name, record, self.dtype, self.dtype_before)
+            if why is None and not changed:
                 self.records[name] = record
                 took = duration(record["seconds"])
                 self.log(f"{head}: done before (took {took}), reused")
                 return folder
-            why = f"recipe {cached}, now {recipe}" if cached != recipe else ""
-            why = why or (
-                f"built in {built_in}, now {self.dtype}" if built_in != self.dtype else ""
-            )
             why = why or f"{', '.join(changed)} changed"
             self.log(f"{head}: built before ({why}), building it again")
         if folder.exists():
@@ -100,7 +94,7 @@ class StepRunner:
             bar(None)
         seconds = round(time.perf_counter() - start, 1)
         record = {"seconds": seconds, "recipe": recipe, "metrics": metrics}
-        if uses_dtype:
+        if trains_in_dtype(name):
             record["dtype"] = self.dtype
         partial = marker.with_name(marker.name + ".partial")
         partial.write_text(json.dumps(record, indent=2) + "\n")
@@ -108,6 +102,25 @@ class StepRunner:
         self.records[name] = record
         self.log(f"{head}: done in {duration(seconds)}")
         return folder
+
+
+def trains_in_dtype(step: str) -> bool:
+    """Whether a step's result depends on the dtype it trains in: the experts and the RiC
+    model (the base is converted, the heads fit on a frozen encoder's float32 features)."""
+    return step == "ric" or step.endswith("_expert")
+
+
+def outdated_because(name: str, record: dict, dtype: str, dtype_before: str) -> str | None:
+    """Why step ``name``'s record is not what this version builds in ``dtype`` (``"recipe 5,
+    now 6"``, ``"built in bfloat16, now float32"``), or None; a record of a step that trains
+    and does not say its dtype was built in ``dtype_before``."""
+    cached, recipe = record.get("recipe", 1), RECIPES.get(name, 1)
+    if cached != recipe:
+        return f"recipe {cached}, now {recipe}"
+    built_in = record.get("dtype", dtype_before)
+    if trains_in_dtype(name) and built_in != dtype:
+        return f"built in {built_in}, now {dtype}"
+    return None
 
 
 def estimate_basis(preset: str, device: str) -> tuple[float, str]:

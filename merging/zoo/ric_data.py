@@ -95,14 +95,15 @@ def policy_answers(
     ``[expert][prompt]``; in bfloat16 where the zoo builds in it (the answers are training data,
     not measurements). ``mixes``: the policies' weights on the experts (in ``experts`` order),
     one row a policy, each a linear merge; the identity (each expert alone) by default."""
-    from merging.device import build_in_bfloat16
+    from merging.device import build_dtype
     from merging.expert_set import ExpertSet
     from merging.generation import GenerationSettings, generate_finished
     from merging.policy import load_tokenizer
     from merging.resident import ResidentMerger
 
-    dtype = "bfloat16" if build_in_bfloat16(device) else "float32"
-    merger = ResidentMerger(ExpertSet.from_paths(base, experts), device=device, dtype=dtype)
+    merger = ResidentMerger(
+        ExpertSet.from_paths(base, experts), device=device, dtype=build_dtype(device)
+    )
     tok = load_tokenizer(base)
     batch = ANSWER_BATCH if merger.device.type == "cpu" else "auto"
     settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch)
