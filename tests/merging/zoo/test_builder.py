@@ -197,8 +197,6 @@ def test_a_step_trained_in_another_dtype_is_built_again(tiny_zoo, tmp_path, monk
     """The experts and the RiC model record the dtype they trained in; one cached in another
     (or, from before records said, on a CPU where the builder then chose bfloat16) is built
     again, with the RiC model that reads it; the heads, which do not train in it, are kept."""
-    import merging.device
-
     _, out = tiny_zoo
     copy = tmp_path / "zoo"
     shutil.copytree(out, copy)
